@@ -1,0 +1,28 @@
+# Everything runs from .venv, created on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 4566
+
+.PHONY: install lint test unit demo emulator bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy airflow_batch_runner tests bench
+
+test: lint
+	$(VENV)/bin/pytest
+
+emulator: install
+	$(PY) -m airflow_batch_runner.emulator --port $(PORT)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,906 @@
+"""AWS Batch state and behaviour: compute environments, queues, job definitions and jobs.
+
+No wire format here (that is ``responses.py``) and no processes (that is ``runner.py``): this module
+decides what a request means and how a job moves through its statuses.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.validation import ClientException
+
+ACCOUNT_ID = "123456789012"
+ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
+FARGATE_TYPES = ("FARGATE", "FARGATE_SPOT")
+ECS_TYPES = ("EC2", "SPOT", *FARGATE_TYPES)
+TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+ESSENTIAL_EXITED = "Essential container in task exited"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Scheduler(Protocol):
+    """What the backend needs from the runner: timers and container processes."""
+
+    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None: ...
+
+    def start_task(self, job: Job, on_stopped: Callable[[Job, TaskResult], None]) -> None: ...
+
+    def stop_task(self, job: Job) -> None: ...
+
+
+@dataclass
+class ContainerResult:
+    name: str
+    exit_code: int | None
+    reason: str | None
+    log_stream_name: str | None
+
+
+@dataclass
+class TaskResult:
+    containers: list[ContainerResult]
+    status_reason: str
+
+
+@dataclass
+class ComputeEnvironment:
+    name: str
+    arn: str
+    ce_type: str
+    state: str
+    compute_resources: dict[str, Any] | None
+    eks_configuration: dict[str, Any] | None
+    service_role: str | None
+    tags: dict[str, str]
+    status: str = "CREATING"
+    status_reason: str = "Compute environment is being created"
+
+    @property
+    def orchestration(self) -> str:
+        return "EKS" if self.eks_configuration else "ECS"
+
+    @property
+    def platform(self) -> str:
+        resource_type = (self.compute_resources or {}).get("type", "EC2")
+        return "FARGATE" if resource_type in FARGATE_TYPES else "EC2"
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "computeEnvironmentName": self.name,
+            "computeEnvironmentArn": self.arn,
+            "type": self.ce_type,
+            "state": self.state,
+            "status": self.status,
+            "statusReason": self.status_reason,
+            "containerOrchestrationType": self.orchestration,
+            "tags": self.tags,
+            "ecsClusterArn": self.arn.replace(":batch:", ":ecs:").replace("compute-environment/", "cluster/"),
+        }
+        if self.compute_resources is not None:
+            out["computeResources"] = self.compute_resources
+        if self.eks_configuration is not None:
+            out["eksConfiguration"] = self.eks_configuration
+        if self.service_role:
+            out["serviceRole"] = self.service_role
+        return out
+
+
+@dataclass
+class JobQueue:
+    name: str
+    arn: str
+    state: str
+    priority: int
+    compute_environment_order: list[dict[str, Any]]
+    tags: dict[str, str]
+    status: str = "CREATING"
+    status_reason: str = "Job queue is being created"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "jobQueueName": self.name,
+            "jobQueueArn": self.arn,
+            "state": self.state,
+            "status": self.status,
+            "statusReason": self.status_reason,
+            "priority": self.priority,
+            "computeEnvironmentOrder": self.compute_environment_order,
+            "tags": self.tags,
+            "jobQueueType": "ECS",
+        }
+
+
+@dataclass
+class JobDefinition:
+    name: str
+    revision: int
+    arn: str
+    def_type: str
+    platform_capabilities: list[str]
+    container_properties: dict[str, Any] | None
+    ecs_properties: dict[str, Any] | None
+    parameters: dict[str, str]
+    timeout: dict[str, Any] | None
+    retry_strategy: dict[str, Any] | None
+    propagate_tags: bool
+    tags: dict[str, str]
+    status: str = "ACTIVE"
+
+    @property
+    def platform(self) -> str:
+        return "FARGATE" if "FARGATE" in self.platform_capabilities else "EC2"
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "jobDefinitionName": self.name,
+            "jobDefinitionArn": self.arn,
+            "revision": self.revision,
+            "status": self.status,
+            "type": self.def_type,
+            "parameters": self.parameters,
+            "platformCapabilities": self.platform_capabilities,
+            "propagateTags": self.propagate_tags,
+            "tags": self.tags,
+            "containerOrchestrationType": "ECS",
+        }
+        for key, value in (
+            ("containerProperties", self.container_properties),
+            ("ecsProperties", self.ecs_properties),
+            ("timeout", self.timeout),
+            ("retryStrategy", self.retry_strategy),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass
+class Attempt:
+    task_id: str
+    started_at: int
+    stopped_at: int | None = None
+    status_reason: str | None = None
+    containers: list[ContainerResult] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    job_id: str
+    name: str
+    arn: str
+    region: str
+    queue: JobQueue
+    definition: JobDefinition
+    tags: dict[str, str]
+    propagate_tags: bool
+    timeout: dict[str, Any] | None
+    max_attempts: int
+    parameters: dict[str, str]
+    # Effective task (ECS jobs) or container (container jobs), after overrides.
+    ecs_task: dict[str, Any] | None
+    container: dict[str, Any] | None
+    status: str = "SUBMITTED"
+    status_reason: str | None = None
+    created_at: int = field(default_factory=now_ms)
+    started_at: int | None = None
+    stopped_at: int | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    is_cancelled: bool = False
+    is_terminated: bool = False
+    # Reason to report when the running task stops because we stopped it.
+    stop_reason: str | None = None
+    runtime: Any = None  # owned by the runner
+
+    @property
+    def containers(self) -> list[dict[str, Any]]:
+        if self.ecs_task is not None:
+            return list(self.ecs_task["containers"])
+        assert self.container is not None
+        return [{**self.container, "name": "default", "essential": True}]
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "jobArn": self.arn,
+            "jobId": self.job_id,
+            "jobName": self.name,
+            "createdAt": self.created_at,
+            "status": self.status,
+            "jobDefinition": self.definition.arn,
+        }
+        for key, value in (
+            ("statusReason", self.status_reason),
+            ("startedAt", self.started_at),
+            ("stoppedAt", self.stopped_at),
+        ):
+            if value is not None:
+                out[key] = value
+        if self.container is not None and self.attempts:
+            first = self.attempts[-1].containers[:1]
+            if first and first[0].exit_code is not None:
+                out["container"] = {"exitCode": first[0].exit_code}
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        out = self.summary()
+        out.update(
+            {
+                "jobQueue": self.queue.arn,
+                "tags": self.tags,
+                "propagateTags": self.propagate_tags,
+                "parameters": self.parameters,
+                "platformCapabilities": self.definition.platform_capabilities,
+                "retryStrategy": {"attempts": self.max_attempts},
+                "dependsOn": [],
+                "isCancelled": self.is_cancelled,
+                "isTerminated": self.is_terminated,
+                "attempts": [self._describe_attempt(a) for a in self.attempts],
+            }
+        )
+        if self.timeout:
+            out["timeout"] = self.timeout
+        if self.ecs_task is not None:
+            task = copy.deepcopy(self.ecs_task)
+            latest = {c.name: c for c in self.attempts[-1].containers} if self.attempts else {}
+            for container in task["containers"]:
+                result = latest.get(container["name"])
+                if result is not None:
+                    _merge_result(container, result)
+            if self.attempts:
+                task["taskArn"] = self._task_arn(self.attempts[-1])
+            out["ecsProperties"] = {"taskProperties": [task]}
+        else:
+            container = copy.deepcopy(self.container or {})
+            if self.attempts and self.attempts[-1].containers:
+                _merge_result(container, self.attempts[-1].containers[0])
+                container["taskArn"] = self._task_arn(self.attempts[-1])
+            out["container"] = container
+        return out
+
+    def _task_arn(self, attempt: Attempt) -> str:
+        return f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:task/batch/{attempt.task_id}"
+
+    def _describe_attempt(self, attempt: Attempt) -> dict[str, Any]:
+        out: dict[str, Any] = {"startedAt": attempt.started_at}
+        if attempt.stopped_at is not None:
+            out["stoppedAt"] = attempt.stopped_at
+        if attempt.status_reason:
+            out["statusReason"] = attempt.status_reason
+        results = [_result_dict(c) for c in attempt.containers]
+        if self.ecs_task is not None:
+            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), "containers": results}]
+        else:
+            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt)}
+        return out
+
+
+def _result_dict(result: ContainerResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": result.name}
+    if result.exit_code is not None:
+        out["exitCode"] = result.exit_code
+    if result.reason:
+        out["reason"] = result.reason
+    if result.log_stream_name:
+        out["logStreamName"] = result.log_stream_name
+    return out
+
+
+def _merge_result(container: dict[str, Any], result: ContainerResult) -> None:
+    details = _result_dict(result)
+    details.pop("name")
+    container.update(details)
+
+
+def tags_dict(value: Any) -> dict[str, str]:
+    return {str(k): str(val) for k, val in (value or {}).items()}
+
+
+def _merge_environment(base: list[dict[str, str]], extra: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    merged = {e["name"]: e.get("value", "") for e in base}
+    for entry in extra:
+        merged[entry["name"]] = entry.get("value", "")
+    return [{"name": k, "value": val} for k, val in merged.items()]
+
+
+def _merge_requirements(base: list[dict[str, str]], extra: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    merged = {r["type"]: r["value"] for r in base}
+    for entry in extra:
+        merged[entry["type"]] = entry["value"]
+    return [{"type": k, "value": val} for k, val in merged.items()]
+
+
+def apply_container_overrides(container: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(container)
+    if override.get("command") is not None:
+        out["command"] = list(override["command"])
+    if override.get("environment"):
+        out["environment"] = _merge_environment(out.get("environment") or [], override["environment"])
+    if override.get("resourceRequirements"):
+        out["resourceRequirements"] = _merge_requirements(
+            out.get("resourceRequirements") or [], override["resourceRequirements"]
+        )
+    for legacy in ("vcpus", "memory", "instanceType"):
+        if override.get(legacy) is not None:
+            out[legacy] = override[legacy]
+    return out
+
+
+def effective_ecs_task(definition: JobDefinition, override: Mapping[str, Any] | None) -> dict[str, Any]:
+    assert definition.ecs_properties is not None
+    task = copy.deepcopy(definition.ecs_properties["taskProperties"][0])
+    task_overrides = (override or {}).get("taskProperties") or []
+    if len(task_overrides) > 1:
+        raise ClientException("ecsPropertiesOverride.taskProperties can have at most one entry")
+    by_name = {c["name"]: i for i, c in enumerate(task["containers"])}
+    for container_override in (task_overrides[0].get("containers") or []) if task_overrides else []:
+        name = container_override.get("name")
+        if name not in by_name:
+            raise ClientException(f"ecsPropertiesOverride names container {name!r}, which the job definition lacks")
+        idx = by_name[name]
+        task["containers"][idx] = apply_container_overrides(task["containers"][idx], container_override)
+    return task
+
+
+class BatchBackend:
+    """One region's AWS Batch."""
+
+    def __init__(self, region: str, scheduler: Scheduler, step_delay: float, lock: threading.RLock) -> None:
+        self.region = region
+        self.scheduler = scheduler
+        self.step_delay = step_delay
+        self.lock = lock
+        self.compute_environments: dict[str, ComputeEnvironment] = {}
+        self.queues: dict[str, JobQueue] = {}
+        self.definitions: dict[str, list[JobDefinition]] = {}
+        self.jobs: dict[str, Job] = {}
+        self.tags_by_arn: dict[str, dict[str, str]] = {}
+
+    def _arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
+
+    # Compute environments
+
+    def create_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "computeEnvironmentName", "type")
+        name = params["computeEnvironmentName"]
+        v.check_name(name, "computeEnvironmentName")
+        v.check_tags(params.get("tags"))
+        if params["type"] not in ("MANAGED", "UNMANAGED"):
+            raise ClientException("type must be MANAGED or UNMANAGED")
+        resources = params.get("computeResources")
+        if params["type"] == "MANAGED" and not resources:
+            raise ClientException("computeResources is required for a MANAGED compute environment")
+        if resources is not None:
+            if resources.get("type") not in ECS_TYPES:
+                raise ClientException(f"computeResources.type must be one of {', '.join(ECS_TYPES)}")
+            v.require(resources, "maxvCpus", "subnets")
+        if params.get("eksConfiguration"):
+            v.require(params["eksConfiguration"], "eksClusterArn", "kubernetesNamespace")
+        with self.lock:
+            if name in self.compute_environments:
+                raise ClientException(f"Object already exists: compute environment {name}")
+            ce = ComputeEnvironment(
+                name=name,
+                arn=self._arn("compute-environment", name),
+                ce_type=params["type"],
+                state=params.get("state", "ENABLED"),
+                compute_resources=copy.deepcopy(resources),
+                eks_configuration=copy.deepcopy(params.get("eksConfiguration")),
+                service_role=params.get("serviceRole"),
+                tags=tags_dict(params.get("tags")),
+            )
+            self.compute_environments[name] = ce
+            self.tags_by_arn[ce.arn] = ce.tags
+        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce)
+        return {"computeEnvironmentName": name, "computeEnvironmentArn": ce.arn}
+
+    def _settle_compute_environment(self, ce: ComputeEnvironment) -> None:
+        with self.lock:
+            ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+
+    def find_compute_environment(self, ref: str) -> ComputeEnvironment | None:
+        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        return self.compute_environments.get(name)
+
+    def describe_compute_environments(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        refs = params.get("computeEnvironments")
+        with self.lock:
+            if refs:
+                found = [self.find_compute_environment(r) for r in refs]
+                items = [ce.describe() for ce in found if ce is not None]
+            else:
+                items = [ce.describe() for ce in self.compute_environments.values()]
+        return paginate(items, params, "computeEnvironments")
+
+    # Job queues
+
+    def create_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobQueueName", "priority", "computeEnvironmentOrder")
+        name = params["jobQueueName"]
+        v.check_name(name, "jobQueueName")
+        v.check_tags(params.get("tags"))
+        with self.lock:
+            order = self._check_ce_order(params["computeEnvironmentOrder"])
+            if name in self.queues:
+                raise ClientException(f"Object already exists: job queue {name}")
+            queue = JobQueue(
+                name=name,
+                arn=self._arn("job-queue", name),
+                state=params.get("state", "ENABLED"),
+                priority=int(params["priority"]),
+                compute_environment_order=order,
+                tags=tags_dict(params.get("tags")),
+            )
+            self.queues[name] = queue
+            self.tags_by_arn[queue.arn] = queue.tags
+        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        return {"jobQueueName": name, "jobQueueArn": queue.arn}
+
+    def _check_ce_order(self, order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        resolved = []
+        platforms = set()
+        for entry in order:
+            ce = self.find_compute_environment(entry.get("computeEnvironment", ""))
+            if ce is None:
+                raise ClientException(f"computeEnvironment {entry.get('computeEnvironment')} does not exist")
+            platforms.add((ce.orchestration, ce.platform))
+            resolved.append({"order": int(entry.get("order", 1)), "computeEnvironment": ce.arn})
+        if len(platforms) > 1:
+            raise ClientException("All compute environments of a job queue must share one orchestration and platform")
+        return resolved
+
+    def _settle_queue(self, queue: JobQueue, status: str, reason: str) -> None:
+        with self.lock:
+            if status == "DELETED":
+                self.queues.pop(queue.name, None)
+            queue.status, queue.status_reason = status, reason
+
+    def find_queue(self, ref: str) -> JobQueue | None:
+        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        return self.queues.get(name)
+
+    def describe_job_queues(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        refs = params.get("jobQueues")
+        with self.lock:
+            if refs:
+                found = [self.find_queue(r) for r in refs]
+                items = [q.describe() for q in found if q is not None]
+            else:
+                items = [q.describe() for q in self.queues.values()]
+        return paginate(items, params, "jobQueues")
+
+    def update_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobQueue")
+        with self.lock:
+            queue = self.find_queue(params["jobQueue"])
+            if queue is None:
+                raise ClientException(f"jobQueue {params['jobQueue']} does not exist")
+            if "state" in params:
+                queue.state = params["state"]
+            if "priority" in params:
+                queue.priority = int(params["priority"])
+            if "computeEnvironmentOrder" in params:
+                queue.compute_environment_order = self._check_ce_order(params["computeEnvironmentOrder"])
+            queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
+        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
+
+    def delete_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobQueue")
+        with self.lock:
+            queue = self.find_queue(params["jobQueue"])
+            if queue is None:
+                raise ClientException(f"jobQueue {params['jobQueue']} does not exist")
+            if queue.state != "DISABLED":
+                raise ClientException(f"Job queue {queue.name} must be DISABLED before it can be deleted")
+            queue.status, queue.status_reason = "DELETING", "Job queue is being deleted"
+            for job in self.jobs.values():
+                if job.queue is queue and job.status in ACTIVE_STATUSES:
+                    self._terminate(job, "Job queue deleted")
+        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "DELETED", "Job queue deleted")
+        return {}
+
+    # Job definitions
+
+    def register_job_definition(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobDefinitionName", "type")
+        name = params["jobDefinitionName"]
+        v.check_name(name, "jobDefinitionName")
+        v.check_tags(params.get("tags"))
+        v.check_timeout(params.get("timeout"))
+        v.check_retry_strategy(params.get("retryStrategy"))
+        def_type = params["type"]
+        if def_type not in ("container", "multinode"):
+            raise ClientException("type must be container or multinode")
+        platforms = list(params.get("platformCapabilities") or ["EC2"])
+        if any(p not in ("EC2", "FARGATE") for p in platforms) or len(platforms) != 1:
+            raise ClientException("platformCapabilities must be exactly one of EC2, FARGATE")
+        container_props, ecs_props = params.get("containerProperties"), params.get("ecsProperties")
+        given = [k for k in ("containerProperties", "ecsProperties", "nodeProperties", "eksProperties") if params.get(k)]
+        if len(given) != 1:
+            raise ClientException(
+                "Exactly one of containerProperties, ecsProperties, nodeProperties, eksProperties is required"
+            )
+        if given[0] in ("nodeProperties", "eksProperties"):
+            raise ClientException(f"{given[0]} is not supported by this emulator")
+        if def_type != "container":
+            raise ClientException(f"{given[0]} requires type container")
+        fargate = platforms == ["FARGATE"]
+        if container_props is not None:
+            v.require(container_props, "image")
+            if fargate:
+                v.check_fargate_task(
+                    {
+                        "executionRoleArn": container_props.get("executionRoleArn"),
+                        "networkConfiguration": container_props.get("networkConfiguration"),
+                    },
+                    [container_props],
+                    "containerProperties",
+                )
+        else:
+            tasks = ecs_props.get("taskProperties") or []
+            if len(tasks) != 1:
+                raise ClientException("ecsProperties.taskProperties must contain exactly one task")
+            v.check_ecs_containers(tasks[0].get("containers") or [])
+            if fargate:
+                v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
+        with self.lock:
+            revisions = self.definitions.setdefault(name, [])
+            revision = len(revisions) + 1
+            definition = JobDefinition(
+                name=name,
+                revision=revision,
+                arn=self._arn("job-definition", f"{name}:{revision}"),
+                def_type=def_type,
+                platform_capabilities=platforms,
+                container_properties=copy.deepcopy(container_props),
+                ecs_properties=copy.deepcopy(ecs_props),
+                parameters=dict(params.get("parameters") or {}),
+                timeout=params.get("timeout"),
+                retry_strategy=params.get("retryStrategy"),
+                propagate_tags=bool(params.get("propagateTags", False)),
+                tags=tags_dict(params.get("tags")),
+            )
+            revisions.append(definition)
+            self.tags_by_arn[definition.arn] = definition.tags
+        return {"jobDefinitionName": name, "jobDefinitionArn": definition.arn, "revision": revision}
+
+    def find_definition(self, ref: str) -> JobDefinition | None:
+        """By ARN, name:revision, or name (the latest ACTIVE revision)."""
+        ref = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        name, _, revision = ref.partition(":")
+        revisions = self.definitions.get(name, [])
+        if revision:
+            idx = int(revision) - 1 if revision.isdigit() else -1
+            return revisions[idx] if 0 <= idx < len(revisions) else None
+        active = [d for d in revisions if d.status == "ACTIVE"]
+        return active[-1] if active else None
+
+    def describe_job_definitions(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        refs = params.get("jobDefinitions")
+        name_filter = params.get("jobDefinitionName")
+        status = params.get("status")
+        with self.lock:
+            if refs:
+                items = []
+                for ref in refs:
+                    plain = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+                    if ":" in plain:
+                        found = self.find_definition(ref)
+                        items.extend([found] if found else [])
+                    else:
+                        items.extend(self.definitions.get(plain, []))
+            elif name_filter:
+                items = list(self.definitions.get(name_filter, []))
+            else:
+                items = [d for revs in self.definitions.values() for d in revs]
+            described = [d.describe() for d in items if status is None or d.status == status]
+        return paginate(described, params, "jobDefinitions")
+
+    def deregister_job_definition(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobDefinition")
+        with self.lock:
+            definition = self.find_definition(params["jobDefinition"])
+            if definition is None:
+                raise ClientException(f"jobDefinition {params['jobDefinition']} does not exist")
+            definition.status = "INACTIVE"
+        return {}
+
+    # Jobs
+
+    def submit_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobName", "jobQueue", "jobDefinition")
+        v.check_name(params["jobName"], "jobName", v.JOB_NAME_RE)
+        v.check_tags(params.get("tags"))
+        v.check_timeout(params.get("timeout"))
+        v.check_retry_strategy(params.get("retryStrategy"))
+        with self.lock:
+            queue = self.find_queue(params["jobQueue"])
+            if queue is None:
+                raise ClientException(f"Job Queue {params['jobQueue']} does not exist")
+            if queue.state != "ENABLED" or queue.status not in ("VALID", "UPDATING"):
+                raise ClientException(
+                    f"Job Queue {queue.name} is not ENABLED and VALID (state {queue.state}, status {queue.status})"
+                )
+            definition = self.find_definition(params["jobDefinition"])
+            if definition is None:
+                raise ClientException(f"Job definition {params['jobDefinition']} does not exist")
+            if definition.status != "ACTIVE":
+                raise ClientException(f"Job definition {definition.arn} is INACTIVE")
+            ecs_task, container = self._effective_properties(definition, params)
+            job_id = str(uuid.uuid4())
+            tags = tags_dict(params.get("tags"))
+            propagate = bool(params.get("propagateTags", definition.propagate_tags))
+            if propagate:
+                tags = {**definition.tags, **tags}
+            retry = params.get("retryStrategy") or definition.retry_strategy or {}
+            job = Job(
+                job_id=job_id,
+                name=params["jobName"],
+                arn=self._arn("job", job_id),
+                region=self.region,
+                queue=queue,
+                definition=definition,
+                tags=tags,
+                propagate_tags=propagate,
+                timeout=params.get("timeout") or definition.timeout,
+                max_attempts=int(retry.get("attempts", 1)),
+                parameters={**definition.parameters, **(params.get("parameters") or {})},
+                ecs_task=ecs_task,
+                container=container,
+            )
+            self.jobs[job_id] = job
+            self.tags_by_arn[job.arn] = job.tags
+        self._later(job, "SUBMITTED")
+        return {"jobArn": job.arn, "jobName": job.name, "jobId": job_id}
+
+    def _effective_properties(
+        self, definition: JobDefinition, params: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        fargate = definition.platform == "FARGATE"
+        if definition.ecs_properties is not None:
+            if params.get("containerOverrides"):
+                raise ClientException("containerOverrides cannot be used with an ecsProperties job definition")
+            task = effective_ecs_task(definition, params.get("ecsPropertiesOverride"))
+            if fargate:
+                vcpu, memory = v.resource_totals(task["containers"])
+                v.check_fargate_resources(vcpu, memory)
+            return task, None
+        if params.get("ecsPropertiesOverride"):
+            raise ClientException("ecsPropertiesOverride requires an ecsProperties job definition")
+        assert definition.container_properties is not None
+        container = apply_container_overrides(definition.container_properties, params.get("containerOverrides") or {})
+        if fargate:
+            v.check_fargate_resources(*v.resource_totals([container]))
+        return None, container
+
+    def find_job(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id.rsplit("/", 1)[-1])
+
+    def describe_jobs(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        ids = params.get("jobs")
+        if not isinstance(ids, list):
+            raise ClientException("jobs is required")
+        if len(ids) > 100:
+            raise ClientException("jobs: at most 100 job IDs can be described in one request")
+        with self.lock:
+            found = [self.find_job(i) for i in ids]
+            return {"jobs": [job.describe() for job in found if job is not None]}
+
+    def list_jobs(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        filters = params.get("filters") or []
+        if not params.get("jobQueue"):
+            raise ClientException("jobQueue is required (arrayJobId and multiNodeJobId are not supported)")
+        with self.lock:
+            queue = self.find_queue(params["jobQueue"])
+            if queue is None:
+                raise ClientException(f"Job Queue {params['jobQueue']} does not exist")
+            jobs = [job for job in self.jobs.values() if job.queue is queue]
+            if filters:
+                for flt in filters:
+                    jobs = [job for job in jobs if _matches(job, flt)]
+            else:
+                status = params.get("jobStatus", "RUNNING")
+                jobs = [job for job in jobs if job.status == status]
+            jobs.sort(key=lambda job: job.created_at, reverse=True)
+            items = [job.summary() for job in jobs]
+        return paginate(items, params, "jobSummaryList", max_page=1000)
+
+    def terminate_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobId", "reason")
+        with self.lock:
+            job = self.find_job(params["jobId"])
+            if job is None:
+                raise ClientException(f"Job {params['jobId']} does not exist")
+            job.is_terminated = True
+            self._terminate(job, params["reason"])
+        return {}
+
+    def cancel_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "jobId", "reason")
+        with self.lock:
+            job = self.find_job(params["jobId"])
+            if job is None:
+                raise ClientException(f"Job {params['jobId']} does not exist")
+            if job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
+                job.is_cancelled = True
+                self._finish(job, "FAILED", params["reason"])
+        return {}
+
+    def _terminate(self, job: Job, reason: str) -> None:
+        """Stop a job: at once when no task runs, else once its containers have stopped."""
+        if job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
+            self._finish(job, "FAILED", reason)
+        elif job.status in ("STARTING", "RUNNING") and job.stop_reason is None:
+            job.stop_reason = reason
+            self.scheduler.stop_task(job)
+
+    # Tags
+
+    def tag_resource(self, arn: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            if arn not in self.tags_by_arn:
+                raise ClientException(f"Resource {arn} does not exist")
+            current = self.tags_by_arn[arn]
+            if len(set(current) | set(tags)) > v.MAX_TAGS:
+                raise ClientException(f"tags: a resource can have at most {v.MAX_TAGS} tags")
+            current.update(tags_dict(tags))
+        return {}
+
+    def untag_resource(self, arn: str, keys: Iterable[str]) -> dict[str, Any]:
+        with self.lock:
+            if arn not in self.tags_by_arn:
+                raise ClientException(f"Resource {arn} does not exist")
+            for key in keys:
+                self.tags_by_arn[arn].pop(key, None)
+        return {}
+
+    def list_tags_for_resource(self, arn: str) -> dict[str, Any]:
+        with self.lock:
+            if arn not in self.tags_by_arn:
+                raise ClientException(f"Resource {arn} does not exist")
+            return {"tags": dict(self.tags_by_arn[arn])}
+
+    # The job's life
+
+    def _later(self, job: Job, expected: str, delay: float | None = None) -> None:
+        self.scheduler.call_later(self.step_delay if delay is None else delay, self._advance, job, expected)
+
+    def _advance(self, job: Job, expected: str) -> None:
+        """One step of SUBMITTED -> PENDING -> RUNNABLE -> STARTING; RUNNING starts the task."""
+        with self.lock:
+            if job.status != expected:
+                return  # terminated or cancelled meanwhile
+            if expected == "SUBMITTED":
+                job.status = "PENDING"
+                self._later(job, "PENDING")
+            elif expected == "PENDING":
+                job.status = "RUNNABLE"
+                self._later(job, "RUNNABLE")
+            elif expected == "RUNNABLE":
+                reason = self._placement_blocker(job)
+                if reason:
+                    # A real queue keeps such a job RUNNABLE, silently, until something changes.
+                    self._later(job, "RUNNABLE", max(self.step_delay, 0.5))
+                    return
+                job.status = "STARTING"
+                job.stop_reason = None
+                attempt = Attempt(task_id=uuid.uuid4().hex, started_at=now_ms())
+                job.attempts.append(attempt)
+                if job.started_at is None:
+                    job.started_at = attempt.started_at
+                seconds = (job.timeout or {}).get("attemptDurationSeconds")
+                if seconds:
+                    self.scheduler.call_later(float(seconds), self._attempt_timeout, job, attempt)
+                self._later(job, "STARTING")
+            elif expected == "STARTING":
+                job.status = "RUNNING"
+                self.scheduler.start_task(job, self._task_stopped)
+
+    def _placement_blocker(self, job: Job) -> str | None:
+        queue = job.queue
+        if queue.state != "ENABLED":
+            return "queue disabled"
+        for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"]):
+            ce = self.find_compute_environment(entry["computeEnvironment"])
+            if ce and ce.state == "ENABLED" and ce.status == "VALID" and ce.orchestration == "ECS":
+                if ce.platform == job.definition.platform:
+                    return None
+        return "no compute environment can run this job"
+
+    def _attempt_timeout(self, job: Job, attempt: Attempt) -> None:
+        with self.lock:
+            if job.current_attempt is attempt and job.status in ("STARTING", "RUNNING"):
+                job.stop_reason = TIMEOUT_REASON
+                if job.status == "STARTING":
+                    self._end_attempt(job, TaskResult([], TIMEOUT_REASON))
+                else:
+                    self.scheduler.stop_task(job)
+
+    def _task_stopped(self, job: Job, result: TaskResult) -> None:
+        with self.lock:
+            self._end_attempt(job, result)
+
+    def _end_attempt(self, job: Job, result: TaskResult) -> None:
+        attempt = job.current_attempt
+        assert attempt is not None
+        attempt.stopped_at = now_ms()
+        attempt.containers = result.containers
+        reason = job.stop_reason or result.status_reason
+        attempt.status_reason = reason
+        essential = {c["name"] for c in job.containers if c.get("essential", True)}
+        ok = job.stop_reason is None and all(
+            c.exit_code == 0 for c in result.containers if c.name in essential
+        ) and {c.name for c in result.containers} >= essential
+        if ok:
+            self._finish(job, "SUCCEEDED", reason)
+        elif job.stop_reason is None and len(job.attempts) < job.max_attempts:
+            job.status, job.status_reason = "RUNNABLE", reason
+            self._later(job, "RUNNABLE")
+        else:
+            self._finish(job, "FAILED", reason)
+
+    def _finish(self, job: Job, status: str, reason: str | None) -> None:
+        job.status = status
+        job.status_reason = reason
+        job.stopped_at = now_ms()
+
+    def active_jobs(self) -> list[Job]:
+        with self.lock:
+            return [job for job in self.jobs.values() if job.status in ACTIVE_STATUSES]
+
+
+def _matches(job: Job, flt: Mapping[str, Any]) -> bool:
+    name, values = flt.get("name"), flt.get("values") or []
+    if not values:
+        raise ClientException(f"filter {name} needs a value")
+    value = values[0]
+    if name == "JOB_NAME":
+        if value.endswith("*"):
+            return job.name.lower().startswith(value[:-1].lower())
+        return job.name.lower() == value.lower()
+    if name == "JOB_DEFINITION":
+        if value.endswith("*"):
+            return job.definition.arn.startswith(value[:-1]) or job.definition.name.startswith(value[:-1])
+        return value in (job.definition.arn, job.definition.name, f"{job.definition.name}:{job.definition.revision}")
+    if name == "AFTER_CREATED_AT":
+        return job.created_at > int(value)
+    if name == "BEFORE_CREATED_AT":
+        return job.created_at < int(value)
+    raise ClientException(
+        f"filter name {name!r} is invalid; use JOB_NAME, JOB_DEFINITION, AFTER_CREATED_AT or BEFORE_CREATED_AT"
+    )
+
+
+def paginate(
+    items: list[dict[str, Any]], params: Mapping[str, Any], key: str, max_page: int = 100
+) -> dict[str, Any]:
+    """Pages with an opaque nextToken (the offset, as AWS's tokens are opaque to clients anyway)."""
+    limit = int(params.get("maxResults") or max_page)
+    if not 1 <= limit <= max_page:
+        raise ClientException(f"maxResults must be between 1 and {max_page}")
+    token = params.get("nextToken")
+    try:
+        start = int(token) if token else 0
+    except ValueError as exc:
+        raise ClientException("nextToken is invalid") from exc
+    page = items[start : start + limit]
+    out: dict[str, Any] = {key: page}
+    if start + limit < len(items):
+        out["nextToken"] = str(start + limit)
+    return out

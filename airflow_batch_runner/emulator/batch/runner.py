@@ -1,0 +1,376 @@
+"""The stand-in for ECS: runs each container of a job's task as a local process.
+
+One asyncio loop in its own thread owns every process: pipes and pidfds are watched by the loop,
+so a thousand running containers cost no thread each. The image is not pulled; the host's shell
+and the AWS CLI stand in for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_batch_runner.emulator.batch.models import (
+    ESSENTIAL_EXITED,
+    ContainerResult,
+    Job,
+    TaskResult,
+)
+from airflow_batch_runner.emulator.cloudwatch import LogsSink
+
+DEFAULT_LOG_GROUP = "/aws/batch/job"
+STOP_GRACE_SECONDS = 2.0
+AWS_CLI_IMAGE = re.compile(r"(^|/)(aws-cli|awscli)(:|@|$)")
+DEFAULT_UNPULLABLE = r"(does-not-exist|nonexistent)"
+
+
+def map_container_paths(value: str, mounts: Mapping[str, str]) -> str:
+    """Rewrite container mount paths in ``value`` to the host directories that stand in for them."""
+    for container_path in sorted(mounts, key=len, reverse=True):
+        pattern = rf"(?<![\w./-]){re.escape(container_path.rstrip('/'))}(?![\w.-])"
+        value = re.sub(pattern, lambda _m, host=mounts[container_path]: host, value)
+    return value
+
+
+@dataclass
+class ContainerRuntime:
+    spec: dict[str, Any]
+    essential: bool
+    log_target: tuple[str, str] | None  # (group, stream)
+    proc: subprocess.Popen[bytes] | None = None
+    pidfd: int | None = None
+    pipe: int | None = None
+    partial: bytes = b""
+    started: bool = False
+    stopped: bool = False
+    exit_code: int | None = None
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+
+@dataclass(eq=False)
+class TaskRuntime:
+    job: Job
+    on_stopped: Callable[[Job, TaskResult], None]
+    root: Path
+    mounts: dict[str, str]
+    containers: dict[str, ContainerRuntime] = field(default_factory=dict)
+    stopping: bool = False
+    finished: bool = False
+    failure_reason: str | None = None
+
+
+class ProcessRunner:
+    """Timers and container processes for every job of the emulator."""
+
+    def __init__(self, endpoint_url: Callable[[], str], logs: LogsSink, unpullable: str = DEFAULT_UNPULLABLE):
+        self._endpoint_url = endpoint_url
+        self._logs = logs
+        self._unpullable = re.compile(unpullable)
+        self._root = Path(tempfile.mkdtemp(prefix="batch-emulator-"))
+        self._tasks: set[TaskRuntime] = set()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="batch-runner", daemon=True)
+        self._thread.start()
+        bin_dir = str(Path(sys.executable).parent)
+        self._path = os.pathsep.join([bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
+        self._aws = shutil.which("aws", path=self._path) or "aws"
+
+    # Scheduler protocol
+
+    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(self.loop.call_later, delay, fn, *args)
+
+    def start_task(self, job: Job, on_stopped: Callable[[Job, TaskResult], None]) -> None:
+        attempt = job.current_attempt
+        assert attempt is not None
+        root = self._root / job.job_id / attempt.task_id
+        task = TaskRuntime(job=job, on_stopped=on_stopped, root=root, mounts={})
+        for spec in job.containers:
+            task.containers[spec["name"]] = ContainerRuntime(
+                spec=spec, essential=bool(spec.get("essential", True)), log_target=self._log_target(job, spec)
+            )
+        job.runtime = task
+        self.loop.call_soon_threadsafe(self._launch, task)
+
+    def stop_task(self, job: Job) -> None:
+        task = job.runtime
+        if isinstance(task, TaskRuntime):
+            self.loop.call_soon_threadsafe(self._stop, task)
+
+    def shutdown(self) -> None:
+        """Kill every process still running and stop the loop."""
+        done = threading.Event()
+
+        def kill_all() -> None:
+            for task in list(self._tasks):
+                for container in task.containers.values():
+                    self._signal(container, signal.SIGKILL)
+            done.set()
+
+        self.loop.call_soon_threadsafe(kill_all)
+        done.wait(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    # The task
+
+    def _log_target(self, job: Job, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        attempt = job.current_attempt
+        assert attempt is not None
+        log_config = spec.get("logConfiguration")
+        if job.container is not None and not log_config:
+            log_config = {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": job.definition.name}}
+        if not log_config or log_config.get("logDriver") != "awslogs":
+            return None
+        options = log_config.get("options") or {}
+        group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
+        prefix = options.get("awslogs-stream-prefix")
+        stream = f"{spec['name']}/{attempt.task_id}"
+        return group, f"{prefix}/{stream}" if prefix else stream
+
+    def _launch(self, task: TaskRuntime) -> None:
+        self._tasks.add(task)
+        try:
+            self._prepare(task)
+        except Exception as exc:  # an emulator bug must fail the job, not hang it
+            task.failure_reason = f"CannotStartContainerError: {exc!r}"
+            self._stop(task)
+
+    def _prepare(self, task: TaskRuntime) -> None:
+        job = task.job
+        if job.stop_reason:
+            self._stop(task)
+            return
+        volumes = (job.ecs_task or job.container or {}).get("volumes") or []
+        volume_dirs = {}
+        for volume in volumes:
+            path = task.root / "volumes" / volume["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            volume_dirs[volume["name"]] = str(path)
+        for container in task.containers.values():
+            for mount in container.spec.get("mountPoints") or []:
+                if mount.get("sourceVolume") in volume_dirs and mount.get("containerPath"):
+                    task.mounts[mount["containerPath"]] = volume_dirs[mount["sourceVolume"]]
+        self._progress(task)
+
+    def _progress(self, task: TaskRuntime) -> None:
+        """Start what can start, settle what never will, and end the task when it is over."""
+        if task.finished:
+            return
+        changed = True
+        while changed and not task.stopping:
+            changed = False
+            for container in task.containers.values():
+                if container.started or container.stopped:
+                    continue
+                verdict = self._dependencies(task, container)
+                if verdict == "ready":
+                    self._start_container(task, container)
+                    changed = True
+                elif verdict == "never":
+                    container.stopped = True
+                    container.reason = "DependencyNotSatisfied: a container it depends on did not meet its condition"
+                    changed = True
+        if not task.stopping and any(c.essential and c.stopped for c in task.containers.values()):
+            self._stop(task)
+            return
+        if all(c.stopped for c in task.containers.values()):
+            self._finish(task)
+
+    def _dependencies(self, task: TaskRuntime, container: ContainerRuntime) -> str:
+        verdict = "ready"
+        for dep in container.spec.get("dependsOn") or []:
+            target = task.containers[dep["containerName"]]
+            condition = dep["condition"]
+            if condition in ("START", "HEALTHY"):
+                met = target.started
+                never = target.stopped and not target.started
+            elif condition == "COMPLETE":
+                met = target.stopped and target.started
+                never = target.stopped and not target.started
+            else:  # SUCCESS
+                met = target.stopped and target.exit_code == 0
+                never = target.stopped and target.exit_code != 0
+            if never:
+                return "never"
+            if not met:
+                verdict = "wait"
+        return verdict
+
+    def _environment(self, task: TaskRuntime, container: ContainerRuntime, home: Path) -> dict[str, str]:
+        job = task.job
+        attempt = job.current_attempt
+        env = {
+            "PATH": self._path,
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "AWS_BATCH_JOB_ID": job.job_id,
+            "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
+            "AWS_BATCH_JQ_NAME": job.queue.name,
+            "AWS_REGION": job.region,
+            "AWS_DEFAULT_REGION": job.region,
+            # The task role stands in: the container talks to this endpoint with placeholder keys.
+            "AWS_ENDPOINT_URL": self._endpoint_url(),
+            "AWS_ACCESS_KEY_ID": "emulator-task-role",
+            "AWS_SECRET_ACCESS_KEY": "emulator-task-role",
+            "ECS_CONTAINER_METADATA_URI_V4": "",
+        }
+        if attempt is not None:
+            env["ECS_TASK_ID"] = attempt.task_id
+        for entry in container.spec.get("environment") or []:
+            env[entry["name"]] = map_container_paths(str(entry.get("value", "")), task.mounts)
+        return env
+
+    def _start_container(self, task: TaskRuntime, container: ContainerRuntime) -> None:
+        container.started = True
+        image = str(container.spec.get("image", ""))
+        if self._unpullable.search(image):
+            container.stopped = True
+            container.reason = (
+                f"CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+                f"failed to resolve ref {image}: not found"
+            )
+            container.started = False
+            task.failure_reason = container.reason
+            return
+        command = [map_container_paths(str(arg), task.mounts) for arg in container.spec.get("command") or []]
+        if AWS_CLI_IMAGE.search(image.split("@")[0]):
+            command = [self._aws, *command]
+        if not command:
+            command = ["true"]  # the image's own default command is unknown here
+        home = task.root / "root" / container.name
+        home.mkdir(parents=True, exist_ok=True)
+        if container.log_target:
+            self._logs.open_stream(task.job.region, *container.log_target)
+        try:
+            proc = subprocess.Popen(
+                command,
+                cwd=home,
+                env=self._environment(task, container, home),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            container.stopped = True
+            container.started = False
+            container.reason = f"CannotStartContainerError: {exc.strerror}: {command[0]}"
+            task.failure_reason = container.reason
+            return
+        container.proc = proc
+        assert proc.stdout is not None
+        container.pipe = os.dup(proc.stdout.fileno())
+        proc.stdout.close()
+        os.set_blocking(container.pipe, False)
+        self.loop.add_reader(container.pipe, self._read_output, task, container)
+        container.pidfd = os.pidfd_open(proc.pid)
+        self.loop.add_reader(container.pidfd, self._on_exit, task, container)
+
+    def _read_output(self, task: TaskRuntime, container: ContainerRuntime) -> None:
+        if container.pipe is None:
+            return
+        chunks = []
+        eof = False
+        while True:
+            try:
+                data = os.read(container.pipe, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+        self._emit(task, container, b"".join(chunks), final=eof)
+        if eof:
+            self._close_pipe(container)
+
+    def _emit(self, task: TaskRuntime, container: ContainerRuntime, data: bytes, final: bool) -> None:
+        buffered = container.partial + data
+        lines = buffered.split(b"\n")
+        container.partial = b"" if final else lines.pop()
+        if final and lines and lines[-1] == b"":
+            lines.pop()
+        if container.log_target and lines:
+            stamp = int(time.time() * 1000)
+            events = [{"timestamp": stamp, "message": line.decode("utf-8", "replace")} for line in lines]
+            self._logs.put(task.job.region, *container.log_target, events)
+
+    def _close_pipe(self, container: ContainerRuntime) -> None:
+        if container.pipe is not None:
+            self.loop.remove_reader(container.pipe)
+            os.close(container.pipe)
+            container.pipe = None
+
+    def _on_exit(self, task: TaskRuntime, container: ContainerRuntime) -> None:
+        assert container.proc is not None and container.pidfd is not None
+        self.loop.remove_reader(container.pidfd)
+        os.close(container.pidfd)
+        container.pidfd = None
+        # A process that left children holding the pipe must not keep its container alive.
+        self._read_output(task, container)
+        if container.pipe is not None:
+            self._emit(task, container, b"", final=True)
+            self._close_pipe(container)
+        code = container.proc.wait()
+        container.exit_code = code if code >= 0 else 128 - code
+        container.stopped = True
+        self._progress(task)
+
+    def _signal(self, container: ContainerRuntime, sig: int) -> None:
+        if container.proc is not None and container.pidfd is not None:
+            try:
+                os.killpg(container.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _stop(self, task: TaskRuntime) -> None:
+        if task.finished:
+            return
+        task.stopping = True
+        for container in task.containers.values():
+            if not container.started and not container.stopped:
+                container.stopped = True
+                container.reason = "Task stopped before the container started"
+            self._signal(container, signal.SIGTERM)
+        self.loop.call_later(STOP_GRACE_SECONDS, self._kill, task)
+        if all(c.stopped for c in task.containers.values()):
+            self._finish(task)
+
+    def _kill(self, task: TaskRuntime) -> None:
+        for container in task.containers.values():
+            self._signal(container, signal.SIGKILL)
+
+    def _finish(self, task: TaskRuntime) -> None:
+        if task.finished:
+            return
+        task.finished = True
+        self._tasks.discard(task)
+        results = [
+            ContainerResult(
+                name=c.name,
+                exit_code=c.exit_code,
+                reason=c.reason,
+                log_stream_name=c.log_target[1] if c.log_target and c.started else None,
+            )
+            for c in task.containers.values()
+        ]
+        shutil.rmtree(task.root, ignore_errors=True)
+        task.on_stopped(task.job, TaskResult(results, task.failure_reason or ESSENTIAL_EXITED))

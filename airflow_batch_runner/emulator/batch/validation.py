@@ -1,0 +1,162 @@
+"""The rules a real AWS Batch account enforces on requests, as pure functions.
+
+Each rule raises ``ClientException`` with a message shaped like the one AWS returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+CONTAINER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+DEPENDENCY_CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
+MAX_CONTAINERS = 10
+MIN_ATTEMPT_DURATION = 60
+MAX_TAGS = 50
+
+# vCPU -> allowed MiB of memory on Fargate.
+FARGATE_MEMORY: dict[float, range | tuple[int, ...]] = {
+    0.25: (512, 1024, 2048),
+    0.5: range(1024, 4096 + 1, 1024),
+    1.0: range(2048, 8192 + 1, 1024),
+    2.0: range(4096, 16384 + 1, 1024),
+    4.0: range(8192, 30720 + 1, 1024),
+    8.0: range(16384, 61440 + 1, 4096),
+    16.0: range(32768, 122880 + 1, 8192),
+}
+
+
+class ClientException(Exception):
+    """A 400 ClientException, as AWS Batch answers a request it refuses."""
+
+    code = "ClientException"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def require(params: Mapping[str, Any], *names: str) -> None:
+    for name in names:
+        if params.get(name) in (None, "", [], {}):
+            raise ClientException(f"{name} is required")
+
+
+def check_name(value: str, field: str, pattern: re.Pattern[str] = NAME_RE) -> None:
+    if not pattern.match(value or ""):
+        raise ClientException(
+            f"Error executing request, Exception : {field} {value!r} is invalid. It can contain up to "
+            "128 letters (uppercase and lowercase), numbers, hyphens, and underscores"
+            + (", and must start with a letter or number." if pattern is JOB_NAME_RE else ".")
+        )
+
+
+def check_tags(tags: Mapping[str, str] | None) -> None:
+    if tags and len(tags) > MAX_TAGS:
+        raise ClientException(f"tags: a resource can have at most {MAX_TAGS} tags")
+
+
+def check_timeout(timeout: Mapping[str, Any] | None) -> None:
+    if timeout and "attemptDurationSeconds" in timeout:
+        seconds = timeout["attemptDurationSeconds"]
+        if not isinstance(seconds, int) or seconds < MIN_ATTEMPT_DURATION:
+            raise ClientException(
+                f"timeout.attemptDurationSeconds must be at least {MIN_ATTEMPT_DURATION} seconds, got {seconds}"
+            )
+
+
+def check_retry_strategy(strategy: Mapping[str, Any] | None) -> None:
+    if strategy and "attempts" in strategy and not 1 <= int(strategy["attempts"]) <= 10:
+        raise ClientException("retryStrategy.attempts must be between 1 and 10")
+
+
+def resource_totals(containers: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
+    """Sum VCPU and MEMORY (MiB) resourceRequirements over containers."""
+    vcpu, memory = 0.0, 0
+    for container in containers:
+        for req in container.get("resourceRequirements") or []:
+            if req.get("type") == "VCPU":
+                vcpu += float(req["value"])
+            elif req.get("type") == "MEMORY":
+                memory += int(req["value"])
+    return vcpu, memory
+
+
+def check_fargate_resources(vcpu: float, memory: int) -> None:
+    allowed = FARGATE_MEMORY.get(vcpu)
+    if allowed is None or memory not in allowed:
+        raise ClientException(
+            f"Fargate resource requirements are not valid: {vcpu:g} vCPU with {memory} MiB of memory is not "
+            "a supported combination (see the Fargate task CPU and memory table)"
+        )
+
+
+def check_ecs_containers(containers: list[Mapping[str, Any]]) -> None:
+    """Rules of ecsProperties.taskProperties[].containers."""
+    if not containers:
+        raise ClientException("ecsProperties.taskProperties[0].containers must contain at least one container")
+    if len(containers) > MAX_CONTAINERS:
+        raise ClientException(f"A task can have at most {MAX_CONTAINERS} containers")
+    names: dict[str, bool] = {}
+    for container in containers:
+        name = container.get("name") or ""
+        if not CONTAINER_NAME_RE.match(name):
+            raise ClientException(f"Container name {name!r} is invalid")
+        if name in names:
+            raise ClientException(f"Container names must be unique; {name!r} is used twice")
+        if not container.get("image"):
+            raise ClientException(f"Container {name!r}: image is required")
+        names[name] = bool(container.get("essential", True))
+    if not any(names.values()):
+        raise ClientException("At least one container in the task must be marked essential")
+    for container in containers:
+        for dep in container.get("dependsOn") or []:
+            target, condition = dep.get("containerName"), dep.get("condition")
+            if target not in names:
+                raise ClientException(
+                    f"Container {container['name']!r} depends on {target!r}, which is not a container of the task"
+                )
+            if target == container["name"]:
+                raise ClientException(f"Container {target!r} cannot depend on itself")
+            if condition not in DEPENDENCY_CONDITIONS:
+                raise ClientException(
+                    f"dependsOn condition {condition!r} is invalid; use one of {', '.join(DEPENDENCY_CONDITIONS)}"
+                )
+            if condition in ("COMPLETE", "SUCCESS") and names[target]:
+                raise ClientException(
+                    f"Dependency condition {condition} cannot be set on essential container {target!r}"
+                )
+    _check_acyclic(containers)
+
+
+def _check_acyclic(containers: list[Mapping[str, Any]]) -> None:
+    graph = {c["name"]: [d["containerName"] for d in c.get("dependsOn") or []] for c in containers}
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> None:
+        if state.get(node) == 1:
+            raise ClientException(f"Container dependencies form a cycle through {node!r}")
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for nxt in graph[node]:
+            visit(nxt)
+        state[node] = 2
+
+    for node in graph:
+        visit(node)
+
+
+def check_fargate_task(task: Mapping[str, Any], containers: list[Mapping[str, Any]], where: str) -> None:
+    """Fargate needs an execution role, a network configuration and a valid cpu/memory pair."""
+    if not task.get("executionRoleArn"):
+        raise ClientException(f"{where}: executionRoleArn is required for the FARGATE platform")
+    if not task.get("networkConfiguration"):
+        raise ClientException(f"{where}: networkConfiguration is required for the FARGATE platform")
+    vcpu, memory = resource_totals(containers)
+    if vcpu or memory:
+        check_fargate_resources(vcpu, memory)

@@ -1,0 +1,193 @@
+"""One WSGI endpoint for every service: AWS Batch to ours, everything else to moto.
+
+Requests are routed on the service name of the SigV4 credential scope, the same key AWS itself
+uses to tell services apart behind one endpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.moto_api import _internal as moto_api
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from airflow_batch_runner.emulator.batch import responses as batch_responses
+from airflow_batch_runner.emulator.batch.models import BatchBackend
+from airflow_batch_runner.emulator.batch.runner import ProcessRunner
+from airflow_batch_runner.emulator.faults import FaultsAndStats
+
+StartResponse = Callable[..., Any]
+CONTROL_PREFIX = "/_emulator/"
+DEFAULT_REGION = "us-east-1"
+
+
+def credential_scope(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(service, region) from a SigV4 Authorization header or presigned query."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    credential = ""
+    if "Credential=" in auth:
+        credential = auth.split("Credential=", 1)[1].split(",", 1)[0]
+    else:
+        credential = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0]
+    parts = credential.split("/")
+    if len(parts) >= 5:
+        return parts[3].lower(), parts[2]
+    return None
+
+
+def s3_operation(method: str, path: str, query: dict[str, list[str]], environ: dict[str, Any]) -> str:
+    has_key = len(path.strip("/").split("/", 1)) > 1
+    if "uploads" in query:
+        return "CreateMultipartUpload" if method == "POST" else "ListMultipartUploads"
+    if "uploadId" in query:
+        return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(
+            method, "ListParts"
+        )
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    if not has_key:
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else (
+                "ListBuckets" if path.strip("/") == "" else "ListObjects"
+            )
+        return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, method)
+    if method == "PUT":
+        return "CopyObject" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else "PutObject"
+    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, method)
+
+
+class EmulatorApp:
+    def __init__(self, step_delay: float, unpullable: str | None = None) -> None:
+        from airflow_batch_runner.emulator.cloudwatch import LogsSink
+
+        self.endpoint_url = ""
+        self.step_delay = step_delay
+        self.lock = threading.RLock()
+        kwargs = {"unpullable": unpullable} if unpullable else {}
+        self.runner = ProcessRunner(lambda: self.endpoint_url, LogsSink(), **kwargs)
+        self.batch: dict[str, BatchBackend] = {}
+        self.faults = FaultsAndStats()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def batch_backend(self, region: str) -> BatchBackend:
+        with self.lock:
+            if region not in self.batch:
+                self.batch[region] = BatchBackend(region, self.runner, self.step_delay, self.lock)
+            return self.batch[region]
+
+    def reset(self) -> None:
+        with self.lock:
+            for backend in self.batch.values():
+                for job in backend.active_jobs():
+                    backend.terminate_job({"jobId": job.job_id, "reason": "Emulator reset"})
+            self.batch.clear()
+        moto_api.moto_api_backend.reset()
+        self.faults.reset()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(path[len(CONTROL_PREFIX) :], environ, start_response)
+        scope = credential_scope(environ)
+        service, region = scope if scope else ("s3", DEFAULT_REGION)
+        body = _read_body(environ)
+        operation = self._operation(service, environ, path, body)
+        injected = self.faults.record(service, operation)
+        if injected is not None:
+            return _error(start_response, service, injected.status, injected.code, injected.message)
+        if service == "batch":
+            status, headers, payload = batch_responses.handle(
+                self.batch_backend(region), environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body
+            )
+            start_response(f"{status} {'OK' if status == 200 else 'Error'}", list(headers.items()))
+            return [payload]
+        return self.moto(environ, start_response)  # type: ignore[no-any-return]
+
+    def _operation(self, service: str, environ: dict[str, Any], path: str, body: bytes) -> str:
+        method = environ["REQUEST_METHOD"]
+        if service == "batch":
+            return batch_responses.operation_name(method, path)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            return str(target.rsplit(".", 1)[-1])
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if service == "s3":
+            return s3_operation(method, path, query, environ)
+        action = query.get("Action") or parse_qs(body.decode("utf-8", "replace")).get("Action")
+        return action[0] if action else method
+
+    def _control(self, name: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        try:
+            if name == "stats" and method == "GET":
+                payload: Any = self.faults.stats()
+                payload["jobs"] = self._job_counts()
+            elif name == "faults" and method == "POST":
+                spec = json.loads(_read_body(environ) or b"{}")
+                self.faults.configure(spec)
+                payload = {"faults": spec}
+            elif name == "reset" and method == "POST":
+                self.reset()
+                payload = {"reset": True}
+            else:
+                start_response("404 Not Found", [("Content-Type", "application/json")])
+                return [json.dumps({"message": f"no control endpoint {method} {name}"}).encode()]
+        except (ValueError, TypeError) as exc:
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [json.dumps({"message": str(exc)}).encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(payload).encode()]
+
+    def _job_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self.lock:
+            for backend in self.batch.values():
+                for job in backend.jobs.values():
+                    counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the body once and put it back, so moto can read it again."""
+    if "emulator.body" in environ:
+        return environ["emulator.body"]  # type: ignore[no-any-return]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length:
+        body = environ["wsgi.input"].read(length)
+    elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        body = environ["wsgi.input"].read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ.pop("wsgi.input_terminated", None)
+    environ["emulator.body"] = body
+    return body
+
+
+def _error(start_response: StartResponse, service: str, status: int, code: str, message: str) -> list[bytes]:
+    if service in ("s3", "ec2", "sts", "iam"):
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error><RequestId>emulator</RequestId></ErrorResponse>"
+        )
+        if service == "s3":
+            body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>emulator</RequestId></Error>"
+        elif service == "ec2":
+            body = (
+                f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                "<RequestID>emulator</RequestID></Response>"
+            )
+        start_response(f"{status} Error", [("Content-Type", "text/xml")])
+        return [body.encode()]
+    start_response(f"{status} Error", [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)])
+    return [json.dumps({"__type": code, "message": message}).encode()]

@@ -1,0 +1,77 @@
+"""Serve the emulator on one loopback endpoint until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import make_server
+
+from airflow_batch_runner.emulator.batch.runner import DEFAULT_UNPULLABLE
+from airflow_batch_runner.emulator.router import EmulatorApp
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # a line per request drowns the output at scale
+
+
+def _raise_fd_limit() -> None:
+    # A thousand running containers hold two descriptors each.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_batch_runner.emulator",
+        description="Local AWS endpoint: moto for S3, Logs, STS, IAM, EC2, ECS; a Batch that runs jobs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback only by default)")
+    parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--step-delay", type=float, default=0.2, help="seconds between job status transitions (default 0.2)"
+    )
+    parser.add_argument(
+        "--unpullable-images",
+        default=DEFAULT_UNPULLABLE,
+        help="regular expression of image names that fail to pull (default %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _raise_fd_limit()
+    app = EmulatorApp(step_delay=args.step_delay, unpullable=args.unpullable_images)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler)
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    app.endpoint_url = f"http://{host}:{port}"
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(f"ready {app.endpoint_url}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        app.runner.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
