@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
-import pytest
+# Airflow reads its configuration at import: give the whole test session its own home first.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="abr-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# dag.test() finds a DAG through the DAGs folder: tests write theirs (and copy the examples) there.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIRFLOW_HOME"], "dags"))
+os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 
-from airflow_batch_runner.emulator.testing import control, running_emulator
+import pytest  # noqa: E402
+
+from airflow_batch_runner.emulator.testing import control, running_emulator  # noqa: E402
 
 # Placeholder credentials: the emulator accepts any; nothing may reach a real account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    import gc, os
+    if os.environ.get("EMU_FREEZE"):
+        gc.freeze()
     print(f"ready {app.endpoint_url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -24,6 +24,7 @@ FARGATE_TYPES = ("FARGATE", "FARGATE_SPOT")
 ECS_TYPES = ("EC2", "SPOT", *FARGATE_TYPES)
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 ESSENTIAL_EXITED = "Essential container in task exited"
+DEFAULT_LOG_GROUP = "/aws/batch/job"
 
 
 def now_ms() -> int:
@@ -254,6 +255,9 @@ class Job:
         )
         if self.timeout:
             out["timeout"] = self.timeout
+        # AWS gives each container its log stream name once the attempt reaches RUNNING, so that
+        # clients can read the logs while the job runs; the runner reports it again when it stops.
+        running = self.attempts[-1] if self.status == "RUNNING" and self.attempts else None
         if self.ecs_task is not None:
             task = copy.deepcopy(self.ecs_task)
             latest = {c.name: c for c in self.attempts[-1].containers} if self.attempts else {}
@@ -261,6 +265,8 @@ class Job:
                 result = latest.get(container["name"])
                 if result is not None:
                     _merge_result(container, result)
+                elif running is not None:
+                    _add_running_stream(container, awslogs_target(self, container, running.task_id))
             if self.attempts:
                 task["taskArn"] = self._task_arn(self.attempts[-1])
             out["ecsProperties"] = {"taskProperties": [task]}
@@ -269,6 +275,9 @@ class Job:
             if self.attempts and self.attempts[-1].containers:
                 _merge_result(container, self.attempts[-1].containers[0])
                 container["taskArn"] = self._task_arn(self.attempts[-1])
+            elif running is not None:
+                container["taskArn"] = self._task_arn(running)
+                _add_running_stream(container, awslogs_target(self, self.containers[0], running.task_id))
             out["container"] = container
         return out
 
@@ -287,6 +296,28 @@ class Job:
         else:
             out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt)}
         return out
+
+
+def awslogs_target(job: Job, spec: Mapping[str, Any], task_id: str) -> tuple[str, str] | None:
+    """(log group, log stream) the awslogs driver writes a container's lines to; None without awslogs.
+
+    Container-type jobs log with awslogs by default, in ``<job definition name>/default/<task id>``.
+    """
+    log_config = spec.get("logConfiguration")
+    if job.container is not None and not log_config:
+        log_config = {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": job.definition.name}}
+    if not log_config or log_config.get("logDriver") != "awslogs":
+        return None
+    options = log_config.get("options") or {}
+    group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
+    prefix = options.get("awslogs-stream-prefix")
+    stream = f"{spec['name']}/{task_id}"
+    return group, f"{prefix}/{stream}" if prefix else stream
+
+
+def _add_running_stream(container: dict[str, Any], target: tuple[str, str] | None) -> None:
+    if target is not None:
+        container["logStreamName"] = target[1]
 
 
 def _result_dict(result: ContainerResult) -> dict[str, Any]:

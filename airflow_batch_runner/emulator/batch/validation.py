@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_batch_runner.fargate import is_valid_fargate_pair
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 CONTAINER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -16,18 +18,6 @@ DEPENDENCY_CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
 MAX_CONTAINERS = 10
 MIN_ATTEMPT_DURATION = 60
 MAX_TAGS = 50
-
-# vCPU -> allowed MiB of memory on Fargate.
-FARGATE_MEMORY: dict[float, range | tuple[int, ...]] = {
-    0.25: (512, 1024, 2048),
-    0.5: range(1024, 4096 + 1, 1024),
-    1.0: range(2048, 8192 + 1, 1024),
-    2.0: range(4096, 16384 + 1, 1024),
-    4.0: range(8192, 30720 + 1, 1024),
-    8.0: range(16384, 61440 + 1, 4096),
-    16.0: range(32768, 122880 + 1, 8192),
-}
-
 
 class ClientException(Exception):
     """A 400 ClientException, as AWS Batch answers a request it refuses."""
@@ -87,8 +77,7 @@ def resource_totals(containers: Iterable[Mapping[str, Any]]) -> tuple[float, int
 
 
 def check_fargate_resources(vcpu: float, memory: int) -> None:
-    allowed = FARGATE_MEMORY.get(vcpu)
-    if allowed is None or memory not in allowed:
+    if not is_valid_fargate_pair(vcpu, memory):
         raise ClientException(
             f"Fargate resource requirements are not valid: {vcpu:g} vCPU with {memory} MiB of memory is not "
             "a supported combination (see the Fargate task CPU and memory table)"

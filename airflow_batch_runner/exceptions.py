@@ -1,0 +1,28 @@
+"""Job outcomes as exceptions, carrying the status and the codes."""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class BatchJobFailed(AirflowException):
+    """The job ended in another status than SUCCEEDED, or was terminated at its deadline."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        status: str,
+        exit_code: int,
+        container_exit_code: int | None,
+        status_reason: str | None,
+        timed_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status = status
+        self.exit_code = exit_code
+        self.container_exit_code = container_exit_code
+        self.status_reason = status_reason
+        self.timed_out = timed_out

@@ -1,0 +1,270 @@
+"""Every AWS call of the runner, on the Amazon provider's hooks (Batch, S3, CloudWatch Logs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
+from botocore.exceptions import ClientError
+
+from airflow_batch_runner.job_spec import LOG_GROUP, bucket_and_key
+
+QUEUE_READY_TIMEOUT = 300.0
+QUEUE_POLL_SECONDS = 1.0
+DESCRIBE_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ConnectionOverrides:
+    """Kestra-style explicit credentials, endpoint and assume-role, layered on the Airflow connection."""
+
+    access_key_id: str | None = None
+    secret_key_id: str | None = None
+    session_token: str | None = None
+    endpoint_override: str | None = None
+    sts_role_arn: str | None = None
+    sts_role_external_id: str | None = None
+    sts_role_session_name: str | None = None
+    sts_role_session_duration: int | None = None
+    sts_endpoint_override: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret
+        return f"ConnectionOverrides(endpoint_override={self.endpoint_override!r}, sts_role_arn={self.sts_role_arn!r})"
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__)
+
+    def apply(self, base: AwsConnectionWrapper) -> AwsConnectionWrapper:
+        extra = dict(base.extra_config)
+        login, password = base.aws_access_key_id, base.aws_secret_access_key
+        if self.access_key_id:
+            login, password = self.access_key_id, self.secret_key_id
+            extra.pop("aws_session_token", None)
+            if self.session_token:
+                extra["aws_session_token"] = self.session_token
+        elif base.aws_session_token:
+            extra["aws_session_token"] = base.aws_session_token
+        if self.endpoint_override:
+            extra["endpoint_url"] = self.endpoint_override
+        sts_endpoint = self.sts_endpoint_override or self.endpoint_override
+        if sts_endpoint:
+            service_config = dict(extra.get("service_config") or {})
+            service_config["sts"] = {**service_config.get("sts", {}), "endpoint_url": sts_endpoint}
+            extra["service_config"] = service_config
+        if self.sts_role_arn:
+            extra["role_arn"] = self.sts_role_arn
+            extra["assume_role_method"] = "assume_role"
+            kwargs: dict[str, Any] = {"RoleSessionName": self.sts_role_session_name or "airflow-batch-runner"}
+            if self.sts_role_external_id:
+                kwargs["ExternalId"] = self.sts_role_external_id
+            if self.sts_role_session_duration:
+                kwargs["DurationSeconds"] = int(self.sts_role_session_duration)
+            extra["assume_role_kwargs"] = kwargs
+        meta = AwsConnectionWrapper.from_connection_metadata(
+            conn_id=base.conn_id if isinstance(base.conn_id, str) else None,
+            login=login,
+            password=password,
+            extra=extra,
+        )
+        return AwsConnectionWrapper(
+            conn=meta, region_name=base.region_name, botocore_config=base.botocore_config, verify=base.verify
+        )
+
+
+class _WithOverrides:
+    """Mixin for AwsBaseHook subclasses: the connection config with the task's overrides applied."""
+
+    overrides: ConnectionOverrides
+
+    @cached_property
+    def conn_config(self) -> AwsConnectionWrapper:
+        base: AwsConnectionWrapper = super().conn_config  # type: ignore[misc]
+        return self.overrides.apply(base) if self.overrides else base
+
+
+class _S3(_WithOverrides, S3Hook):
+    def __init__(self, overrides: ConnectionOverrides, **kwargs: Any) -> None:
+        self.overrides = overrides
+        super().__init__(**kwargs)
+
+
+class _Logs(_WithOverrides, AwsLogsHook):
+    def __init__(self, overrides: ConnectionOverrides, **kwargs: Any) -> None:
+        self.overrides = overrides
+        super().__init__(**kwargs)
+
+
+class SubmitRefused(Exception):
+    """SubmitJob said no for a reason we can repair (a missing definition or queue)."""
+
+
+class BatchRunnerHook(_WithOverrides, BatchClientHook):
+    """Batch calls, plus S3 staging and log reading through sibling hooks on the same connection."""
+
+    def __init__(self, *args: Any, overrides: ConnectionOverrides | None = None, **kwargs: Any) -> None:
+        self.overrides = overrides or ConnectionOverrides()
+        super().__init__(*args, **kwargs)
+
+    def _sibling_kwargs(self) -> dict[str, Any]:
+        return {
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self._region_name,
+            "verify": self._verify,
+            "config": self._config,
+        }
+
+    @cached_property
+    def s3(self) -> S3Hook:
+        return _S3(self.overrides, **self._sibling_kwargs())
+
+    @cached_property
+    def logs(self) -> AwsLogsHook:
+        return _Logs(self.overrides, **self._sibling_kwargs())
+
+    @property
+    def batch(self) -> Any:
+        return self.client
+
+    # Compute environments and queues
+
+    def describe_compute_environment(self, arn: str) -> dict[str, Any] | None:
+        found = self.batch.describe_compute_environments(computeEnvironments=[arn])["computeEnvironments"]
+        return found[0] if found else None
+
+    def describe_job_queue(self, queue: str) -> dict[str, Any] | None:
+        found = self.batch.describe_job_queues(jobQueues=[queue])["jobQueues"]
+        return found[0] if found else None
+
+    def ensure_job_queue(self, name: str, compute_environment_arn: str) -> str:
+        """Create the queue for a compute environment once; parallel tasks racing to create it all win."""
+        queue = self.describe_job_queue(name)
+        if queue is None:
+            try:
+                self.batch.create_job_queue(
+                    jobQueueName=name,
+                    state="ENABLED",
+                    priority=1,
+                    computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute_environment_arn}],
+                    tags={"airflow:managed-by": "airflow-batch-runner"},
+                )
+                self.log.info("Created job queue %s for %s", name, compute_environment_arn)
+            except ClientError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        deadline = time.monotonic() + QUEUE_READY_TIMEOUT
+        while True:
+            queue = self.describe_job_queue(name)
+            if queue and queue["status"] == "VALID" and queue["state"] == "ENABLED":
+                return str(queue["jobQueueArn"])
+            if queue and queue["state"] != "ENABLED":
+                raise ValueError(f"job queue {name} exists but is {queue['state']}; enable it or pass job_queue_arn")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job queue {name} did not become VALID within {QUEUE_READY_TIMEOUT:.0f} s")
+            time.sleep(QUEUE_POLL_SECONDS)
+
+    # Job definitions and jobs
+
+    def ensure_job_definition(self, request: Mapping[str, Any]) -> str:
+        """Reuse an ACTIVE revision of the content-hashed definition; register one otherwise."""
+        name = request["jobDefinitionName"]
+        found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+        if found:
+            return str(max(found, key=lambda d: d["revision"])["jobDefinitionArn"])
+        self.log.info("Registering job definition %s", name)
+        return str(self.batch.register_job_definition(**request)["jobDefinitionArn"])
+
+    def submit_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(self.batch.submit_job(**request))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ClientException":
+                raise SubmitRefused(str(exc)) from exc
+            raise
+
+    def describe_jobs(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(job_ids)
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), DESCRIBE_BATCH):
+            for job in self.batch.describe_jobs(jobs=ids[start : start + DESCRIBE_BATCH])["jobs"]:
+                found[job["jobId"]] = job
+        return found
+
+    def find_jobs_by_name(self, queue: str, job_name: str) -> list[dict[str, Any]]:
+        """Every job of that name on the queue, any status, every page, newest first."""
+        jobs: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [job_name]}]}
+        while True:
+            page = self.batch.list_jobs(**kwargs)
+            jobs.extend(j for j in page["jobSummaryList"] if j["jobName"] == job_name)
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        return sorted(jobs, key=lambda j: j.get("createdAt", 0), reverse=True)
+
+    def job_tags(self, job_arn: str) -> dict[str, str]:
+        return dict(self.batch.list_tags_for_resource(resourceArn=job_arn).get("tags", {}))
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        self.batch.terminate_job(jobId=job_id, reason=reason[:1024])
+
+    # S3: staging and outputs
+
+    def upload_text(self, uri: str, content: str) -> None:
+        bucket, key = bucket_and_key(uri)
+        self.s3.load_string(content, key=key, bucket_name=bucket, replace=True)
+
+    def upload_file(self, uri: str, path: str) -> None:
+        bucket, key = bucket_and_key(uri)
+        self.s3.load_file(path, key=key, bucket_name=bucket, replace=True)
+
+    def copy(self, source_uri: str, dest_uri: str) -> None:
+        """Server-side copy: an upstream output passes on without going through the worker."""
+        self.s3.copy_object(source_bucket_key=source_uri, dest_bucket_key=dest_uri)
+
+    def list_objects(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = bucket_and_key(prefix_uri)
+        return [str(key) for key in self.s3.list_keys(bucket_name=bucket, prefix=prefix)]
+
+    def delete_prefix(self, prefix_uri: str) -> int:
+        bucket, prefix = bucket_and_key(prefix_uri)
+        keys = self.s3.list_keys(bucket_name=bucket, prefix=prefix)
+        if keys:
+            self.s3.delete_objects(bucket=bucket, keys=keys)
+        return len(keys)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return bool(self.s3.check_for_bucket(bucket))
+
+    # CloudWatch Logs
+
+    def read_log_lines(self, stream: str, token: str | None) -> tuple[list[str], str | None]:
+        """New lines of a stream after ``token``, and the token to continue from."""
+        lines: list[str] = []
+        for events, page_token in self._log_pages(stream, token):
+            lines.extend(e["message"] for e in events)
+            token = page_token
+        return lines, token
+
+    def _log_pages(self, stream: str, token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        while True:
+            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                page = self.logs.conn.get_log_events(**kwargs)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    return
+                raise
+            new_token = page.get("nextForwardToken")
+            yield page.get("events", []), new_token
+            if not page.get("events") or new_token == token:
+                return
+            token = new_token

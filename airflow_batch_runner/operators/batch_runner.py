@@ -1,0 +1,466 @@
+"""BatchRunnerOperator: a task's shell commands in a container of an AWS Batch job.
+
+The operator only orchestrates: the job is built by ``job_spec``, judged by ``outcome``, and every
+AWS call goes through ``BatchRunnerHook``.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.links.batch import BatchJobDetailsLink
+from airflow.providers.amazon.aws.links.logs import CloudWatchEventsLink
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.log import mask_secret
+
+from airflow_batch_runner import job_spec, outcome
+from airflow_batch_runner.exceptions import BatchJobFailed
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
+from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
+TEMPLATE_VARIABLES = ("working_dir", "output_dir", "bucket_path", "workingDir", "outputDir", "bucketPath")
+OUTPUT_DIR_MARKERS = ("output_dir", "outputDir", "OUTPUT_DIR")
+
+
+def _seconds(value: timedelta | float | int, argument: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"{argument} must be positive; got {value!r}")
+    return seconds
+
+
+@dataclass
+class _Run:
+    """What one execution tracks about its job."""
+
+    job_id: str
+    job_name: str
+    bucket_path: str | None
+    deadline: float | None
+    staged: bool
+    log_token: str | None = None
+    log_stream: str | None = None
+    last_lines: list[str] | None = None
+
+
+class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
+    """
+    Run shell commands in a container of an AWS Batch job (ECS on Fargate or EC2).
+
+    Input files are staged through ``bucket`` into the working directory, declared output files and
+    everything written to the output directory are collected back to S3, and the XCom
+    ``return_value`` maps each output name to its ``s3://`` URI.
+
+    :param compute_environment_arn: ECS compute environment (EC2, SPOT, FARGATE, FARGATE_SPOT).
+    :param commands: shell commands, run in order in the working dir; the first failure fails the job.
+    :param container_image: the image of the main container.
+    :param input_files: name -> content, or name -> ``s3://`` URI copied server-side.
+    :param output_files: names or globs relative to the working dir, collected after success.
+    :param env: environment variables of the main container.
+    :param project_files: globs relative to the DAG file's folder, uploaded into the working dir.
+    :param bucket: S3 bucket for the per-run bucket path; required with files or the output dir.
+    :param resources: ``{"request": {"cpu": "1", "memory": "2048"}}`` for the whole job.
+    :param job_queue_arn: queue to submit to; without it a queue is created for the compute
+        environment and reused.
+    :param execution_role_arn: ECS execution role (required on Fargate).
+    :param task_role_arn: the container's own AWS identity.
+    :param wait_until_completion: how long to wait for the job (``execution_timeout`` wins).
+    :param completion_check_interval: seconds (or timedelta) between status checks.
+    :param delete: remove what this run alone created (the staged inputs) when the task ends.
+    :param resume: on a retry, reattach to this task instance's job instead of submitting again.
+    :param access_key_id: explicit AWS access key (masked); ``aws_conn_id`` is the recommended way.
+    :param secret_key_id: explicit AWS secret key (masked).
+    :param session_token: explicit AWS session token (masked).
+    :param endpoint_override: endpoint for every AWS client of the task (Batch, S3, Logs, STS).
+    :param sts_role_arn: role to assume on top of the base credentials.
+    :param sts_role_external_id: external id for the assume-role call.
+    :param sts_role_session_name: session name for the assume-role call.
+    :param sts_role_session_duration: assumed role session duration (default 15 minutes).
+    :param sts_endpoint_override: STS endpoint for the assume-role call.
+    """
+
+    aws_hook_class = BatchRunnerHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env",
+        "bucket", "job_queue_arn", "execution_role_arn", "task_role_arn", "endpoint_override",
+        "access_key_id", "secret_key_id", "session_token",
+        "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
+    )
+    template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json"}
+    operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
+    ui_color = "#f9c915"
+
+    def __init__(
+        self,
+        *,
+        compute_environment_arn: str,
+        commands: Sequence[str] | str,
+        container_image: str = "ubuntu:24.04",
+        input_files: Mapping[str, str] | None = None,
+        output_files: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        project_files: Sequence[str] | None = None,
+        bucket: str | None = None,
+        resources: Mapping[str, Mapping[str, str]] | None = None,
+        job_queue_arn: str | None = None,
+        execution_role_arn: str | None = None,
+        task_role_arn: str | None = None,
+        wait_until_completion: timedelta | float = timedelta(hours=1),
+        completion_check_interval: timedelta | float = timedelta(seconds=5),
+        delete: bool = True,
+        resume: bool = True,
+        access_key_id: str | None = None,
+        secret_key_id: str | None = None,
+        session_token: str | None = None,
+        endpoint_override: str | None = None,
+        sts_role_arn: str | None = None,
+        sts_role_external_id: str | None = None,
+        sts_role_session_name: str | None = None,
+        sts_role_session_duration: timedelta | float = timedelta(minutes=15),
+        sts_endpoint_override: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.compute_environment_arn = compute_environment_arn
+        self.commands = [commands] if isinstance(commands, str) else list(commands)
+        job_spec.check_commands(self.commands)
+        self.container_image = container_image
+        self.input_files = dict(input_files or {})
+        self.output_files = list(output_files or [])
+        self.env = dict(env or {})
+        self.project_files = list(project_files or [])
+        self.bucket = bucket
+        # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
+        self.batch_resources = dict(resources or job_spec.DEFAULT_RESOURCES)
+        self._resources = job_spec.parse_resources(self.batch_resources)
+        self.job_queue_arn = job_queue_arn
+        self.execution_role_arn = execution_role_arn
+        self.task_role_arn = task_role_arn
+        self.wait_until_completion = _seconds(wait_until_completion, "wait_until_completion")
+        self.completion_check_interval = _seconds(completion_check_interval, "completion_check_interval")
+        self.delete = delete
+        self.resume = resume
+        self.access_key_id = access_key_id
+        self.secret_key_id = secret_key_id
+        self.session_token = session_token
+        self.endpoint_override = endpoint_override
+        self.sts_role_arn = sts_role_arn
+        self.sts_role_external_id = sts_role_external_id
+        self.sts_role_session_name = sts_role_session_name
+        self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
+        self.sts_endpoint_override = sts_endpoint_override
+        if bool(access_key_id) != bool(secret_key_id):
+            raise ValueError("access_key_id and secret_key_id go together: give both or neither")
+        self._check_files_need_bucket(raw=True)
+        self._submission_id = uuid.uuid4().hex[:12]
+        self._run: _Run | None = None
+
+    # Rendering
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render ``bucket`` first: the bucket path (a template variable itself) is built from it."""
+        identity = self._identity(context)
+        self.bucket = self.render_template(self.bucket, context, jinja_env)
+        bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
+        variables = {"working_dir": WORKING_DIR, "output_dir": OUTPUT_DIR, "bucket_path": bucket_path}
+        for kestra, airflow_name in job_spec.TEMPLATE_ALIASES.items():
+            variables[kestra] = variables[airflow_name]
+        context.update(variables)  # type: ignore[typeddict-item]
+        super().render_template_fields(context, jinja_env)
+        for name in CREDENTIAL_FIELDS:
+            value = getattr(self, name)
+            if value:
+                mask_secret(value)
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "overrides": self._overrides}
+
+    @property
+    def _overrides(self) -> ConnectionOverrides:
+        return ConnectionOverrides(
+            access_key_id=self.access_key_id,
+            secret_key_id=self.secret_key_id,
+            session_token=self.session_token,
+            endpoint_override=self.endpoint_override,
+            sts_role_arn=self.sts_role_arn,
+            sts_role_external_id=self.sts_role_external_id,
+            sts_role_session_name=self.sts_role_session_name,
+            sts_role_session_duration=self.sts_role_session_duration if self.sts_role_arn else None,
+            sts_endpoint_override=self.sts_endpoint_override,
+        )
+
+    # Validation: everything that needs no AWS call
+
+    @staticmethod
+    def _identity(context: Context) -> TaskIdentity:
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        return TaskIdentity(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if map_index is None else int(map_index),
+            try_number=int(getattr(ti, "try_number", 1) or 1),
+        )
+
+    def _check_files_need_bucket(self, raw: bool = False) -> None:
+        if self.bucket:
+            return
+        needs = []
+        if self.input_files:
+            needs.append("input_files")
+        if self.output_files:
+            needs.append("output_files")
+        if self.project_files:
+            needs.append("project_files")
+        if not raw and any(marker in command for command in self.commands for marker in OUTPUT_DIR_MARKERS):
+            needs.append("the output dir (used in commands)")
+        if needs:
+            raise ValueError(
+                f"bucket is required with {', '.join(needs)}: files travel through S3. "
+                "Pass bucket='my-bucket' (an S3 bucket the job's task role can read and write)."
+            )
+
+    def _checked_names(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        inputs = {job_spec.check_relative_name(name, "input_files"): value for name, value in self.input_files.items()}
+        for name, value in inputs.items():
+            if not isinstance(value, str):
+                raise ValueError(f"input_files[{name!r}] must be a string (content or s3:// URI); got {value!r}")
+        outputs = tuple(job_spec.check_relative_name(name, "output_files") for name in self.output_files)
+        return inputs, outputs
+
+    def _project_file_paths(self) -> dict[str, Path]:
+        if not self.project_files:
+            return {}
+        base = Path(self.dag.fileloc).parent if self.has_dag() and self.dag.fileloc else Path.cwd()
+        found: dict[str, Path] = {}
+        for pattern in self.project_files:
+            job_spec.check_relative_name(pattern, "project_files")
+            matches = [Path(p) for p in glob.glob(str(base / pattern), recursive=True) if Path(p).is_file()]
+            if not matches:
+                raise ValueError(f"project_files: {pattern!r} matches no file under {base}")
+            for path in matches:
+                found[path.relative_to(base).as_posix()] = path
+        return found
+
+    # Execution
+
+    @cached_property
+    def _timeout_seconds(self) -> float:
+        if self.execution_timeout:
+            return self.execution_timeout.total_seconds()
+        return self.wait_until_completion
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        identity = self._identity(context)
+        self._check_files_need_bucket()
+        commands = job_spec.check_commands(self.commands)
+        image = job_spec.check_image(self.container_image)
+        inputs, output_patterns = self._checked_names()
+        project = self._project_file_paths()
+        platform = job_spec.compute_environment_platform(
+            self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
+        )
+        if platform == "FARGATE":
+            if not self.execution_role_arn:
+                raise ValueError(
+                    "execution_role_arn is required on a Fargate compute environment: ECS needs it to pull "
+                    "the image and send logs. Pass the ARN of a role with AmazonECSTaskExecutionRolePolicy."
+                )
+            job_spec.check_fargate_resources(self._resources)
+        queue = self._resolve_queue()
+        if self.bucket and not self.hook.bucket_exists(self.bucket):
+            raise ValueError(f"bucket {self.bucket!r} does not exist or is not accessible with these credentials")
+
+        bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
+        spec = JobSpec(
+            image=image,
+            commands=commands,
+            platform=platform,
+            resources=self._resources,
+            env={str(k): str(v) for k, v in self.env.items()},
+            bucket_path=bucket_path,
+            has_inputs=bool(inputs or project),
+            output_patterns=output_patterns,
+            execution_role_arn=self.execution_role_arn,
+            task_role_arn=self.task_role_arn,
+            region=self.hook.conn_region_name,
+        )
+        existing = self._find_existing_job(identity, queue) if self.resume and identity.try_number > 1 else None
+        if existing is not None:
+            self._run = existing
+        else:
+            self._run = self._submit(spec, identity, queue, inputs, project)
+        self._persist_job_link(context)
+        return self._wait_and_finish(context)
+
+    def _resolve_queue(self) -> str:
+        if self.job_queue_arn:
+            queue = self.hook.describe_job_queue(self.job_queue_arn)
+            if queue is None:
+                raise ValueError(f"job_queue_arn {self.job_queue_arn!r} does not exist in this account and region")
+            if queue.get("state") != "ENABLED" or queue.get("status") not in ("VALID", "UPDATING"):
+                raise ValueError(
+                    f"job_queue_arn {self.job_queue_arn!r} is {queue.get('state')}/{queue.get('status')}; "
+                    "it must be ENABLED and VALID"
+                )
+            return str(queue["jobQueueArn"])
+        return job_spec.queue_name_for(self.compute_environment_arn)
+
+    def _find_existing_job(self, identity: TaskIdentity, queue: str) -> _Run | None:
+        """Reattach to this task instance's job: active, or SUCCEEDED with outputs still to collect."""
+        try:
+            candidates = self.hook.find_jobs_by_name(queue, identity.job_name)
+        except Exception as exc:  # no queue yet means no job yet
+            self.log.info("No earlier job found (%s)", exc)
+            return None
+        for summary in candidates:
+            if summary["status"] == "FAILED":
+                continue
+            tags = self.hook.job_tags(summary["jobArn"])
+            if tags.get("airflow:run_key") != identity.run_key:
+                continue
+            state = outcome.job_state(self.hook.describe_jobs([summary["jobId"]])[summary["jobId"]])
+            self.log.info("Reattaching to job %s (%s), submitted by an earlier try", state.job_id, state.status)
+            created = (state.created_at or time.time() * 1000) / 1000
+            return _Run(state.job_id, state.job_name, state.bucket_path, created + self._timeout_seconds, staged=False)
+        return None
+
+    def _submit(
+        self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
+    ) -> _Run:
+        staged = self._stage_inputs(spec, inputs, project)
+        request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
+        try:
+            try:
+                response = self.hook.submit_job(request)
+            except SubmitRefused as refused:
+                # Only the first run of a new configuration gets here: make what is missing, try again.
+                self.log.info("SubmitJob refused (%s); ensuring job definition and queue", refused)
+                self.hook.ensure_job_definition(job_spec.build_job_definition(spec))
+                if not self.job_queue_arn:
+                    self.hook.ensure_job_queue(queue, self.compute_environment_arn)
+                response = self.hook.submit_job(request)
+        except BaseException:
+            if staged and self.delete and spec.bucket_path:
+                self.hook.delete_prefix(f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}")
+            raise
+        self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
+        deadline = time.time() + self._timeout_seconds
+        return _Run(response["jobId"], response["jobName"], spec.bucket_path, deadline, staged=staged)
+
+    def _stage_inputs(self, spec: JobSpec, inputs: Mapping[str, str], project: Mapping[str, Path]) -> bool:
+        if not spec.bucket_path or not (inputs or project):
+            return False
+        prefix = f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}"
+        for name, path in project.items():
+            self.hook.upload_file(f"{prefix}{name}", str(path))
+        for name, value in inputs.items():
+            if value.startswith("s3://"):
+                self.hook.copy(value, f"{prefix}{name}")
+            else:
+                self.hook.upload_text(f"{prefix}{name}", value)
+        self.log.info("Staged %d input file(s) under %s", len(inputs) + len(project), prefix)
+        return True
+
+    def _persist_job_link(self, context: Context) -> None:
+        assert self._run is not None
+        region = self.hook.conn_region_name
+        BatchJobDetailsLink.persist(
+            context=context, operator=self, region_name=region, aws_partition=self.hook.conn_partition,
+            job_id=self._run.job_id,
+        )
+
+    def _persist_logs_link(self, context: Context, stream: str) -> None:
+        CloudWatchEventsLink.persist(
+            context=context, operator=self, region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition, awslogs_region=self.hook.conn_region_name,
+            awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream,
+        )
+
+    def _wait_and_finish(self, context: Context) -> dict[str, Any]:
+        run = self._run
+        assert run is not None
+        while True:
+            state = outcome.job_state(self.hook.describe_jobs([run.job_id])[run.job_id])
+            self._follow_logs(context, state)
+            verdict = outcome.decide(state, time.time(), run.deadline)
+            if verdict.done:
+                break
+            time.sleep(self.completion_check_interval)
+        if verdict.timed_out:
+            limit = f"{self._timeout_seconds:g} s"
+            self.hook.terminate(run.job_id, f"airflow-batch-runner: the task's limit of {limit} passed")
+        return self._finish(state, verdict)
+
+    def _follow_logs(self, context: Context, state: outcome.JobState) -> None:
+        run = self._run
+        assert run is not None
+        if not state.log_stream:
+            return
+        if state.log_stream != run.log_stream:
+            run.log_stream, run.log_token = state.log_stream, None
+            self._persist_logs_link(context, state.log_stream)
+        lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
+        for line in lines:
+            self.log.info("[main] %s", line)
+        run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]
+
+    def _finish(self, state: outcome.JobState, verdict: outcome.Verdict) -> dict[str, Any]:
+        run = self._run
+        assert run is not None
+        bucket_path = state.bucket_path or run.bucket_path
+        try:
+            if not verdict.succeeded:
+                limit = f"{self._timeout_seconds:g} s" if verdict.timed_out else None
+                raise BatchJobFailed(
+                    outcome.failure_message(state, verdict, run.last_lines or [], limit),
+                    job_id=state.job_id,
+                    status=state.status,
+                    exit_code=verdict.exit_code,
+                    container_exit_code=state.container_exit_code,
+                    status_reason=state.status_reason,
+                    timed_out=verdict.timed_out,
+                )
+            outputs = self._collect_outputs(bucket_path)
+        finally:
+            self._cleanup(bucket_path)
+        self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
+        return outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
+
+    def _collect_outputs(self, bucket_path: str | None) -> dict[str, str]:
+        if not bucket_path:
+            return {}
+        bucket, prefix = job_spec.bucket_and_key(bucket_path)
+        outputs = {}
+        for key in self.hook.list_objects(bucket_path):
+            name = job_spec.output_name(key[len(prefix) :])
+            if name:
+                outputs[name] = f"s3://{bucket}/{key}"
+        return outputs
+
+    def _cleanup(self, bucket_path: str | None) -> None:
+        """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
+        if self.delete and bucket_path:
+            removed = self.hook.delete_prefix(f"{bucket_path}{job_spec.INPUTS_PREFIX}")
+            if removed:
+                self.log.info("Deleted %d staged input file(s)", removed)
+
+    def on_kill(self) -> None:
+        if self._run is not None:
+            self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
+            self.hook.terminate(self._run.job_id, "airflow-batch-runner: the Airflow task was killed")

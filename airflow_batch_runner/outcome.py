@@ -1,0 +1,143 @@
+"""Pure: what a DescribeJobs answer means for the task. Shared by the worker and the triggerer.
+
+Exit codes follow Kestra's runner: SUCCEEDED 0, FAILED 1, RUNNING 2, RUNNABLE 3, PENDING 4,
+STARTING 5, SUBMITTED 6, anything else -1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_batch_runner.job_spec import MAIN
+
+EXIT_CODES: dict[str, int] = {
+    "SUCCEEDED": 0,
+    "FAILED": 1,
+    "RUNNING": 2,
+    "RUNNABLE": 3,
+    "PENDING": 4,
+    "STARTING": 5,
+    "SUBMITTED": 6,
+}
+TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
+LAST_LOG_LINES = 20
+
+
+def exit_code_for(status: str | None) -> int:
+    return EXIT_CODES.get(status or "", -1)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The parts of a DescribeJobs entry the task acts on."""
+
+    job_id: str
+    job_name: str
+    status: str
+    status_reason: str | None
+    created_at: int | None
+    container_exit_code: int | None
+    container_reason: str | None
+    log_stream: str | None
+    bucket_path: str | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
+    """Read the main container's result from the latest attempt (or the effective properties)."""
+    containers: list[Mapping[str, Any]] = []
+    attempts = description.get("attempts") or []
+    if attempts:
+        for task in attempts[-1].get("taskProperties") or []:
+            containers.extend(task.get("containers") or [])
+    effective: list[Mapping[str, Any]] = []
+    for task in (description.get("ecsProperties") or {}).get("taskProperties") or []:
+        effective.extend(task.get("containers") or [])
+    by_name = {c.get("name"): c for c in effective}
+    by_name.update({c.get("name"): {**by_name.get(c.get("name"), {}), **c} for c in containers})
+    mine = by_name.get(main, {})
+    env = {e.get("name"): e.get("value") for e in (by_name.get(main, {}).get("environment") or [])}
+    reasons = [c.get("reason") for c in by_name.values() if c.get("reason")]
+    return JobState(
+        job_id=description["jobId"],
+        job_name=description.get("jobName", ""),
+        status=description.get("status", "UNKNOWN"),
+        status_reason=description.get("statusReason"),
+        created_at=description.get("createdAt"),
+        container_exit_code=mine.get("exitCode"),
+        container_reason=mine.get("reason") or (reasons[0] if reasons else None),
+        log_stream=mine.get("logStreamName"),
+        bucket_path=env.get("BUCKET_PATH"),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``done`` False means keep waiting; otherwise ``exit_code`` 0 is success."""
+
+    done: bool
+    exit_code: int
+    timed_out: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.done and self.exit_code == 0 and not self.timed_out
+
+
+def decide(state: JobState, now: float, deadline: float | None) -> Verdict:
+    """One decision for both waiting paths: finished, still going, or past its deadline."""
+    if state.terminal:
+        return Verdict(done=True, exit_code=exit_code_for(state.status))
+    if deadline is not None and now >= deadline:
+        return Verdict(done=True, exit_code=exit_code_for(state.status), timed_out=True)
+    return Verdict(done=False, exit_code=exit_code_for(state.status))
+
+
+def failure_message(
+    state: JobState, verdict: Verdict, last_lines: Sequence[str], limit: str | None = None
+) -> str:
+    """Status, mapped exit code, the main container's own exit code, Batch's reason, the last log lines."""
+    head = (
+        f"AWS Batch job {state.job_name} ({state.job_id}) "
+        + (f"did not finish within {limit}; it was terminated while {state.status}. " if verdict.timed_out else
+           f"ended {state.status}. ")
+    )
+    parts = [
+        head + f"Exit code {verdict.exit_code} (status {state.status}).",
+        f"Main container exit code: {state.container_exit_code if state.container_exit_code is not None else 'none'}.",
+    ]
+    if state.status_reason:
+        parts.append(f"Status reason: {state.status_reason}.")
+    if state.container_reason:
+        parts.append(f"Container reason: {state.container_reason}.")
+    tail = list(last_lines)[-LAST_LOG_LINES:]
+    if tail:
+        parts.append("Last log lines:\n" + "\n".join(f"  {line}" for line in tail))
+    return "\n".join(parts)
+
+
+def xcom_result(
+    state: JobState,
+    exit_code: int,
+    bucket_path: str | None,
+    output_files: Mapping[str, str],
+    working_dir: str,
+    output_dir: str,
+) -> dict[str, Any]:
+    """The task's XCom return_value."""
+    return {
+        "job_id": state.job_id,
+        "job_name": state.job_name,
+        "status": state.status,
+        "exit_code": exit_code,
+        "container_exit_code": state.container_exit_code,
+        "bucket_path": bucket_path,
+        "working_dir": working_dir,
+        "output_dir": output_dir,
+        "output_files": dict(sorted(output_files.items())),
+    }

@@ -1,0 +1,112 @@
+"""A real Airflow (its own home and SQLite database) wired to the emulator through aws_default."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import textwrap
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
+
+
+def dags_folder() -> Path:
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def load_dag(name: str, source: str | None = None) -> Any:
+    """Write (or copy from dags_examples) a DAG file into the DAGs folder and import its ``dag``."""
+    path = dags_folder() / f"{name}.py"
+    if source is None:
+        shutil.copy(EXAMPLES / f"{name}.py", path)
+    else:
+        path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(f"dags_{name}_{uuid.uuid4().hex[:6]}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+@dataclass
+class AwsWorld:
+    url: str
+    fargate_ce: str
+    ec2_ce: str
+    eks_ce: str
+    bucket: str
+    execution_role: str = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
+
+    def batch_calls(self) -> dict[str, int]:
+        from airflow_batch_runner.emulator.testing import control
+
+        return dict(control(self.url, "stats")["calls"].get("batch", {}))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        s3 = self.client("s3")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def _compute_environment(batch: Any, name: str, resource_type: str | None, eks: bool = False) -> str:
+    kwargs: dict[str, Any] = {"computeEnvironmentName": name, "type": "MANAGED"}
+    if eks:
+        kwargs["eksConfiguration"] = {"eksClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/c",
+                                      "kubernetesNamespace": "batch"}
+        resource_type = "EC2"
+    kwargs["computeResources"] = {"type": resource_type, "maxvCpus": 64, "subnets": ["subnet-1"],
+                                  "securityGroupIds": ["sg-1"]}
+    if resource_type == "EC2":
+        kwargs["computeResources"].update(minvCpus=0, instanceTypes=["optimal"], instanceRole="ecsInstanceRole")
+    return str(batch.create_compute_environment(**kwargs)["computeEnvironmentArn"])
+
+
+@pytest.fixture
+def aws(emulator_url: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsWorld]:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
+                    "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}),
+    )
+    batch = boto3.client("batch", endpoint_url=emulator_url, region_name="us-east-1")
+    suffix = uuid.uuid4().hex[:6]
+    world = AwsWorld(
+        url=emulator_url,
+        fargate_ce=_compute_environment(batch, f"fargate-{suffix}", "FARGATE"),
+        ec2_ce=_compute_environment(batch, f"ec2-{suffix}", "EC2"),
+        eks_ce=_compute_environment(batch, f"eks-{suffix}", None, eks=True),
+        bucket=f"bucket-{suffix}",
+    )
+    world.client("s3").create_bucket(Bucket=world.bucket)
+    for key, value in {
+        "COMPUTE_ENVIRONMENT_ARN": world.fargate_ce,
+        "EC2_COMPUTE_ENVIRONMENT_ARN": world.ec2_ce,
+        "EXECUTION_ROLE_ARN": world.execution_role,
+        "BUCKET": world.bucket,
+        "REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
+    time.sleep(0.1)  # compute environments become VALID one step after creation
+    yield world
