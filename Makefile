@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PORT ?= 4566
 
-.PHONY: install lint test unit demo emulator bench clean
+.PHONY: install lint test demo emulator clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy airflow_batch_runner tests bench
+	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples
 
 test: lint
 	$(VENV)/bin/pytest
@@ -26,3 +26,6 @@ emulator: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+demo: install
+	$(PY) scripts/demo.py
