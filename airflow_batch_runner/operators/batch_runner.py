@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
 TEMPLATE_VARIABLES = ("working_dir", "output_dir", "bucket_path", "workingDir", "outputDir", "bucketPath")
-OUTPUT_DIR_MARKERS = ("output_dir", "outputDir", "OUTPUT_DIR")
+# After rendering, a command that uses the output dir names its path or its variable.
+OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 
 
 def _seconds(value: timedelta | float | int, argument: str) -> float:

@@ -43,7 +43,11 @@ def load_dag(name: str, source: str | None = None) -> Any:
     spec = importlib.util.spec_from_file_location(f"dags_{name}_{uuid.uuid4().hex[:6]}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        path.unlink()  # a broken file would break every later DAG folder parse
+        raise
     return module.dag
 
 
@@ -110,3 +114,36 @@ def aws(emulator_url: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
     time.sleep(0.1)  # compute environments become VALID one step after creation
     yield world
+
+
+@dataclass
+class DagResult:
+    state: str
+    output: str
+    xcom: dict[str, Any] | None
+
+
+def run_dag(dag: Any, capsys: pytest.CaptureFixture[str], conf: dict[str, Any] | None = None,
+            task_id: str = "shell") -> DagResult:
+    """``dag.test()`` with the task log captured, and the task's XCom return_value."""
+    capsys.readouterr()
+    dagrun = dag.test(run_conf=conf)
+    out = capsys.readouterr()
+    return DagResult(str(dagrun.state), out.out + out.err, xcom_value(dag.dag_id, dagrun.run_id, task_id))
+
+
+def xcom_value(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+                    XComModel.key == "return_value")
+            .first()
+        )
+        if row is None:
+            return None
+        value = row.value
+        return json.loads(value) if isinstance(value, str) else value  # type: ignore[no-any-return]

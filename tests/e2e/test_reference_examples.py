@@ -1,0 +1,50 @@
+"""The reference page's examples and the chain, run by a real Airflow against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import AwsWorld, load_dag, run_dag
+
+
+def _read(aws: AwsWorld, uri: str) -> str:
+    bucket, key = uri[5:].split("/", 1)
+    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+
+
+def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_dag(load_dag("run_container"), capsys)
+    assert result.state == "success", result.output[-3000:]
+    assert "[main] Hello World" in result.output
+    assert result.xcom is not None
+    assert result.xcom["status"] == "SUCCEEDED"
+    assert result.xcom["exit_code"] == 0
+    assert result.xcom["container_exit_code"] == 0
+    assert result.xcom["output_files"] == {}
+    assert result.xcom["bucket_path"] is None
+
+
+def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    content = "line one\nline two with {{ braces }}\n"
+    result = run_dag(load_dag("container_with_input_files"), capsys, conf={"file": content})
+    assert result.state == "success", result.output[-3000:]
+    xcom = result.xcom
+    assert xcom is not None
+    assert set(xcom) == {"job_id", "job_name", "status", "exit_code", "container_exit_code", "bucket_path",
+                         "working_dir", "output_dir", "output_files"}
+    assert xcom["bucket_path"].startswith(f"s3://{aws.bucket}/airflow-batch-runner/container_with_input_files/")
+    assert list(xcom["output_files"]) == ["out.txt"]
+    assert xcom["output_files"]["out.txt"].startswith(xcom["bucket_path"])
+    assert _read(aws, xcom["output_files"]["out.txt"]) == content
+    jobs = aws.client("batch").describe_jobs(jobs=[xcom["job_id"]])["jobs"]
+    assert jobs[0]["status"] == "SUCCEEDED"
+    assert jobs[0]["jobName"] == xcom["job_name"]
+
+
+def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    dag = load_dag("chain_output_to_input")
+    result = run_dag(dag, capsys, conf={"words": "pear fig apple"}, task_id="consume")
+    assert result.state == "success", result.output[-3000:]
+    assert result.xcom is not None
+    assert _read(aws, result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
+    assert "[main] apple" in result.output
