@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -130,7 +131,8 @@ def parse_resources(value: Any) -> Resources:
         cpu, memory = float(request["cpu"]), int(str(request["memory"]))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{shape}; cpu must be a number and memory a whole number of MiB") from exc
-    if cpu <= 0 or memory <= 0:
+    # float() accepts "nan" and "inf": refuse them here rather than at AWS.
+    if not 0 < cpu < math.inf or memory <= 0:
         raise ValueError(f"resources: cpu and memory must be positive; got cpu={cpu:g} memory={memory}")
     return Resources(cpu, memory)
 
@@ -279,8 +281,9 @@ def main_script(commands: Sequence[str], output_patterns: Sequence[str]) -> str:
     if output_patterns:
         quoted = " ".join(shlex.quote(p) for p in output_patterns)
         lines.append('cd "$WORKING_DIR"')
+        # IFS='': a declared name with a space is one name (globs still expand), not several words.
         lines.append(
-            f"for p in {quoted}; do set -- $p; [ -e \"$1\" ] || "
+            f"IFS=''; for p in {quoted}; do set -- $p; [ -e \"$1\" ] || "
             '{ echo "airflow-batch-runner: output file $p was not written in $WORKING_DIR" >&2; exit 1; }; done'
         )
     return "\n".join(lines)

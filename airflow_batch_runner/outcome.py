@@ -6,7 +6,7 @@ STARTING 5, SUBMITTED 6, anything else -1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,7 @@ def decide(state: JobState, now: float, deadline: float | None) -> Verdict:
 
 
 def failure_message(
-    state: JobState, verdict: Verdict, last_lines: Sequence[str], limit: str | None = None
+    state: JobState, verdict: Verdict, last_lines: Iterable[str], limit: str | None = None
 ) -> str:
     """Status, mapped exit code, the main container's own exit code, Batch's reason, the last log lines."""
     head = (

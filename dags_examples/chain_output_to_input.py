@@ -7,12 +7,13 @@ through the Airflow worker.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from airflow.sdk import DAG, Param
 
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
-COMMON = {
+COMMON: dict[str, Any] = {
     "compute_environment_arn": "{{ var.value.compute_environment_arn }}",
     "execution_role_arn": "{{ var.value.execution_role_arn }}",
     "bucket": "{{ var.value.bucket }}",

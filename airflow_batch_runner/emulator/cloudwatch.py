@@ -18,6 +18,10 @@ class LogsSink:
     def _backend(self, region: str) -> Any:
         return logs_backends[ACCOUNT_ID][region]
 
+    def preload(self, region: str) -> None:
+        """Load moto's Logs backend now (with botocore's endpoint data) rather than when a job starts."""
+        self._backend(region)
+
     def open_stream(self, region: str, group: str, stream: str) -> None:
         backend = self._backend(region)
         with self._lock:

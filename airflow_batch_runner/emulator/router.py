@@ -69,7 +69,8 @@ class EmulatorApp:
         self.step_delay = step_delay
         self.lock = threading.RLock()
         kwargs = {"unpullable": unpullable} if unpullable else {}
-        self.runner = ProcessRunner(lambda: self.endpoint_url, LogsSink(), **kwargs)
+        self.logs = LogsSink()
+        self.runner = ProcessRunner(lambda: self.endpoint_url, self.logs, **kwargs)
         self.batch: dict[str, BatchBackend] = {}
         self.faults = FaultsAndStats()
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -106,7 +107,7 @@ class EmulatorApp:
             )
             start_response(f"{status} {'OK' if status == 200 else 'Error'}", list(headers.items()))
             return [payload]
-        return self.moto(environ, start_response)  # type: ignore[no-any-return]
+        return self.moto(environ, start_response)
 
     def _operation(self, service: str, environ: dict[str, Any], path: str, body: bytes) -> str:
         method = environ["REQUEST_METHOD"]
@@ -155,7 +156,7 @@ class EmulatorApp:
 def _read_body(environ: dict[str, Any]) -> bytes:
     """Read the body once and put it back, so moto can read it again."""
     if "emulator.body" in environ:
-        return environ["emulator.body"]  # type: ignore[no-any-return]
+        return environ["emulator.body"]
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:

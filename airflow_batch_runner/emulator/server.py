@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import signal
 import sys
@@ -11,10 +12,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from airflow_batch_runner.emulator.batch.runner import DEFAULT_UNPULLABLE
-from airflow_batch_runner.emulator.router import EmulatorApp
+from airflow_batch_runner.emulator.router import DEFAULT_REGION, EmulatorApp
+
+GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -27,6 +30,22 @@ def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _settle_heap(app: EmulatorApp) -> None:
+    """Keep garbage-collection pauses short while a thousand jobs run.
+
+    Everything loaded by now (moto, werkzeug, botocore's endpoint data that moto's Logs loads on first
+    use) lives as long as the process: frozen, a full collection no longer walks it again and again.
+    A larger youngest-generation threshold lets a big answer's short-lived objects (a DescribeJobs of
+    100 jobs builds thousands) die by reference counting before a collection promotes them; promoted
+    in bulk they would trigger a full collection every few such answers. Garbage is unchanged: only
+    when the collector looks, not what it frees.
+    """
+    app.logs.preload(DEFAULT_REGION)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,9 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _raise_fd_limit()
     app = EmulatorApp(step_delay=args.step_delay, unpullable=args.unpullable_images)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler)
+    server = ThreadedWSGIServer(args.host, args.port, app, handler=QuietRequestHandler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
+    host, port = server.socket.getsockname()[:2]
     app.endpoint_url = f"http://{host}:{port}"
     stopping = threading.Event()
 
@@ -64,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    import gc, os
-    if os.environ.get("EMU_FREEZE"):
-        gc.freeze()
+    _settle_heap(app)
     print(f"ready {app.endpoint_url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

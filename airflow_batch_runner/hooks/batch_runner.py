@@ -53,7 +53,9 @@ class ConnectionOverrides:
             extra["aws_session_token"] = base.aws_session_token
         if self.endpoint_override:
             extra["endpoint_url"] = self.endpoint_override
-        sts_endpoint = self.sts_endpoint_override or self.endpoint_override
+        # Assume-role calls go where every other call of the task goes, unless told otherwise
+        # (the Amazon provider alone would send them to the public STS endpoint).
+        sts_endpoint = self.sts_endpoint_override or self.endpoint_override or base.endpoint_url
         if sts_endpoint:
             service_config = dict(extra.get("service_config") or {})
             service_config["sts"] = {**service_config.get("sts", {}), "endpoint_url": sts_endpoint}
@@ -258,7 +260,8 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             if token:
                 kwargs["nextToken"] = token
             try:
-                page = self.logs.conn.get_log_events(**kwargs)
+                client: Any = self.logs.conn
+                page = client.get_log_events(**kwargs)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                     return

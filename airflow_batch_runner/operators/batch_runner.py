@@ -7,6 +7,7 @@ AWS call goes through ``BatchRunnerHook``.
 from __future__ import annotations
 
 import glob
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,11 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.log import mask_secret
 
+try:  # the masker Airflow applies to task logs; applied here too so no log setup can skip it
+    from airflow.sdk._shared.secrets_masker import redact
+except ImportError:  # pragma: no cover - older Task SDK layout
+    from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+
 from airflow_batch_runner import job_spec, outcome
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
@@ -30,6 +36,9 @@ from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, Task
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+# Our deadline fires this long before Airflow's execution_timeout would, so the task fails with the
+# job's mapped exit code rather than a bare AirflowTaskTimeout.
+EXECUTION_TIMEOUT_MARGIN = 2.0
 CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
 TEMPLATE_VARIABLES = ("working_dir", "output_dir", "bucket_path", "workingDir", "outputDir", "bucketPath")
 # After rendering, a command that uses the output dir names its path or its variable.
@@ -168,6 +177,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
         self._run: _Run | None = None
+        self._started = time.time()
 
     # Rendering
 
@@ -266,7 +276,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return self.execution_timeout.total_seconds()
         return self.wait_until_completion
 
+    def _deadline(self, first_submission: float) -> float:
+        """Fixed at the first submission and kept across reattach; execution_timeout also bounds this try."""
+        deadline = first_submission + self._timeout_seconds
+        if self.execution_timeout:
+            deadline = min(deadline, self._started + self._timeout_seconds - EXECUTION_TIMEOUT_MARGIN)
+        return deadline
+
     def execute(self, context: Context) -> dict[str, Any]:
+        self._started = time.time()
         identity = self._identity(context)
         self._check_files_need_bucket()
         commands = job_spec.check_commands(self.commands)
@@ -338,7 +356,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             state = outcome.job_state(self.hook.describe_jobs([summary["jobId"]])[summary["jobId"]])
             self.log.info("Reattaching to job %s (%s), submitted by an earlier try", state.job_id, state.status)
             created = (state.created_at or time.time() * 1000) / 1000
-            return _Run(state.job_id, state.job_name, state.bucket_path, created + self._timeout_seconds, staged=False)
+            return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), staged=False)
         return None
 
     def _submit(
@@ -361,8 +379,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 self.hook.delete_prefix(f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}")
             raise
         self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
-        deadline = time.time() + self._timeout_seconds
-        return _Run(response["jobId"], response["jobName"], spec.bucket_path, deadline, staged=staged)
+        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), staged)
 
     def _stage_inputs(self, spec: JobSpec, inputs: Mapping[str, str], project: Mapping[str, Path]) -> bool:
         if not spec.bucket_path or not (inputs or project):
@@ -402,7 +419,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             verdict = outcome.decide(state, time.time(), run.deadline)
             if verdict.done:
                 break
-            time.sleep(self.completion_check_interval)
+            time.sleep(max(0.0, min(self.completion_check_interval, (run.deadline or math.inf) - time.time())))
         if verdict.timed_out:
             limit = f"{self._timeout_seconds:g} s"
             self.hook.terminate(run.job_id, f"airflow-batch-runner: the task's limit of {limit} passed")
@@ -417,6 +434,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             run.log_stream, run.log_token = state.log_stream, None
             self._persist_logs_link(context, state.log_stream)
         lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
+        lines = [str(redact(line)) for line in lines]
         for line in lines:
             self.log.info("[main] %s", line)
         run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]

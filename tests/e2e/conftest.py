@@ -6,9 +6,9 @@ import importlib.util
 import json
 import os
 import shutil
-import textwrap
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,14 +61,15 @@ class AwsWorld:
     execution_role: str = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
+        make: Any = boto3.client
+        return make(service, endpoint_url=self.url, region_name="us-east-1")
 
     def batch_calls(self) -> dict[str, int]:
         from airflow_batch_runner.emulator.testing import control
 
         return dict(control(self.url, "stats")["calls"].get("batch", {}))
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         s3 = self.client("s3")
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
@@ -146,4 +147,4 @@ def xcom_value(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         if row is None:
             return None
         value = row.value
-        return json.loads(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+        return json.loads(value) if isinstance(value, str) else value

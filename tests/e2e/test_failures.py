@@ -44,7 +44,7 @@ def task_dag(name: str, **kwargs: Any) -> Any:
 
 
 def staged_inputs(aws: AwsWorld) -> list[str]:
-    return [k for k in aws.keys() if "/inputs/" in k]
+    return [k for k in aws.object_keys() if "/inputs/" in k]
 
 
 def test_failing_command_fails_the_task_with_exit_codes_and_reason(
@@ -137,7 +137,8 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[s
          "does not exist"),
         ({"execution_role_arn": None}, "execution_role_arn is required on a Fargate"),
         ({"resources": {"request": {"cpu": "1", "memory": "1024"}}}, "Fargate does not offer 1 vCPU with 1024 MiB"),
-        ({"job_queue_arn": "arn:aws:batch:us-east-1:123456789012:job-queue/missing"}, "job_queue_arn .* does not exist"),
+        ({"job_queue_arn": "arn:aws:batch:us-east-1:123456789012:job-queue/missing"},
+         "job_queue_arn .* does not exist"),
         ({"container_image": "Not A Valid Image!"}, "container_image .* is not a valid image"),
         ({"bucket": "no-such-bucket"}, "bucket 'no-such-bucket' does not exist"),
         ({"bucket": None, "commands": ["echo x > {{ output_dir }}/x"]}, "bucket is required with the output dir"),

@@ -561,8 +561,8 @@ class BatchBackend:
         platforms = list(params.get("platformCapabilities") or ["EC2"])
         if any(p not in ("EC2", "FARGATE") for p in platforms) or len(platforms) != 1:
             raise ClientException("platformCapabilities must be exactly one of EC2, FARGATE")
-        container_props, ecs_props = params.get("containerProperties"), params.get("ecsProperties")
-        given = [k for k in ("containerProperties", "ecsProperties", "nodeProperties", "eksProperties") if params.get(k)]
+        kinds = ("containerProperties", "ecsProperties", "nodeProperties", "eksProperties")
+        given = [k for k in kinds if params.get(k)]
         if len(given) != 1:
             raise ClientException(
                 "Exactly one of containerProperties, ecsProperties, nodeProperties, eksProperties is required"
@@ -572,6 +572,12 @@ class BatchBackend:
         if def_type != "container":
             raise ClientException(f"{given[0]} requires type container")
         fargate = platforms == ["FARGATE"]
+        container_props: dict[str, Any] | None = None
+        ecs_props: dict[str, Any] | None = None
+        if given[0] == "containerProperties":
+            container_props = params["containerProperties"]
+        else:
+            ecs_props = params["ecsProperties"]
         if container_props is not None:
             v.require(container_props, "image")
             if fargate:
@@ -584,6 +590,7 @@ class BatchBackend:
                     "containerProperties",
                 )
         else:
+            assert ecs_props is not None
             tasks = ecs_props.get("taskProperties") or []
             if len(tasks) != 1:
                 raise ClientException("ecsProperties.taskProperties must contain exactly one task")
@@ -743,6 +750,8 @@ class BatchBackend:
                 raise ClientException(f"Job Queue {params['jobQueue']} does not exist")
             jobs = [job for job in self.jobs.values() if job.queue is queue]
             if filters:
+                for flt in filters:  # a bad filter is refused even when the queue has no job
+                    _check_filter(flt)
                 for flt in filters:
                     jobs = [job for job in jobs if _matches(job, flt)]
             else:
@@ -758,8 +767,9 @@ class BatchBackend:
             job = self.find_job(params["jobId"])
             if job is None:
                 raise ClientException(f"Job {params['jobId']} does not exist")
-            job.is_terminated = True
-            self._terminate(job, params["reason"])
+            if job.status in ACTIVE_STATUSES:  # a finished job stays as it ended
+                job.is_terminated = True
+                self._terminate(job, params["reason"])
         return {}
 
     def cancel_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -831,16 +841,18 @@ class BatchBackend:
                     return
                 job.status = "STARTING"
                 job.stop_reason = None
-                attempt = Attempt(task_id=uuid.uuid4().hex, started_at=now_ms())
-                job.attempts.append(attempt)
+                job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
+                self._later(job, "STARTING")
+            elif expected == "STARTING":
+                # On AWS startedAt, and the attempt's timeout, count from STARTING -> RUNNING.
+                job.status = "RUNNING"
+                attempt = job.attempts[-1]
+                attempt.started_at = now_ms()
                 if job.started_at is None:
                     job.started_at = attempt.started_at
                 seconds = (job.timeout or {}).get("attemptDurationSeconds")
                 if seconds:
                     self.scheduler.call_later(float(seconds), self._attempt_timeout, job, attempt)
-                self._later(job, "STARTING")
-            elif expected == "STARTING":
-                job.status = "RUNNING"
                 self.scheduler.start_task(job, self._task_stopped)
 
     def _placement_blocker(self, job: Job) -> str | None:
@@ -849,9 +861,14 @@ class BatchBackend:
             return "queue disabled"
         for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"]):
             ce = self.find_compute_environment(entry["computeEnvironment"])
-            if ce and ce.state == "ENABLED" and ce.status == "VALID" and ce.orchestration == "ECS":
-                if ce.platform == job.definition.platform:
-                    return None
+            if (
+                ce
+                and ce.state == "ENABLED"
+                and ce.status == "VALID"
+                and ce.orchestration == "ECS"
+                and ce.platform == job.definition.platform
+            ):
+                return None
         return "no compute environment can run this job"
 
     def _attempt_timeout(self, job: Job, attempt: Attempt) -> None:
@@ -896,11 +913,19 @@ class BatchBackend:
             return [job for job in self.jobs.values() if job.status in ACTIVE_STATUSES]
 
 
-def _matches(job: Job, flt: Mapping[str, Any]) -> bool:
+LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT")
+
+
+def _check_filter(flt: Mapping[str, Any]) -> None:
     name, values = flt.get("name"), flt.get("values") or []
+    if name not in LIST_JOBS_FILTERS:
+        raise ClientException(f"filter name {name!r} is invalid; use {', '.join(LIST_JOBS_FILTERS)}")
     if not values:
         raise ClientException(f"filter {name} needs a value")
-    value = values[0]
+
+
+def _matches(job: Job, flt: Mapping[str, Any]) -> bool:
+    name, value = flt.get("name"), flt["values"][0]
     if name == "JOB_NAME":
         if value.endswith("*"):
             return job.name.lower().startswith(value[:-1].lower())
@@ -911,11 +936,7 @@ def _matches(job: Job, flt: Mapping[str, Any]) -> bool:
         return value in (job.definition.arn, job.definition.name, f"{job.definition.name}:{job.definition.revision}")
     if name == "AFTER_CREATED_AT":
         return job.created_at > int(value)
-    if name == "BEFORE_CREATED_AT":
-        return job.created_at < int(value)
-    raise ClientException(
-        f"filter name {name!r} is invalid; use JOB_NAME, JOB_DEFINITION, AFTER_CREATED_AT or BEFORE_CREATED_AT"
-    )
+    return job.created_at < int(value)  # BEFORE_CREATED_AT
 
 
 def paginate(

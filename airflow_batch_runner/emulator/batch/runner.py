@@ -40,8 +40,13 @@ def map_container_paths(value: str, mounts: Mapping[str, str]) -> str:
     """Rewrite container mount paths in ``value`` to the host directories that stand in for them."""
     for container_path in sorted(mounts, key=len, reverse=True):
         pattern = rf"(?<![\w./-]){re.escape(container_path.rstrip('/'))}(?![\w.-])"
-        value = re.sub(pattern, lambda _m, host=mounts[container_path]: host, value)
+        value = re.sub(pattern, _constant(mounts[container_path]), value)
     return value
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement inserting ``text`` as is (no backslash or group escapes)."""
+    return lambda _match: text
 
 
 @dataclass
@@ -84,6 +89,7 @@ class ProcessRunner:
         self._unpullable = re.compile(unpullable)
         self._root = Path(tempfile.mkdtemp(prefix="batch-emulator-"))
         self._tasks: set[TaskRuntime] = set()
+        self._closed = False  # set on the loop by shutdown(): from then on no process starts
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="batch-runner", daemon=True)
         self._thread.start()
@@ -118,6 +124,9 @@ class ProcessRunner:
         done = threading.Event()
 
         def kill_all() -> None:
+            # Launches already queued on the loop run after this one: they must not start processes
+            # that nothing would stop any more.
+            self._closed = True
             for task in list(self._tasks):
                 for container in task.containers.values():
                     self._signal(container, signal.SIGKILL)
@@ -146,6 +155,8 @@ class ProcessRunner:
         return group, f"{prefix}/{stream}" if prefix else stream
 
     def _launch(self, task: TaskRuntime) -> None:
+        if self._closed:
+            return
         self._tasks.add(task)
         try:
             self._prepare(task)
@@ -172,7 +183,7 @@ class ProcessRunner:
 
     def _progress(self, task: TaskRuntime) -> None:
         """Start what can start, settle what never will, and end the task when it is over."""
-        if task.finished:
+        if task.finished or self._closed:
             return
         changed = True
         while changed and not task.stopping:
