@@ -23,6 +23,12 @@ EXIT_CODES: dict[str, int] = {
 }
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 LAST_LOG_LINES = 20
+KILL_REASON = "airflow-batch-runner: the Airflow task was killed"
+
+
+def deadline_reason(limit: str) -> str:
+    """TerminateJob's reason at the deadline, the same from the worker and the triggerer."""
+    return f"airflow-batch-runner: the task's limit of {limit} passed"
 
 
 def exit_code_for(status: str | None) -> int:

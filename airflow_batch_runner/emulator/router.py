@@ -116,7 +116,8 @@ class EmulatorApp:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
             return str(target.rsplit(".", 1)[-1])
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        # S3 names some operations by a bare sub-resource (``?uploads``, ``?delete``): keep blank values.
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=service == "s3")
         if service == "s3":
             return s3_operation(method, path, query, environ)
         action = query.get("Action") or parse_qs(body.decode("utf-8", "replace")).get("Action")

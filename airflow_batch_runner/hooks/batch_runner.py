@@ -12,10 +12,18 @@ from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from airflow_batch_runner.job_spec import LOG_GROUP, bucket_and_key
 
+THROTTLING_CODES = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
+     "ProvisionedThroughputExceededException", "RequestThrottled"}
+)
+# Throttling is routine at scale: retry with backoff and jitter well past botocore's default of 3.
+DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 10}
+MAX_LOG_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
 QUEUE_READY_TIMEOUT = 300.0
 QUEUE_POLL_SECONDS = 1.0
 DESCRIBE_BATCH = 100
@@ -103,6 +111,21 @@ class _Logs(_WithOverrides, AwsLogsHook):
         super().__init__(**kwargs)
 
 
+def with_default_retries(config: Config | dict[str, Any] | None) -> Config:
+    """The user's botocore config, with our retry policy unless it sets its own."""
+    if config is None:
+        return Config(retries=DEFAULT_RETRIES)
+    if isinstance(config, dict):
+        config = Config(**config)
+    if getattr(config, "retries", None):
+        return config
+    return config.merge(Config(retries=DEFAULT_RETRIES))
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
+
+
 class SubmitRefused(Exception):
     """SubmitJob said no for a reason we can repair (a missing definition or queue)."""
 
@@ -112,6 +135,7 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
 
     def __init__(self, *args: Any, overrides: ConnectionOverrides | None = None, **kwargs: Any) -> None:
         self.overrides = overrides or ConnectionOverrides()
+        kwargs["config"] = with_default_retries(kwargs.get("config"))
         super().__init__(*args, **kwargs)
 
     def _sibling_kwargs(self) -> dict[str, Any]:
@@ -271,3 +295,27 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             if not page.get("events") or new_token == token:
                 return
             token = new_token
+
+    def filter_log_events(self, streams: Iterable[str], start_time: int) -> list[dict[str, Any]]:
+        """Events of many streams since ``start_time`` (ms), with as few calls as FilterLogEvents allows."""
+        names = sorted(set(streams))
+        client: Any = self.logs.conn
+        events: list[dict[str, Any]] = []
+        for start in range(0, len(names), MAX_LOG_STREAMS_PER_CALL):
+            kwargs: dict[str, Any] = {
+                "logGroupName": LOG_GROUP,
+                "logStreamNames": names[start : start + MAX_LOG_STREAMS_PER_CALL],
+                "startTime": start_time,
+            }
+            while True:
+                try:
+                    page = client.filter_log_events(**kwargs)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                        break
+                    raise
+                events.extend(page.get("events", []))
+                if not page.get("nextToken"):
+                    break
+                kwargs["nextToken"] = page["nextToken"]
+        return events

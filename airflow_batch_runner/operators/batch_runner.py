@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.links.batch import BatchJobDetailsLink
 from airflow.providers.amazon.aws.links.logs import CloudWatchEventsLink
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, conf
 from airflow.sdk.log import mask_secret
 
 try:  # the masker Airflow applies to task logs; applied here too so no log setup can skip it
@@ -32,6 +33,7 @@ from airflow_batch_runner import job_spec, outcome
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -141,9 +143,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         sts_role_session_name: str | None = None,
         sts_role_session_duration: timedelta | float = timedelta(minutes=15),
         sts_endpoint_override: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.compute_environment_arn = compute_environment_arn
         self.commands = [commands] if isinstance(commands, str) else list(commands)
         job_spec.check_commands(self.commands)
@@ -270,6 +274,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
 
     # Execution
 
+    @property
+    def _limit(self) -> str:
+        return f"{self._timeout_seconds:g} s"
+
     @cached_property
     def _timeout_seconds(self) -> float:
         if self.execution_timeout:
@@ -325,7 +333,41 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         else:
             self._run = self._submit(spec, identity, queue, inputs, project)
         self._persist_job_link(context)
+        if self.deferrable:
+            self._defer()
         return self._wait_and_finish(context)
+
+    def _defer(self) -> None:
+        """Free the worker slot: the triggerer waits, and execute_complete finishes as execute would."""
+        run = self._run
+        assert run is not None
+        self.defer(
+            trigger=BatchRunnerTrigger(
+                job_id=run.job_id,
+                deadline=run.deadline,
+                limit=self._limit,
+                poll_interval=self.completion_check_interval,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+                overrides=overrides_dict(self._overrides),
+            ),
+            method_name="execute_complete",
+            kwargs={"bucket_path": run.bucket_path},
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
+        if event.get("status") != "done":
+            self._cleanup(bucket_path)
+            raise AirflowException(f"Waiting for AWS Batch job {event.get('job_id')} failed: {event.get('message')}")
+        state = outcome.job_state(event["description"])
+        verdict = outcome.decide(state, time.time(), None)
+        if event.get("timed_out"):
+            verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
+        self._run = _Run(state.job_id, state.job_name, bucket_path, None, staged=False,
+                         last_lines=[str(redact(line)) for line in event.get("last_lines") or []])
+        return self._finish(state, verdict)
 
     def _resolve_queue(self) -> str:
         if self.job_queue_arn:
@@ -421,8 +463,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 break
             time.sleep(max(0.0, min(self.completion_check_interval, (run.deadline or math.inf) - time.time())))
         if verdict.timed_out:
-            limit = f"{self._timeout_seconds:g} s"
-            self.hook.terminate(run.job_id, f"airflow-batch-runner: the task's limit of {limit} passed")
+            self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
         return self._finish(state, verdict)
 
     def _follow_logs(self, context: Context, state: outcome.JobState) -> None:
@@ -445,9 +486,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         bucket_path = state.bucket_path or run.bucket_path
         try:
             if not verdict.succeeded:
-                limit = f"{self._timeout_seconds:g} s" if verdict.timed_out else None
                 raise BatchJobFailed(
-                    outcome.failure_message(state, verdict, run.last_lines or [], limit),
+                    outcome.failure_message(state, verdict, run.last_lines or [], self._limit),
                     job_id=state.job_id,
                     status=state.status,
                     exit_code=verdict.exit_code,
@@ -482,4 +522,4 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def on_kill(self) -> None:
         if self._run is not None:
             self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
-            self.hook.terminate(self._run.job_id, "airflow-batch-runner: the Airflow task was killed")
+            self.hook.terminate(self._run.job_id, outcome.KILL_REASON)

@@ -1,0 +1,124 @@
+"""BatchRunnerTrigger: waits for one job in the triggerer, through the process's shared poller."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
+from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
+from airflow_batch_runner.triggers.poller import Watch, shared_poller
+
+
+class BatchRunnerTrigger(BaseTrigger):
+    """
+    Fire one event when the job ends or its deadline passes (the job is then terminated).
+
+    The event is ``{"status": "done", "description": <DescribeJobs entry>, "timed_out": bool,
+    "last_lines": [...]}`` or ``{"status": "error", "message": ...}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        deadline: float | None,
+        limit: str,
+        poll_interval: float,
+        aws_conn_id: str | None,
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.deadline = deadline
+        self.limit = limit
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.overrides = dict(overrides or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "deadline": self.deadline,
+                "limit": self.limit,
+                "poll_interval": self.poll_interval,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+                "overrides": self.overrides,
+            },
+        )
+
+    def _hook(self) -> BatchRunnerHook:
+        return BatchRunnerHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+            overrides=ConnectionOverrides(**self.overrides),
+        )
+
+    def _poller_key(self) -> str:
+        # Same credentials, region and endpoint share one poller.
+        return json.dumps(
+            [self.aws_conn_id, self.region_name, self.verify, self.botocore_config, self.overrides],
+            sort_keys=True, default=str,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        poller = shared_poller(self._poller_key(), self._hook)
+        watch = Watch(job_id=self.job_id, interval=self.poll_interval)
+        poller.watch(watch)
+        last_lines: list[str] = []
+        try:
+            while True:
+                update = await watch.queue.get()
+                for line in update.lines:
+                    self.log.info("[main] %s", line)
+                last_lines = (last_lines + update.lines)[-LAST_LOG_LINES:]
+                if update.error is not None:
+                    yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
+                    return
+                assert update.description is not None
+                verdict = decide(job_state(update.description), time.time(), self.deadline)
+                if not verdict.done:
+                    continue
+                if verdict.timed_out:
+                    self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
+                    await asyncio.to_thread(poller.hook.terminate, self.job_id, deadline_reason(self.limit))
+                yield TriggerEvent(
+                    {
+                        "status": "done",
+                        "job_id": self.job_id,
+                        "description": update.description,
+                        "timed_out": verdict.timed_out,
+                        "last_lines": last_lines,
+                    }
+                )
+                return
+        finally:
+            poller.unwatch(watch)
+
+    async def on_kill(self) -> None:
+        """A user marked the deferred task failed or success, or cleared it: stop the job too."""
+        self.log.info("Task killed while deferred: terminating AWS Batch job %s", self.job_id)
+        await asyncio.to_thread(self._hook().terminate, self.job_id, KILL_REASON)
+
+
+def overrides_dict(overrides: ConnectionOverrides) -> dict[str, Any]:
+    return {k: v for k, v in asdict(overrides).items() if v is not None}

@@ -1,0 +1,117 @@
+"""BatchRunnerTrigger and its shared poller, run in an event loop against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from airflow_batch_runner.emulator.testing import control
+from airflow_batch_runner.outcome import KILL_REASON
+from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
+from tests.e2e.conftest import AwsWorld
+
+
+def _submit(aws: AwsWorld, command: str, count: int = 1) -> list[str]:
+    batch = aws.client("batch")
+    queue = batch.create_job_queue(
+        jobQueueName=f"q-{time.monotonic_ns()}", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.ec2_ce}],
+    )["jobQueueArn"]
+    definition = batch.register_job_definition(
+        jobDefinitionName=f"d-{time.monotonic_ns()}", type="container", platformCapabilities=["EC2"],
+        ecsProperties={"taskProperties": [{"containers": [{
+            "name": "main", "image": "busybox", "command": ["/bin/sh", "-c", command],
+            "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": "t"}},
+        }]}]},
+    )["jobDefinitionArn"]
+    time.sleep(0.2)
+    return [batch.submit_job(jobName=f"j{i}", jobQueue=queue, jobDefinition=definition)["jobId"]
+            for i in range(count)]
+
+
+def _trigger(aws: AwsWorld, job_id: str, **kwargs: Any) -> BatchRunnerTrigger:
+    args: dict[str, Any] = {"job_id": job_id, "deadline": time.time() + 120, "limit": "120 s",
+                            "poll_interval": 0.2, "aws_conn_id": None, "region_name": "us-east-1",
+                            "overrides": {"endpoint_override": aws.url}, **kwargs}
+    return BatchRunnerTrigger(**args)
+
+
+async def _first_event(trigger: BatchRunnerTrigger, timeout: float = 60) -> dict[str, Any]:
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("trigger ended without an event")
+
+    return await asyncio.wait_for(first(), timeout)
+
+
+def test_serialise_round_trip_mid_job_resumes_the_same_wait(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, "sleep 2; echo finished")
+    trigger = _trigger(aws, job_id)
+
+    async def interrupted() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await _first_event(trigger, timeout=0.8)  # a triggerer restart: the wait stops mid-job
+
+    asyncio.run(interrupted())
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_batch_runner.triggers.batch_runner.BatchRunnerTrigger"
+    revived = BatchRunnerTrigger(**kwargs)
+    assert revived.serialize() == (classpath, kwargs)
+    event = asyncio.run(_first_event(revived))
+    assert event["status"] == "done"
+    assert event["job_id"] == job_id
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert event["last_lines"] == ["finished"]
+    assert event["timed_out"] is False
+
+
+def test_on_kill_terminates_the_job(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, "sleep 120")
+    asyncio.run(_trigger(aws, job_id).on_kill())
+    batch = aws.client("batch")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
+        if job["status"] == "FAILED":
+            break
+        time.sleep(0.2)
+    assert job["status"] == "FAILED"
+    assert job["statusReason"] == KILL_REASON
+
+
+def test_cleanup_on_a_triggerer_restart_leaves_the_job_running(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, "sleep 30")
+    trigger = _trigger(aws, job_id)
+
+    async def restart() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await _first_event(trigger, timeout=1.0)
+        await trigger.cleanup()
+
+    asyncio.run(restart())
+    assert aws.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]["status"] in ("RUNNABLE", "STARTING", "RUNNING")
+
+
+def test_one_poller_serves_many_triggers_with_one_describe_call_per_interval(aws: AwsWorld) -> None:
+    job_ids = _submit(aws, "sleep 3; echo done-$AWS_BATCH_JOB_ID", count=30)
+    before = control(aws.url, "stats")["calls"]
+
+    async def all_events() -> list[dict[str, Any]]:
+        triggers = [_trigger(aws, job_id, poll_interval=0.5) for job_id in job_ids]
+        return list(await asyncio.gather(*(_first_event(t) for t in triggers)))
+
+    started = time.monotonic()
+    events = asyncio.run(all_events())
+    elapsed = time.monotonic() - started
+    after = control(aws.url, "stats")["calls"]
+    assert [e["description"]["status"] for e in events] == ["SUCCEEDED"] * 30
+    assert all(e["last_lines"] == [f"done-{e['job_id']}"] for e in events)
+    describe = after["batch"]["DescribeJobs"] - before["batch"].get("DescribeJobs", 0)
+    log_calls = after["logs"].get("FilterLogEvents", 0) - before.get("logs", {}).get("FilterLogEvents", 0)
+    intervals = elapsed / 0.5 + 1
+    assert describe <= intervals, (describe, elapsed)  # one call covers all 30 jobs
+    assert log_calls <= intervals, (log_calls, elapsed)
