@@ -22,17 +22,12 @@ from airflow.providers.amazon.aws.links.logs import CloudWatchEventsLink
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
-from airflow.sdk.log import mask_secret
-
-try:  # the masker Airflow applies to task logs; applied here too so no log setup can skip it
-    from airflow.sdk._shared.secrets_masker import redact
-except ImportError:  # pragma: no cover - older Task SDK layout
-    from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
 
 from airflow_batch_runner import job_spec, outcome
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+from airflow_batch_runner.masking import mask_credentials, redact
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
 if TYPE_CHECKING:
@@ -143,11 +138,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         sts_role_session_name: str | None = None,
         sts_role_session_duration: timedelta | float = timedelta(minutes=15),
         sts_endpoint_override: str | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = deferrable
+        # Read when the task is built, not when this module is imported.
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
         self.compute_environment_arn = compute_environment_arn
         self.commands = [commands] if isinstance(commands, str) else list(commands)
         job_spec.check_commands(self.commands)
@@ -195,10 +193,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             variables[kestra] = variables[airflow_name]
         context.update(variables)  # type: ignore[typeddict-item]
         super().render_template_fields(context, jinja_env)
-        for name in CREDENTIAL_FIELDS:
-            value = getattr(self, name)
-            if value:
-                mask_secret(value)
+        mask_credentials(getattr(self, name) for name in CREDENTIAL_FIELDS)
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:
@@ -366,7 +361,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
         self._run = _Run(state.job_id, state.job_name, bucket_path, None, staged=False,
-                         last_lines=[str(redact(line)) for line in event.get("last_lines") or []])
+                         last_lines=[redact(line) for line in event.get("last_lines") or []])
         return self._finish(state, verdict)
 
     def _resolve_queue(self) -> str:
@@ -475,7 +470,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             run.log_stream, run.log_token = state.log_stream, None
             self._persist_logs_link(context, state.log_stream)
         lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
-        lines = [str(redact(line)) for line in lines]
+        lines = [redact(line) for line in lines]
         for line in lines:
             self.log.info("[main] %s", line)
         run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]

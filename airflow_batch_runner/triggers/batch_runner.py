@@ -12,6 +12,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
+from airflow_batch_runner.masking import mask_credentials, redact
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
 from airflow_batch_runner.triggers.poller import Watch, shared_poller
 
@@ -47,6 +48,7 @@ class BatchRunnerTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.overrides = dict(overrides or {})
+        mask_credentials(self.overrides.get(name) for name in ("secret_key_id", "session_token"))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -88,9 +90,10 @@ class BatchRunnerTrigger(BaseTrigger):
         try:
             while True:
                 update = await watch.queue.get()
-                for line in update.lines:
+                lines = [redact(line) for line in update.lines]
+                for line in lines:
                     self.log.info("[main] %s", line)
-                last_lines = (last_lines + update.lines)[-LAST_LOG_LINES:]
+                last_lines = (last_lines + lines)[-LAST_LOG_LINES:]
                 if update.error is not None:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
                     return

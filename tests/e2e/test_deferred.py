@@ -19,7 +19,7 @@ def _read(aws: AwsWorld, uri: str) -> str:
 def test_deferred_reference_example_returns_the_same_xcom(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")  # read when the task is built
     result = run_dag(load_dag("container_with_input_files"), capsys, conf={"file": "deferred\n"})
     assert result.state == "success", result.output[-3000:]
     logs_calls = control(aws.url, "stats")["calls"]["logs"]

@@ -34,11 +34,12 @@ def test_main_container_lines_reach_the_task_log_in_order_each_once(
     assert seen == [f"log-line-{i}" for i in range(1, 41)]
 
 
+@pytest.mark.parametrize("deferrable", [False, True])
 def test_explicit_credentials_reach_no_log_xcom_definition_job_or_container(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
 ) -> None:
     dag = task_dag(
-        "credentials",
+        "credentials", deferrable=deferrable,
         access_key_id=SECRET_KEY_ID, secret_key_id=SECRET, session_token=TOKEN,
         endpoint_override=aws.url, aws_conn_id=None, region_name="us-east-1",
         # The container prints the secret without it being part of the job (base64), to prove masking.
