@@ -88,11 +88,15 @@ class TaskIdentity:
             "airflow:run_key": self.run_key,
         }
 
-    def bucket_path(self, bucket: str, submission_id: str) -> str:
-        """A fresh prefix per submission, so a retry never mixes its files with an earlier attempt's."""
-        segments = [self.dag_id, self.run_id, self.task_id, str(self.map_index), submission_id]
+    def task_prefix(self, bucket: str) -> str:
+        """Where every submission of this task instance keeps its files."""
+        segments = [self.dag_id, self.run_id, self.task_id, str(self.map_index)]
         path = "/".join(SEGMENT_RE.sub("_", s) for s in segments)
         return f"s3://{bucket}/{BUCKET_PREFIX}/{path}/"
+
+    def bucket_path(self, bucket: str, submission_id: str) -> str:
+        """A fresh prefix per submission, so a retry never mixes its files with an earlier attempt's."""
+        return f"{self.task_prefix(bucket)}{SEGMENT_RE.sub('_', submission_id)}/"
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,22 @@ class Fault:
     error_rate: float = 0.0
     error_code: str = "InternalFailure"
     error_status: int = 500
+    delay: float = 0.0  # seconds to hold the call before answering it (a slow or stuck AWS)
     count: int | None = None  # faults left to inject; None is unlimited
 
 
 @dataclass(frozen=True)
 class Injected:
-    status: int
-    code: str
-    message: str
+    """What to do to one call: hold it ``delay`` seconds, then fail it when ``status`` is set."""
+
+    status: int = 0
+    code: str = ""
+    message: str = ""
+    delay: float = 0.0
+
+    @property
+    def fails(self) -> bool:
+        return self.status != 0
 
 
 class FaultsAndStats:
@@ -72,6 +80,8 @@ class FaultsAndStats:
                 injected = Injected(status, code, "Rate exceeded")
             elif roll < fault.throttle_rate + fault.error_rate:
                 injected = Injected(fault.error_status, fault.error_code, "Injected failure")
+            elif fault.delay:
+                injected = Injected(delay=fault.delay)
             else:
                 return None
             if fault.count is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -100,7 +101,9 @@ class EmulatorApp:
         operation = self._operation(service, environ, path, body)
         injected = self.faults.record(service, operation)
         if injected is not None:
-            return _error(start_response, service, injected.status, injected.code, injected.message)
+            time.sleep(injected.delay)
+            if injected.fails:
+                return _error(start_response, service, injected.status, injected.code, injected.message)
         if service == "batch":
             status, headers, payload = batch_responses.handle(
                 self.batch_backend(region), environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body

@@ -261,9 +261,12 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
     def delete_prefix(self, prefix_uri: str) -> int:
         bucket, prefix = bucket_and_key(prefix_uri)
         keys = self.s3.list_keys(bucket_name=bucket, prefix=prefix)
+        self.delete_keys(bucket, keys)
+        return len(keys)
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> None:
         if keys:
             self.s3.delete_objects(bucket=bucket, keys=keys)
-        return len(keys)
 
     def bucket_exists(self, bucket: str) -> bool:
         return bool(self.s3.check_for_bucket(bucket))

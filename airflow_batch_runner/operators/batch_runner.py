@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # Our deadline fires this long before Airflow's execution_timeout would, so the task fails with the
 # job's mapped exit code rather than a bare AirflowTaskTimeout.
 EXECUTION_TIMEOUT_MARGIN = 2.0
+JOB_ID_STATE_KEY = "batch_runner_job_id"
 CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
 TEMPLATE_VARIABLES = ("working_dir", "output_dir", "bucket_path", "workingDir", "outputDir", "bucketPath")
 # After rendering, a command that uses the output dir names its path or its variable.
@@ -322,11 +323,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             task_role_arn=self.task_role_arn,
             region=self.hook.conn_region_name,
         )
-        existing = self._find_existing_job(identity, queue) if self.resume and identity.try_number > 1 else None
+        store = context.get("task_state_store") if self.resume else None
+        existing = self._find_existing_job(store, identity, queue) if self.resume else None
         if existing is not None:
             self._run = existing
         else:
             self._run = self._submit(spec, identity, queue, inputs, project)
+            self._remember_job(store, self._run.job_id)
+        if identity.try_number > 1 and self.delete and self.bucket:
+            self._delete_stale_inputs(identity.task_prefix(self.bucket), keep=self._run.bucket_path)
         self._persist_job_link(context)
         if self.deferrable:
             self._defer()
@@ -377,8 +382,18 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return str(queue["jobQueueArn"])
         return job_spec.queue_name_for(self.compute_environment_arn)
 
-    def _find_existing_job(self, identity: TaskIdentity, queue: str) -> _Run | None:
-        """Reattach to this task instance's job: active, or SUCCEEDED with outputs still to collect."""
+    def _find_existing_job(self, store: Any, identity: TaskIdentity, queue: str) -> _Run | None:
+        """This task instance's job from an earlier try, when it is active or SUCCEEDED (outputs still to
+        collect): first the id Airflow's task state store kept, then the queue's jobs of that name."""
+        recorded = self._recalled_job(store)
+        if recorded:
+            found = self.hook.describe_jobs([recorded]).get(recorded)
+            if found is not None and found.get("tags", {}).get("airflow:run_key") == identity.run_key:
+                state = outcome.job_state(found)
+                if state.status != "FAILED":
+                    return self._reattach(state, "recorded by an earlier try")
+        if identity.try_number <= 1:
+            return None  # only an earlier try can have submitted a job for this task instance
         try:
             candidates = self.hook.find_jobs_by_name(queue, identity.job_name)
         except Exception as exc:  # no queue yet means no job yet
@@ -387,14 +402,46 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         for summary in candidates:
             if summary["status"] == "FAILED":
                 continue
-            tags = self.hook.job_tags(summary["jobArn"])
-            if tags.get("airflow:run_key") != identity.run_key:
+            if self.hook.job_tags(summary["jobArn"]).get("airflow:run_key") != identity.run_key:
                 continue
             state = outcome.job_state(self.hook.describe_jobs([summary["jobId"]])[summary["jobId"]])
-            self.log.info("Reattaching to job %s (%s), submitted by an earlier try", state.job_id, state.status)
-            created = (state.created_at or time.time() * 1000) / 1000
-            return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), staged=False)
+            return self._reattach(state, "found by name on the queue")
         return None
+
+    def _delete_stale_inputs(self, task_prefix: str, keep: str | None) -> None:
+        """Inputs staged by an earlier try that died before its job could use them (or whose job failed)."""
+        bucket, prefix = job_spec.bucket_and_key(task_prefix)
+        keep_key = job_spec.bucket_and_key(keep)[1] if keep else None
+        stale = [
+            key for key in self.hook.list_objects(task_prefix)
+            if f"/{job_spec.INPUTS_PREFIX}" in key[len(prefix):] and not (keep_key and key.startswith(keep_key))
+        ]
+        if stale:
+            self.hook.delete_keys(bucket, stale)
+            self.log.info("Deleted %d input file(s) staged by earlier tries", len(stale))
+
+    def _reattach(self, state: outcome.JobState, how: str) -> _Run:
+        self.log.info("Reattaching to AWS Batch job %s (%s), %s", state.job_id, state.status, how)
+        created = (state.created_at or time.time() * 1000) / 1000
+        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), staged=False)
+
+    def _recalled_job(self, store: Any) -> str | None:
+        if store is None:
+            return None
+        try:
+            value = store.get(JOB_ID_STATE_KEY)
+        except Exception as exc:  # the store is an optimisation: ListJobs still finds the job
+            self.log.warning("Could not read the task state store: %s", exc)
+            return None
+        return str(value) if value else None
+
+    def _remember_job(self, store: Any, job_id: str) -> None:
+        if store is None:
+            return
+        try:
+            store.set(JOB_ID_STATE_KEY, job_id)
+        except Exception as exc:
+            self.log.warning("Could not record the job id in the task state store: %s", exc)
 
     def _submit(
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
