@@ -6,19 +6,32 @@ from typing import Any
 
 from airflow_batch_runner import __version__
 
+INTEGRATION = "AWS Batch runner"
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-batch-runner",
-        "name": "AWS Batch runner",
-        "description": "Run a task's shell commands in a container of an AWS Batch job, "
+        "name": INTEGRATION,
+        "description": "Run a task's shell commands in a container of an AWS Batch job (ECS on Fargate or EC2), "
         "with input and output files carried through S3 and XCom.",
         "versions": [__version__],
         "integrations": [
             {
-                "integration-name": "AWS Batch runner",
-                "external-doc-url": "https://docs.aws.amazon.com/batch/",
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://docs.aws.amazon.com/batch/latest/userguide/multi-container-jobs.html",
                 "tags": ["aws"],
             }
+        ],
+        "operators": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_batch_runner.operators.batch_runner"]}
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_runner.hooks.batch_runner"]}],
+        "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_batch_runner.triggers.batch_runner"]}
+        ],
+        "extra-links": [
+            "airflow.providers.amazon.aws.links.batch.BatchJobDetailsLink",
+            "airflow.providers.amazon.aws.links.logs.CloudWatchEventsLink",
         ],
     }
