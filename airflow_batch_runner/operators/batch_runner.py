@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_batch_runner import job_spec, outcome
 from airflow_batch_runner.exceptions import BatchJobFailed
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, NotFound, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
 from airflow_batch_runner.masking import mask_credentials, redact
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
@@ -306,7 +306,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 )
             job_spec.check_fargate_resources(self._resources)
         queue = self._resolve_queue()
-        if self.bucket and not self.hook.bucket_exists(self.bucket):
+        # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.
+        if self.bucket and not (inputs or project) and not self.hook.bucket_exists(self.bucket):
             raise ValueError(f"bucket {self.bucket!r} does not exist or is not accessible with these credentials")
 
         bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
@@ -446,9 +447,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def _submit(
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
     ) -> _Run:
-        staged = self._stage_inputs(spec, inputs, project)
         request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
+        staged = bool(spec.bucket_path and (inputs or project))
         try:
+            self._stage_inputs(spec, inputs, project)
             try:
                 response = self.hook.submit_job(request)
             except SubmitRefused as refused:
@@ -465,19 +467,26 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
         return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), staged)
 
-    def _stage_inputs(self, spec: JobSpec, inputs: Mapping[str, str], project: Mapping[str, Path]) -> bool:
+    def _stage_inputs(self, spec: JobSpec, inputs: Mapping[str, str], project: Mapping[str, Path]) -> None:
         if not spec.bucket_path or not (inputs or project):
-            return False
+            return
         prefix = f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}"
-        for name, path in project.items():
-            self.hook.upload_file(f"{prefix}{name}", str(path))
-        for name, value in inputs.items():
-            if value.startswith("s3://"):
-                self.hook.copy(value, f"{prefix}{name}")
-            else:
-                self.hook.upload_text(f"{prefix}{name}", value)
+        try:
+            for name, path in project.items():
+                self.hook.upload_file(f"{prefix}{name}", str(path))
+            for name, value in inputs.items():
+                if value.startswith("s3://"):
+                    try:
+                        self.hook.copy(value, f"{prefix}{name}")
+                    except NotFound as exc:
+                        raise ValueError(f"input_files[{name!r}]: {value} does not exist ({exc})") from exc
+                else:
+                    self.hook.upload_text(f"{prefix}{name}", value)
+        except NotFound as exc:
+            raise ValueError(
+                f"bucket {self.bucket!r} does not exist or is not accessible with these credentials ({exc})"
+            ) from exc
         self.log.info("Staged %d input file(s) under %s", len(inputs) + len(project), prefix)
-        return True
 
     def _persist_job_link(self, context: Context) -> None:
         assert self._run is not None
@@ -498,12 +507,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run = self._run
         assert run is not None
         while True:
+            polled = time.time()
             state = outcome.job_state(self.hook.describe_jobs([run.job_id])[run.job_id])
             self._follow_logs(context, state)
             verdict = outcome.decide(state, time.time(), run.deadline)
             if verdict.done:
                 break
-            time.sleep(max(0.0, min(self.completion_check_interval, (run.deadline or math.inf) - time.time())))
+            next_poll = min(polled + self.completion_check_interval, run.deadline or math.inf)
+            time.sleep(max(0.0, next_poll - time.time()))
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
         return self._finish(state, verdict)

@@ -156,3 +156,28 @@ def test_bad_input_fails_the_task_before_anything_is_created(
 
     assert re.search(message, result.output), result.output[-2000:]
     assert mutations(aws) == before
+
+
+def test_missing_bucket_with_inputs_is_found_by_the_first_upload(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = mutations(aws)
+    dag = task_dag("missing_bucket", bucket="no-such-bucket", input_files={"a.txt": "x"}, commands=["true"])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert "bucket 'no-such-bucket' does not exist" in result.output
+    after = mutations(aws)
+    assert {k: v for k, v in after.items() if k.startswith("batch:")} == {
+        k: v for k, v in before.items() if k.startswith("batch:")
+    }
+    assert "no-such-bucket" not in [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]]
+
+
+def test_missing_s3_input_fails_and_leaves_no_staged_input(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    dag = task_dag("missing_source", input_files={"a.txt": "first", "b.txt": "s3://{{ var.value.bucket }}/nope.txt"},
+                   commands=["true"])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert "input_files['b.txt']: s3://" in result.output and "nope.txt does not exist" in result.output
+    assert staged_inputs(aws) == []
+    assert "SubmitJob" not in aws.batch_calls()
