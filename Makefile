@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PORT ?= 4566
 
-.PHONY: install lint test demo emulator clean
+.PHONY: install lint test test-system demo emulator clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +19,12 @@ lint: install
 	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not system"
+
+# A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install.
+test-system: install
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(VENV)/bin/pytest -m system tests/system
 
 emulator: install
 	$(PY) -m airflow_batch_runner.emulator --port $(PORT)

@@ -48,3 +48,28 @@ def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys:
     assert result.xcom is not None
     assert _read(aws, result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
     assert "[main] apple" in result.output
+
+
+def test_fan_out_maps_one_job_per_item_with_its_own_xcom(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    dag = load_dag("fan_out")
+    capsys.readouterr()
+    dagrun = dag.test(run_conf={"names": ["ann", "bob"]})
+    output = capsys.readouterr().out
+    assert str(dagrun.state) == "success", output[-3000:]
+    with create_session() as session:
+        rows = (
+            session.query(XComModel)
+            .filter(XComModel.dag_id == "fan_out", XComModel.run_id == dagrun.run_id, XComModel.task_id == "greet",
+                    XComModel.key == "return_value")
+            .order_by(XComModel.map_index)
+            .all()
+        )
+        values = [(row.map_index, row.value) for row in rows]
+    assert [index for index, _ in values] == [0, 1]
+    contents = [_read(aws, value["output_files"]["greeting.txt"]) for _, value in values]
+    assert contents == ["hello ann\n", "hello bob\n"]
+    assert len({value["bucket_path"] for _, value in values}) == 2
+    assert len({value["job_id"] for _, value in values}) == 2
