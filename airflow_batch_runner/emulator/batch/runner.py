@@ -27,10 +27,10 @@ from airflow_batch_runner.emulator.batch.models import (
     ContainerResult,
     Job,
     TaskResult,
+    awslogs_target,
 )
 from airflow_batch_runner.emulator.cloudwatch import LogsSink
 
-DEFAULT_LOG_GROUP = "/aws/batch/job"
 STOP_GRACE_SECONDS = 2.0
 AWS_CLI_IMAGE = re.compile(r"(^|/)(aws-cli|awscli)(:|@|$)")
 DEFAULT_UNPULLABLE = r"(does-not-exist|nonexistent)"
@@ -143,16 +143,7 @@ class ProcessRunner:
     def _log_target(self, job: Job, spec: Mapping[str, Any]) -> tuple[str, str] | None:
         attempt = job.current_attempt
         assert attempt is not None
-        log_config = spec.get("logConfiguration")
-        if job.container is not None and not log_config:
-            log_config = {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": job.definition.name}}
-        if not log_config or log_config.get("logDriver") != "awslogs":
-            return None
-        options = log_config.get("options") or {}
-        group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
-        prefix = options.get("awslogs-stream-prefix")
-        stream = f"{spec['name']}/{attempt.task_id}"
-        return group, f"{prefix}/{stream}" if prefix else stream
+        return awslogs_target(job, spec, attempt.task_id)
 
     def _launch(self, task: TaskRuntime) -> None:
         if self._closed:
