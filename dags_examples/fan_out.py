@@ -41,6 +41,7 @@ with DAG(
         commands=['echo "hello $NAME" > greeting.txt', "cat greeting.txt"],
         compute_environment_arn="{{ var.value.compute_environment_arn }}",
         execution_role_arn="{{ var.value.execution_role_arn }}",
+        task_role_arn="{{ var.value.get('task_role_arn', '') }}",  # the sidecars' S3 access
         bucket="{{ var.value.bucket }}",
         region_name="{{ var.value.get('region', 'us-east-1') }}",
         aws_conn_id="aws_default",

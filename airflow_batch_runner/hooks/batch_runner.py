@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.s3 import NO_ACL, S3Hook
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -297,7 +297,8 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
     def copy(self, source_uri: str, dest_uri: str) -> None:
         """Server-side copy: an upstream output passes on without going through the worker."""
         with _not_found(source_uri):
-            self.s3.copy_object(source_bucket_key=source_uri, dest_bucket_key=dest_uri)
+            # No ACL: buckets with ACLs disabled (the default for new buckets) refuse a canned one.
+            self.s3.copy_object(source_bucket_key=source_uri, dest_bucket_key=dest_uri, acl_policy=NO_ACL)
 
     def list_objects(self, prefix_uri: str) -> list[str]:
         bucket, prefix = bucket_and_key(prefix_uri)

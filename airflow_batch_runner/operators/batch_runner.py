@@ -23,9 +23,9 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import job_spec, outcome
+from airflow_batch_runner import job_spec, outcome, resume, staging
 from airflow_batch_runner.exceptions import BatchJobFailed
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, NotFound, SubmitRefused
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
 from airflow_batch_runner.masking import mask_credentials, redact
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
@@ -36,9 +36,7 @@ if TYPE_CHECKING:
 # Our deadline fires this long before Airflow's execution_timeout would, so the task fails with the
 # job's mapped exit code rather than a bare AirflowTaskTimeout.
 EXECUTION_TIMEOUT_MARGIN = 2.0
-JOB_ID_STATE_KEY = "batch_runner_job_id"
 CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
-TEMPLATE_VARIABLES = ("working_dir", "output_dir", "bucket_path", "workingDir", "outputDir", "bucketPath")
 # After rendering, a command that uses the output dir names its path or its variable.
 OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 
@@ -58,7 +56,6 @@ class _Run:
     job_name: str
     bucket_path: str | None
     deadline: float | None
-    staged: bool
     log_token: str | None = None
     log_stream: str | None = None
     last_lines: list[str] | None = None
@@ -185,7 +182,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     # Rendering
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render ``bucket`` first: the bucket path (a template variable itself) is built from it."""
+        """Render ``bucket`` first: the bucket path (a template variable itself) is built from it.
+        Input file contents keep their last newline (Jinja drops it by default)."""
+        jinja_env = (jinja_env or self.get_template_env()).overlay(keep_trailing_newline=True)
         identity = self._identity(context)
         self.bucket = self.render_template(self.bucket, context, jinja_env)
         bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
@@ -325,14 +324,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             region=self.hook.conn_region_name,
         )
         store = context.get("task_state_store") if self.resume else None
-        existing = self._find_existing_job(store, identity, queue) if self.resume else None
+        existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
-            self._run = existing
+            self._run = self._reattach(existing)
         else:
             self._run = self._submit(spec, identity, queue, inputs, project)
-            self._remember_job(store, self._run.job_id)
+            resume.remember_job(store, self._run.job_id)
         if identity.try_number > 1 and self.delete and self.bucket:
-            self._delete_stale_inputs(identity.task_prefix(self.bucket), keep=self._run.bucket_path)
+            removed = staging.delete_stale_inputs(self.hook, identity.task_prefix(self.bucket), self._run.bucket_path)
+            if removed:
+                self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
         self._persist_job_link(context)
         if self.deferrable:
             self._defer()
@@ -366,7 +367,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         verdict = outcome.decide(state, time.time(), None)
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
-        self._run = _Run(state.job_id, state.job_name, bucket_path, None, staged=False,
+        self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []])
         return self._finish(state, verdict)
 
@@ -383,66 +384,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return str(queue["jobQueueArn"])
         return job_spec.queue_name_for(self.compute_environment_arn)
 
-    def _find_existing_job(self, store: Any, identity: TaskIdentity, queue: str) -> _Run | None:
-        """This task instance's job from an earlier try, when it is active or SUCCEEDED (outputs still to
-        collect): first the id Airflow's task state store kept, then the queue's jobs of that name."""
-        recorded = self._recalled_job(store)
-        if recorded:
-            found = self.hook.describe_jobs([recorded]).get(recorded)
-            if found is not None and found.get("tags", {}).get("airflow:run_key") == identity.run_key:
-                state = outcome.job_state(found)
-                if state.status != "FAILED":
-                    return self._reattach(state, "recorded by an earlier try")
-        if identity.try_number <= 1:
-            return None  # only an earlier try can have submitted a job for this task instance
-        try:
-            candidates = self.hook.find_jobs_by_name(queue, identity.job_name)
-        except Exception as exc:  # no queue yet means no job yet
-            self.log.info("No earlier job found (%s)", exc)
-            return None
-        for summary in candidates:
-            if summary["status"] == "FAILED":
-                continue
-            if self.hook.job_tags(summary["jobArn"]).get("airflow:run_key") != identity.run_key:
-                continue
-            state = outcome.job_state(self.hook.describe_jobs([summary["jobId"]])[summary["jobId"]])
-            return self._reattach(state, "found by name on the queue")
-        return None
-
-    def _delete_stale_inputs(self, task_prefix: str, keep: str | None) -> None:
-        """Inputs staged by an earlier try that died before its job could use them (or whose job failed)."""
-        bucket, prefix = job_spec.bucket_and_key(task_prefix)
-        keep_key = job_spec.bucket_and_key(keep)[1] if keep else None
-        stale = [
-            key for key in self.hook.list_objects(task_prefix)
-            if f"/{job_spec.INPUTS_PREFIX}" in key[len(prefix):] and not (keep_key and key.startswith(keep_key))
-        ]
-        if stale:
-            self.hook.delete_keys(bucket, stale)
-            self.log.info("Deleted %d input file(s) staged by earlier tries", len(stale))
-
-    def _reattach(self, state: outcome.JobState, how: str) -> _Run:
-        self.log.info("Reattaching to AWS Batch job %s (%s), %s", state.job_id, state.status, how)
+    def _reattach(self, state: outcome.JobState) -> _Run:
+        self.log.info("Reattaching to AWS Batch job %s (%s) of an earlier try", state.job_id, state.status)
         created = (state.created_at or time.time() * 1000) / 1000
-        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), staged=False)
-
-    def _recalled_job(self, store: Any) -> str | None:
-        if store is None:
-            return None
-        try:
-            value = store.get(JOB_ID_STATE_KEY)
-        except Exception as exc:  # the store is an optimisation: ListJobs still finds the job
-            self.log.warning("Could not read the task state store: %s", exc)
-            return None
-        return str(value) if value else None
-
-    def _remember_job(self, store: Any, job_id: str) -> None:
-        if store is None:
-            return
-        try:
-            store.set(JOB_ID_STATE_KEY, job_id)
-        except Exception as exc:
-            self.log.warning("Could not record the job id in the task state store: %s", exc)
+        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created))
 
     def _submit(
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
@@ -450,7 +395,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
         staged = bool(spec.bucket_path and (inputs or project))
         try:
-            self._stage_inputs(spec, inputs, project)
+            if spec.bucket_path and staged:
+                staging.stage_inputs(self.hook, spec.bucket_path, inputs, project)
             try:
                 response = self.hook.submit_job(request)
             except SubmitRefused as refused:
@@ -462,31 +408,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 response = self.hook.submit_job(request)
         except BaseException:
             if staged and self.delete and spec.bucket_path:
-                self.hook.delete_prefix(f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}")
+                staging.delete_inputs(self.hook, spec.bucket_path)
             raise
         self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
-        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), staged)
-
-    def _stage_inputs(self, spec: JobSpec, inputs: Mapping[str, str], project: Mapping[str, Path]) -> None:
-        if not spec.bucket_path or not (inputs or project):
-            return
-        prefix = f"{spec.bucket_path}{job_spec.INPUTS_PREFIX}"
-        try:
-            for name, path in project.items():
-                self.hook.upload_file(f"{prefix}{name}", str(path))
-            for name, value in inputs.items():
-                if value.startswith("s3://"):
-                    try:
-                        self.hook.copy(value, f"{prefix}{name}")
-                    except NotFound as exc:
-                        raise ValueError(f"input_files[{name!r}]: {value} does not exist ({exc})") from exc
-                else:
-                    self.hook.upload_text(f"{prefix}{name}", value)
-        except NotFound as exc:
-            raise ValueError(
-                f"bucket {self.bucket!r} does not exist or is not accessible with these credentials ({exc})"
-            ) from exc
-        self.log.info("Staged %d input file(s) under %s", len(inputs) + len(project), prefix)
+        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()))
 
     def _persist_job_link(self, context: Context) -> None:
         assert self._run is not None
@@ -548,27 +473,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     status_reason=state.status_reason,
                     timed_out=verdict.timed_out,
                 )
-            outputs = self._collect_outputs(bucket_path)
+            outputs = staging.collect_outputs(self.hook, bucket_path)
         finally:
             self._cleanup(bucket_path)
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
         return outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
 
-    def _collect_outputs(self, bucket_path: str | None) -> dict[str, str]:
-        if not bucket_path:
-            return {}
-        bucket, prefix = job_spec.bucket_and_key(bucket_path)
-        outputs = {}
-        for key in self.hook.list_objects(bucket_path):
-            name = job_spec.output_name(key[len(prefix) :])
-            if name:
-                outputs[name] = f"s3://{bucket}/{key}"
-        return outputs
-
     def _cleanup(self, bucket_path: str | None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
         if self.delete and bucket_path:
-            removed = self.hook.delete_prefix(f"{bucket_path}{job_spec.INPUTS_PREFIX}")
+            removed = staging.delete_inputs(self.hook, bucket_path)
             if removed:
                 self.log.info("Deleted %d staged input file(s)", removed)
 

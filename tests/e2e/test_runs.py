@@ -162,3 +162,13 @@ def test_wait_until_completion_accepts_timedelta(aws: AwsWorld) -> None:
     op = BatchRunnerOperator(task_id="t", compute_environment_arn="ce", commands=["true"],
                              wait_until_completion=timedelta(minutes=2), completion_check_interval=timedelta(seconds=1))
     assert (op.wait_until_completion, op.completion_check_interval) == (120, 1)
+
+
+def test_literal_input_content_keeps_its_last_newline(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    dag = task_dag("trailing_newline", input_files={"names.txt": "Ada\nGrace\n"}, output_files=["count.txt"],
+                   commands=["wc -l < names.txt | tr -d ' ' > count.txt"])
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    bucket, key = result.xcom["output_files"]["count.txt"][5:].split("/", 1)
+    assert aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == b"2\n"

@@ -1,0 +1,71 @@
+"""The bucket path's files: inputs staged in before the job, outputs listed after it, cleanup.
+
+Layout under a submission's bucket path: ``inputs/`` (staged by the worker, read by the inputs
+sidecar, removed when ``delete`` is on), ``work/`` and ``output/`` (written by the outputs sidecar,
+kept: XCom points to them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from airflow_batch_runner import job_spec
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def stage_inputs(
+    hook: BatchRunnerHook, bucket_path: str, inputs: Mapping[str, str], project: Mapping[str, Path]
+) -> None:
+    """Upload contents and project files, copy ``s3://`` inputs server-side, all under ``inputs/``."""
+    prefix = f"{bucket_path}{job_spec.INPUTS_PREFIX}"
+    bucket = job_spec.bucket_and_key(bucket_path)[0]
+    try:
+        for name, path in project.items():
+            hook.upload_file(f"{prefix}{name}", str(path))
+        for name, value in inputs.items():
+            if value.startswith("s3://"):
+                try:
+                    hook.copy(value, f"{prefix}{name}")
+                except NotFound as exc:
+                    raise ValueError(f"input_files[{name!r}]: {value} does not exist ({exc})") from exc
+            else:
+                hook.upload_text(f"{prefix}{name}", value)
+    except NotFound as exc:
+        raise ValueError(
+            f"bucket {bucket!r} does not exist or is not accessible with these credentials ({exc})"
+        ) from exc
+    log.info("Staged %d input file(s) under %s", len(inputs) + len(project), prefix)
+
+
+def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> dict[str, str]:
+    """XCom names (relative to the working or the output dir) -> ``s3://`` URIs."""
+    if not bucket_path:
+        return {}
+    bucket, prefix = job_spec.bucket_and_key(bucket_path)
+    outputs = {}
+    for key in hook.list_objects(bucket_path):
+        name = job_spec.output_name(key[len(prefix) :])
+        if name:
+            outputs[name] = f"s3://{bucket}/{key}"
+    return outputs
+
+
+def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
+    """This submission's staged inputs: what ``delete`` removes, never what XCom points to."""
+    return hook.delete_prefix(f"{bucket_path}{job_spec.INPUTS_PREFIX}")
+
+
+def delete_stale_inputs(hook: BatchRunnerHook, task_prefix: str, keep: str | None) -> int:
+    """Inputs staged by earlier tries of the task instance, whose jobs failed or never started."""
+    bucket, prefix = job_spec.bucket_and_key(task_prefix)
+    keep_key = job_spec.bucket_and_key(keep)[1] if keep else None
+    stale = [
+        key for key in hook.list_objects(task_prefix)
+        if f"/{job_spec.INPUTS_PREFIX}" in key[len(prefix) :] and not (keep_key and key.startswith(keep_key))
+    ]
+    hook.delete_keys(bucket, stale)
+    return len(stale)
