@@ -27,7 +27,7 @@ class Fault:
     error_rate: float = 0.0
     error_code: str = "InternalFailure"
     error_status: int = 500
-    delay: float = 0.0  # seconds to hold the call before answering it (a slow or stuck AWS)
+    delay: float = 0.0  # seconds to hold the answer of a call that took effect (a slow or stuck AWS)
     count: int | None = None  # faults left to inject; None is unlimited
 
 

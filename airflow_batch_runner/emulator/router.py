@@ -100,17 +100,22 @@ class EmulatorApp:
         body = _read_body(environ)
         operation = self._operation(service, environ, path, body)
         injected = self.faults.record(service, operation)
-        if injected is not None:
+        if injected is not None and injected.fails:
             time.sleep(injected.delay)
-            if injected.fails:
-                return _error(start_response, service, injected.status, injected.code, injected.message)
+            return _error(start_response, service, injected.status, injected.code, injected.message)
         if service == "batch":
             status, headers, payload = batch_responses.handle(
                 self.batch_backend(region), environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body
             )
             start_response(f"{status} {'OK' if status == 200 else 'Error'}", list(headers.items()))
-            return [payload]
-        return self.moto(environ, start_response)
+            answer: Iterable[bytes] = [payload]
+        else:
+            answer = list(self.moto(environ, start_response))
+        if injected is not None:
+            # The call has taken effect; only its answer is late, as with a slow network or a client
+            # that dies waiting: what AWS did and what the client saw can then differ.
+            time.sleep(injected.delay)
+        return answer
 
     def _operation(self, service: str, environ: dict[str, Any], path: str, body: bytes) -> str:
         method = environ["REQUEST_METHOD"]

@@ -133,7 +133,7 @@ def run_dag(dag: Any, capsys: pytest.CaptureFixture[str], conf: dict[str, Any] |
     return DagResult(str(dagrun.state), out.out + out.err, xcom_value(dag.dag_id, dagrun.run_id, task_id))
 
 
-def xcom_value(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict[str, Any] | None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -141,7 +141,7 @@ def xcom_value(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         row = (
             session.query(XComModel)
             .filter(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
-                    XComModel.key == "return_value")
+                    XComModel.key == key)
             .first()
         )
         if row is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
@@ -13,7 +15,8 @@ def _read(aws: AwsWorld, uri: str) -> str:
 
 
 def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_dag(load_dag("run_container"), capsys)
+    dag = load_dag("run_container")
+    result = run_dag(dag, capsys)
     assert result.state == "success", result.output[-3000:]
     assert "[main] Hello World" in result.output
     assert result.xcom is not None
@@ -22,6 +25,27 @@ def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsy
     assert result.xcom["container_exit_code"] == 0
     assert result.xcom["output_files"] == {}
     assert result.xcom["bucket_path"] is None
+    # The extra links' data, persisted while the job ran.
+    links = {key: _link_data(key) for key in ("batch_job_details", "cloudwatch_events")}
+    assert links["batch_job_details"]["job_id"] == result.xcom["job_id"]
+    assert links["batch_job_details"]["region_name"] == "us-east-1"
+    assert links["cloudwatch_events"]["awslogs_group"] == "/aws/batch/job"
+    assert links["cloudwatch_events"]["awslogs_stream_name"].endswith(
+        aws.client("batch").describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]["attempts"][0]
+        ["taskProperties"][0]["containers"][0]["logStreamName"]
+    )
+
+
+def _link_data(key: str) -> dict[str, str]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (session.query(XComModel).filter(XComModel.dag_id == "run_container", XComModel.key == key)
+               .order_by(XComModel.timestamp.desc()).first())
+        assert row is not None, f"no {key} link data"
+        value = row.value
+    return dict(json.loads(value) if isinstance(value, str) else value)
 
 
 def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,44 @@
+"""BatchRunnerHook against the emulator: what parallel tasks do to shared resources."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from airflow_batch_runner.emulator.testing import control
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
+from airflow_batch_runner.job_spec import queue_name_for
+from tests.e2e.conftest import AwsWorld
+
+
+def _hook(aws: AwsWorld) -> BatchRunnerHook:
+    return BatchRunnerHook(aws_conn_id=None, region_name="us-east-1",
+                           overrides=ConnectionOverrides(endpoint_override=aws.url))
+
+
+def test_parallel_tasks_racing_to_create_the_queue_all_get_the_same_one(aws: AwsWorld) -> None:
+    name = queue_name_for(aws.ec2_ce)
+    # Hold each task's first look, so that all of them see no queue and all try to create it.
+    control(aws.url, "faults", {"batch:DescribeJobQueues": {"delay": 2, "count": 8}})
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            arns = list(pool.map(lambda _: _hook(aws).ensure_job_queue(name, aws.ec2_ce), range(8)))
+    finally:
+        control(aws.url, "faults", {})
+    assert len(set(arns)) == 1
+    queues = [q for q in aws.client("batch").describe_job_queues()["jobQueues"] if q["jobQueueName"] == name]
+    assert len(queues) == 1
+    assert queues[0]["status"] == "VALID"
+    assert aws.batch_calls()["CreateJobQueue"] >= 2  # the race really happened: some lost it
+
+
+def test_parallel_registration_of_one_definition_leaves_active_revisions_that_all_work(aws: AwsWorld) -> None:
+    from airflow_batch_runner.job_spec import JobSpec, Resources, build_job_definition
+
+    spec = JobSpec(image="busybox", commands=("true",), platform="EC2", resources=Resources(1, 2048))
+    request = build_job_definition(spec)
+    with ThreadPoolExecutor(4) as pool:
+        arns = list(pool.map(lambda _: _hook(aws).ensure_job_definition(request), range(4)))
+    found = aws.client("batch").describe_job_definitions(jobDefinitionName=request["jobDefinitionName"],
+                                                         status="ACTIVE")["jobDefinitions"]
+    assert {d["jobDefinitionArn"] for d in found} >= set(arns)
+    assert _hook(aws).ensure_job_definition(request) == max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
