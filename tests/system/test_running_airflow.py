@@ -70,3 +70,24 @@ def test_killed_task_process_is_retried_and_reattaches_to_its_job(airflow: Clust
     xcom = airflow.xcom("system_retry", run_id, "shell")
     assert xcom["job_id"] == jobs[0]["jobId"]
     assert world.read(xcom["output_files"]["out.txt"]) == "survives a lost worker"
+
+
+def test_marking_a_deferred_task_failed_terminates_its_job(airflow: Cluster, world: World) -> None:
+    from airflow_batch_runner.outcome import KILL_REASON
+
+    run_id = airflow.trigger("system_deferred_kill")
+    path = f"/dags/system_deferred_kill/dagRuns/{run_id}/taskInstances/shell"
+    deadline = time.monotonic() + 180
+    while airflow.api("GET", path)["state"] != "deferred" or not any(
+        job["status"] == "RUNNING" for job in world.jobs("system_deferred_kill-shell-")
+    ):
+        assert time.monotonic() < deadline, "the task never deferred on a running job"
+        time.sleep(0.5)
+    airflow.api("PATCH", path, {"new_state": "failed"})
+    while True:
+        (job,) = world.jobs("system_deferred_kill-shell-")
+        if job["status"] == "FAILED":
+            break
+        assert time.monotonic() < deadline, f"the job was not terminated: {job['status']}"
+        time.sleep(0.5)
+    assert job["statusReason"] == KILL_REASON
