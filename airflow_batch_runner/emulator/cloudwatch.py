@@ -13,7 +13,7 @@ from airflow_batch_runner.emulator.batch.models import ACCOUNT_ID
 
 class LogsSink:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def _backend(self, region: str) -> Any:
         return logs_backends[ACCOUNT_ID][region]
@@ -24,7 +24,7 @@ class LogsSink:
 
     def open_stream(self, region: str, group: str, stream: str) -> None:
         backend = self._backend(region)
-        with self._lock:
+        with self.lock:
             try:
                 backend.create_log_group(group, tags={})
             except ResourceAlreadyExistsException:
@@ -36,5 +36,5 @@ class LogsSink:
 
     def put(self, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:
         if events:
-            with self._lock:
+            with self.lock:
                 self._backend(region).put_log_events(group, stream, events)

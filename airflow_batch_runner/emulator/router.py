@@ -109,6 +109,11 @@ class EmulatorApp:
             )
             start_response(f"{status} {'OK' if status == 200 else 'Error'}", list(headers.items()))
             answer: Iterable[bytes] = [payload]
+        elif service == "logs":
+            # Containers write to the same moto backend from the runner's thread; moto's own handlers
+            # iterate its dicts unlocked.
+            with self.logs.lock:
+                answer = list(self.moto(environ, start_response))
         else:
             answer = list(self.moto(environ, start_response))
         if injected is not None:

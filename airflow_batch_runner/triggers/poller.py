@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
+from airflow_batch_runner.hooks.batch_runner import DESCRIBE_BATCH, BatchRunnerHook, is_throttling
 from airflow_batch_runner.outcome import job_state
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -85,11 +85,21 @@ class SharedPoller:
             watch.queue.put_nowait(Update(error=message))
 
     async def poll_once(self) -> None:
-        watches = list(self.watches)
-        ids = sorted({w.job_id for w in watches})
-        if not ids:
-            return
-        self.describe_calls += (len(ids) + 99) // 100
+        """One round: per group of 100 jobs, one DescribeJobs, one FilterLogEvents, then the updates.
+
+        Each group's watchers hear back as soon as their group is read, not after the whole round, so
+        a job's end reaches its trigger at most one interval plus one group's calls after it happened.
+        """
+        by_job: dict[str, list[Watch]] = {}
+        for watch in self.watches:
+            by_job.setdefault(watch.job_id, []).append(watch)
+        ids = sorted(by_job)
+        for start in range(0, len(ids), DESCRIBE_BATCH):
+            group = ids[start : start + DESCRIBE_BATCH]
+            await self._poll_group([w for job_id in group for w in by_job[job_id]], group)
+
+    async def _poll_group(self, watches: list[Watch], ids: list[str]) -> None:
+        self.describe_calls += 1
         found = await asyncio.to_thread(self.hook.describe_jobs, ids)
         for watch in watches:
             description = found.get(watch.job_id)
@@ -110,7 +120,7 @@ class SharedPoller:
         if not watches:
             return {}
         start = min(w.log_after for w in watches)
-        self.log_calls += (len({w.log_stream for w in watches}) + 99) // 100
+        self.log_calls += 1  # a group has at most 100 jobs, so at most 100 streams
         events = await asyncio.to_thread(self.hook.filter_log_events, [w.log_stream or "" for w in watches], start)
         events.sort(key=lambda e: e["timestamp"])  # stable: each stream keeps its own order
         by_stream: dict[str, list[Watch]] = {}

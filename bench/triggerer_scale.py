@@ -1,0 +1,612 @@
+"""Triggerer at scale: BatchRunnerTrigger (one shared poller) against the Amazon provider's BatchJobTrigger.
+
+    .venv/bin/python -m bench.triggerer_scale [--jobs 100 500 1000] [--interval 5] [--sleep 100]
+
+For each N and each implementation, one measurement at a time, each on a fresh emulator: this (parent)
+process starts the emulator, creates a compute environment, a queue and an ecsProperties job definition
+whose main container runs ``sleep <S>; echo "done $AWS_BATCH_JOB_ID"`` with the awslogs driver (S: 20
+intervals unless ``--sleep``), starts the waiting child (``--child ours|amazon``, the "triggerer", see
+``bench/triggerer_scale_child.py``), submits the N jobs from 8 threads, waits until every container runs,
+and hands the ids to the child. The child waits on them in one asyncio loop, one trigger per job, and
+prints JSON: emulator call counts around the wait, its CPU time and RSS, and when each event arrived.
+Meanwhile this process samples the emulator's call counts twice a second. Then it reads every job's
+``stoppedAt``, computes the figures, stops the emulator and every process it started (also on a failure,
+Ctrl-C or SIGTERM), prints the tables and checks the targets at N = 1000. Exit status 1 when a target is
+missed or something went wrong. Each child's log and JSON go to ``bench/out/``.
+
+Per interval means per *interval begun* during the wait (``ceil(wait / interval)``) for call counts, and
+per interval of wall time for CPU. S is 20 intervals so that at N = 1000 every BatchJobTrigger has made
+its own client and polls for a few intervals before the first job ends (the "steady state" table).
+
+The Amazon provider's trigger needs aiobotocore, which this project does not depend on:
+``.venv/bin/pip install --no-deps aiobotocore==3.10.0 aioitertools`` (``--no-deps``: aiobotocore pins an
+older botocore than the one installed; the calls used here work with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import math
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bench.triggerer_scale_child import CONN_ID, PROTOCOL, REGION, child_main
+
+NAME = "triggerer-scale"
+LOG_GROUP = "/aws/batch/job"  # airflow_batch_runner.job_spec.LOG_GROUP: the group the poller reads
+IMPLEMENTATIONS = ("ours", "amazon")
+LABELS = {"ours": "BatchRunnerTrigger", "amazon": "BatchJobTrigger"}
+TARGET_N = 1000
+OUT_DIR = Path(__file__).resolve().parent / "out"
+CHILD_START_TIMEOUT = 180.0
+
+
+def credentials_env(url: str) -> dict[str, str]:
+    """The child's environment: dummy credentials, and the Airflow connection the Amazon trigger uses."""
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": url, "region_name": REGION},
+    }
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn),
+    }
+
+
+# The parent: emulator, jobs, one child per measurement, figures
+
+
+@dataclass
+class Measurement:
+    impl: str
+    n: int
+    interval: float
+    load: float  # the machine's 1-minute load average when the measurement started
+    wait_s: float = float("nan")
+    intervals: int = 0
+    describe_calls: int = 0
+    log_calls: int = 0
+    cpu_s: float = float("nan")
+    cpu_per_interval: float = float("nan")
+    cpu_first_interval: float = float("nan")
+    cpu_per_interval_after_first: float = float("nan")
+    rss_start_mib: float = float("nan")
+    peak_rss_mib: float = float("nan")
+    delays: list[float] = field(default_factory=list)
+    events_ok: int = 0
+    loop_lag_max: float = float("nan")
+    # steady state: from the moment every trigger polls (ours: first round done; amazon: every trigger's
+    # client made and its waiter started) to the first job's end
+    all_polling_s: float = float("nan")  # from the start of the wait
+    steady_s: float = float("nan")
+    steady_describe_per_interval: float = float("nan")
+    steady_cpu_per_interval: float = float("nan")
+    # ours only, from PollTrace: poll rounds, and each event's delay split at the DescribeJobs that saw the end
+    polls: list[float] = field(default_factory=list)  # duration of each round
+    describe_phases: list[float] = field(default_factory=list)  # round start -> last DescribeJobs answered
+    logs_phases: list[float] = field(default_factory=list)  # first FilterLogEvents sent -> last answered
+    end_to_seen: list[float] = field(default_factory=list)
+    seen_to_event: list[float] = field(default_factory=list)
+    worst: str = ""
+    cpu_describe: float = float("nan")  # CPU s per interval in DescribeJobs calls (their thread)
+    cpu_describe_parse: float = float("nan")  # of which botocore parsing the answers
+    cpu_logs: float = float("nan")  # CPU s per interval in FilterLogEvents calls
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def describe_per_interval(self) -> float:
+        return self.describe_calls / self.intervals if self.intervals else float("nan")
+
+    @property
+    def logs_per_interval(self) -> float:
+        return self.log_calls / self.intervals if self.intervals else float("nan")
+
+    @property
+    def delay_median(self) -> float:
+        return statistics.median(self.delays) if self.delays else float("nan")
+
+    @property
+    def delay_max(self) -> float:
+        return max(self.delays) if self.delays else float("nan")
+
+
+def setup_batch(client: Any, sleep: float) -> tuple[str, str]:
+    from bench.emulator_capacity import wait_for
+
+    ce = client.create_compute_environment(
+        computeEnvironmentName=NAME,
+        type="MANAGED",
+        computeResources={
+            "type": "EC2",
+            "minvCpus": 0,
+            "maxvCpus": 4096,
+            "instanceTypes": ["optimal"],
+            "subnets": ["subnet-00000000"],
+            "securityGroupIds": ["sg-00000000"],
+            "instanceRole": "ecsInstanceRole",
+        },
+    )["computeEnvironmentArn"]
+    wait_for(
+        "compute environment VALID",
+        lambda: client.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"][0]["status"]
+        == "VALID",
+        timeout=30,
+    )
+    job_queue = client.create_job_queue(
+        jobQueueName=NAME, priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}]
+    )["jobQueueArn"]
+    wait_for(
+        "job queue VALID",
+        lambda: client.describe_job_queues(jobQueues=[job_queue])["jobQueues"][0]["status"] == "VALID",
+        timeout=30,
+    )
+    main = {
+        "name": "main",
+        "image": "busybox",
+        "essential": True,
+        "command": ["/bin/sh", "-c", f'sleep {sleep:g}; echo "done $AWS_BATCH_JOB_ID"'],
+        "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": NAME},
+        },
+    }
+    definition = client.register_job_definition(
+        jobDefinitionName=NAME,
+        type="container",
+        platformCapabilities=["EC2"],
+        ecsProperties={"taskProperties": [{"containers": [main]}]},
+    )["jobDefinitionArn"]
+    return job_queue, definition
+
+
+class StatsSampler:
+    """The emulator's DescribeJobs and Logs call counts twice a second, read from this (parent) process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, int, int]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from airflow_batch_runner.emulator.testing import control
+
+        while not self.stopping.is_set():
+            calls = control(self.url, "stats")["calls"]
+            describe = calls.get("batch", {}).get("DescribeJobs", 0)
+            self.samples.append((time.time(), describe, sum(calls.get("logs", {}).values())))
+            self.stopping.wait(0.5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+
+def interpolate(points: Sequence[tuple[float, float]], t: float) -> float:
+    """The value at ``t`` of the piecewise-linear curve through ``points`` (sorted by time)."""
+    if not points or t < points[0][0] or t > points[-1][0]:
+        return float("nan")
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return points[-1][1]
+
+
+def read_steady(
+    m: Measurement, result: dict[str, Any], jobs: dict[str, dict[str, Any]], stats: list[tuple[float, int, int]]
+) -> None:
+    """Figures per interval while every trigger polls and no job has ended yet: no start-up, no wind-down."""
+    if m.impl == "ours":
+        polls = result["trace"]["polls"]
+        all_polling = polls[0][1] if polls else float("nan")
+    else:
+        since = result["waiting_since"]
+        all_polling = max(since) if len(since) == m.n else float("nan")
+    ends = [job["stoppedAt"] / 1000 for job in jobs.values() if job.get("stoppedAt")]
+    if not ends or math.isnan(all_polling):
+        return
+    m.all_polling_s = all_polling - result["started"]
+    first_end = min(ends)
+    m.steady_s = first_end - all_polling
+    if m.steady_s < m.interval:
+        return  # no whole interval in which every trigger polls: the jobs ended first
+    cpu = [(result["started"] + t, c) for t, c, _ in result["samples"]]
+    describe = [(t, float(d)) for t, d, _ in stats]
+    intervals = m.steady_s / m.interval
+    m.steady_cpu_per_interval = (interpolate(cpu, first_end) - interpolate(cpu, all_polling)) / intervals
+    m.steady_describe_per_interval = (
+        interpolate(describe, first_end) - interpolate(describe, all_polling)
+    ) / intervals
+
+
+class Child:
+    """The waiting process; its stdout lines are read by a thread so that reads can time out."""
+
+    def __init__(self, impl: str, n: int, url: str, args: argparse.Namespace, log: IO[str]) -> None:
+        cmd = [
+            sys.executable, "-m", "bench.triggerer_scale", "--child", impl, "--url", url,
+            "--jobs", str(n), "--interval", f"{args.interval:g}", "--sleep", f"{args.sleep:g}",
+        ]
+        self.log = log
+        self.impl = impl
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=credentials_env(url),
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(PROTOCOL):
+                self.lines.put(line[len(PROTOCOL):].rstrip("\n"))
+            else:
+                self.log.write(line)  # anything else the child printed goes to its log
+        self.lines.put(None)
+
+    def expect(self, word: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"child {self.impl}: no {word!r} within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"child exited with {self.proc.wait()} before {word!r}; see {self.log.name}")
+            if line.split(" ", 1)[0] == word:
+                return line[len(word):].strip()
+
+    def send(self, payload: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(payload) + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdin:
+            self.proc.stdin.close()
+
+
+def measure(impl: str, n: int, args: argparse.Namespace) -> Measurement:
+    import boto3
+
+    from airflow_batch_runner.emulator.testing import running_emulator
+    from bench.emulator_capacity import EmulatorProcesses, batch_client, run_parallel, wait_for
+
+    m = Measurement(impl=impl, n=n, interval=args.interval, load=os.getloadavg()[0])
+    OUT_DIR.mkdir(exist_ok=True)
+    log_path = OUT_DIR / f"triggerer_scale-{impl}-{n}.log"
+    emu: EmulatorProcesses | None = None
+    url = ""
+    child: Child | None = None
+    try:
+        with open(log_path, "w") as log, running_emulator(step_delay=args.step_delay) as emulator_url:
+            url = emulator_url
+            emu = EmulatorProcesses()
+            try:
+                session = boto3.session.Session()
+                clients = [batch_client(url, session) for _ in range(args.threads)]
+                job_queue, definition = setup_batch(clients[0], args.sleep)
+                child = Child(impl, n, url, args, log)
+                child.expect("ready", CHILD_START_TIMEOUT)
+
+                def submit(client: Any, i: int) -> str:
+                    return str(client.submit_job(jobName=f"{NAME}-{i:05d}", jobQueue=job_queue,
+                                                 jobDefinition=definition)["jobId"])
+
+                t0 = time.monotonic()
+                ids = run_parallel(submit, range(n), clients)
+                submitted_s = time.monotonic() - t0
+                # The triggers start once every container runs. The emulator's Logs is moto's, whose
+                # FilterLogEvents walks the streams dict unlocked: a stream created meanwhile (a container
+                # starting) fails the call with a 500 ("dictionary changed size during iteration"), botocore
+                # retries it after a backoff, and that delay is the emulator's, not the trigger's.
+                wait_for("all containers started", lambda: emu.count("sleep") >= n, timeout=120, interval=0.25)
+                print(
+                    f"  {n} jobs submitted in {submitted_s:.1f} s, all running after {time.monotonic() - t0:.1f} s; "
+                    f"{LABELS[impl]} waiting …",
+                    flush=True,
+                )
+                stats = StatsSampler(url)
+                child.send(ids)
+                try:
+                    raw = child.expect("result", args.sleep + 30 * args.interval + 600)
+                finally:
+                    stats.stop()
+                (OUT_DIR / f"triggerer_scale-{impl}-{n}.json").write_text(raw)
+                result = json.loads(raw)
+                child.proc.wait(timeout=60)
+                jobs: dict[str, dict[str, Any]] = {}
+                for start in range(0, n, 100):
+                    for job in clients[0].describe_jobs(jobs=ids[start:start + 100])["jobs"]:
+                        jobs[job["jobId"]] = job
+                read_result(m, result, ids, jobs)
+                read_steady(m, result, jobs, stats.samples)
+            except Exception as exc:
+                traceback.print_exc()
+                m.problems.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                if child is not None:
+                    child.stop()
+                emu.descendants()  # remember every container process, to kill any the emulator leaves
+    finally:
+        if emu is not None:  # the emulator is stopped: none of its container processes may outlive it
+            leftovers = emu.kill_leftovers(url)
+            if leftovers:
+                m.problems.append(f"{leftovers} container processes outlived the emulator")
+    return m
+
+
+def read_result(m: Measurement, result: dict[str, Any], ids: list[str], jobs: dict[str, dict[str, Any]]) -> None:
+    before, after = result["stats_before"], result["stats_after"]
+    m.wait_s = result["elapsed"]
+    m.intervals = max(1, math.ceil(m.wait_s / m.interval))
+    m.describe_calls = after["batch"].get("DescribeJobs", 0) - before["batch"].get("DescribeJobs", 0)
+    m.log_calls = sum(after.get("logs", {}).values()) - sum(before.get("logs", {}).values())
+    m.cpu_s = result["cpu"]
+    m.cpu_per_interval = m.cpu_s / (m.wait_s / m.interval)
+    first = [(t, cpu) for t, cpu, _ in result["samples"] if t <= m.interval + 0.5]
+    if first:
+        t_first, m.cpu_first_interval = first[-1]
+        if m.wait_s > t_first:
+            m.cpu_per_interval_after_first = (m.cpu_s - m.cpu_first_interval) / ((m.wait_s - t_first) / m.interval)
+    m.rss_start_mib = result["rss_start_mib"]
+    m.peak_rss_mib = result["peak_rss_mib"]
+    if result["pending"]:
+        m.problems.append(f"{result['pending']} triggers fired no event in time")
+    if result["errors"]:
+        m.problems.append(f"trigger errors: {result['errors']}")
+    events: dict[str, dict[str, Any]] = result["events"]
+    wrong: list[str] = []
+    for job_id in ids:
+        event, job = events.get(job_id), jobs.get(job_id, {})
+        if event is None:
+            continue
+        ok = job.get("status") == "SUCCEEDED" and (
+            (event["status"] == "done" and event.get("job_status") == "SUCCEEDED"
+             and event.get("last_lines") == [f"done {job_id}"])
+            if m.impl == "ours" else event["status"] == "success"
+        )
+        if ok:
+            m.events_ok += 1
+        elif len(wrong) < 3:
+            wrong.append(f"{job_id}: event {event}, job {job.get('status')}")
+        if job.get("stoppedAt"):
+            m.delays.append(event["t"] - job["stoppedAt"] / 1000)
+    if m.events_ok != m.n:
+        m.problems.append(f"{m.n - m.events_ok} of {m.n} events wrong or missing, e.g. {wrong}")
+    m.loop_lag_max = result["loop_lag_max"]
+    if m.impl == "ours":
+        read_trace(m, result["trace"], events, jobs)
+
+
+def read_trace(
+    m: Measurement, trace: dict[str, Any], events: dict[str, dict[str, Any]], jobs: dict[str, dict[str, Any]]
+) -> None:
+    intervals = m.wait_s / m.interval
+    m.cpu_describe = sum(call[2] for call in trace["describe_calls"]) / intervals
+    m.cpu_describe_parse = sum(call[3] for call in trace["describe_calls"]) / intervals
+    m.cpu_logs = sum(call[2] for call in trace["log_calls"]) / intervals
+    for start, end in trace["polls"]:
+        m.polls.append(end - start)
+        describes = [e for s, e, *_ in trace["describe_calls"] if start <= s <= end]
+        logs = [(s, e) for s, e, *_ in trace["log_calls"] if start <= s <= end]
+        if describes:
+            m.describe_phases.append(max(describes) - start)
+        if logs:
+            m.logs_phases.append(max(e for _, e in logs) - min(s for s, _ in logs))
+    worst = (-1.0, "")
+    for job_id, seen in trace["seen_terminal"].items():
+        event, job = events.get(job_id), jobs.get(job_id, {})
+        if event is None or not job.get("stoppedAt"):
+            continue
+        stopped = job["stoppedAt"] / 1000
+        m.end_to_seen.append(seen - stopped)
+        m.seen_to_event.append(event["t"] - seen)
+        if event["t"] - stopped > worst[0]:
+            worst = (
+                event["t"] - stopped,
+                f"{event['t'] - stopped:.2f} s = {seen - stopped:.2f} s job end -> DescribeJobs call that saw it"
+                f" + {event['t'] - seen:.2f} s that call -> event",
+            )
+    m.worst = worst[1]
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def table(results: list[Measurement]) -> str:
+    header = [
+        "N", "trigger", "wait s (intervals)", "DescribeJobs / interval", "log calls / interval",
+        "CPU s / interval", "CPU s: 1st interval / per later interval", "RSS at start / peak MiB",
+        "event delay median / max s", "events OK",
+    ]
+    rows = [
+        [
+            str(m.n), LABELS[m.impl], f"{fmt(m.wait_s)} ({m.intervals})",
+            f"{fmt(m.describe_per_interval)} ({m.describe_calls})", f"{fmt(m.logs_per_interval)} ({m.log_calls})",
+            fmt(m.cpu_per_interval, 3),
+            f"{fmt(m.cpu_first_interval, 2)} / {fmt(m.cpu_per_interval_after_first, 3)}",
+            f"{fmt(m.rss_start_mib, 0)} / {fmt(m.peak_rss_mib, 0)}",
+            f"{fmt(m.delay_median, 2)} / {fmt(m.delay_max, 2)}", f"{m.events_ok}/{m.n}",
+        ]
+        for m in results
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def details(results: list[Measurement]) -> str:
+    """Where the time goes: the shared poller's rounds, and the event loop's lag, per measurement."""
+
+    def med_max(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f} / {max(values):.2f}" if values else "—"
+
+    header = [
+        "N", "trigger", "load avg at start", "loop lag max s",
+        "CPU s / interval: DescribeJobs calls (parsing) / FilterLogEvents calls / the rest",
+        "poll round s median / max", "DescribeJobs phase s", "FilterLogEvents phase s", "job end -> seen s",
+        "seen -> event s", "slowest event",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for m in results:
+        row = [str(m.n), LABELS[m.impl], fmt(m.load, 2), fmt(m.loop_lag_max, 2)]
+        row.append(
+            "—" if math.isnan(m.cpu_describe) else
+            f"{m.cpu_describe:.3f} ({m.cpu_describe_parse:.3f}) / {m.cpu_logs:.3f} / "
+            f"{m.cpu_per_interval - m.cpu_describe - m.cpu_logs:.3f}"
+        )
+        row += [med_max(m.polls), med_max(m.describe_phases), med_max(m.logs_phases)]
+        row += [med_max(m.end_to_seen), med_max(m.seen_to_event), m.worst or "—"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def steady_table(results: list[Measurement]) -> str:
+    header = [
+        "N", "trigger", "all triggers polling after s", "steady window s", "DescribeJobs / interval",
+        "CPU s / interval",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for m in results:
+        row = [
+            str(m.n), LABELS[m.impl], fmt(m.all_polling_s), fmt(m.steady_s), fmt(m.steady_describe_per_interval),
+            fmt(m.steady_cpu_per_interval, 3),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def check_targets(results: list[Measurement], interval: float) -> list[tuple[str, bool]]:
+    by = {(m.impl, m.n): m for m in results}
+    ours, amazon = by.get(("ours", TARGET_N)), by.get(("amazon", TARGET_N))
+    checks: list[tuple[str, bool]] = []
+    if ours is not None:
+        limit = math.ceil(TARGET_N / 100)
+        checks.append((
+            f"ours: DescribeJobs calls per interval {fmt(ours.describe_per_interval)} <= {limit}",
+            ours.describe_per_interval <= limit,
+        ))
+        checks.append((
+            f"ours: every event within one interval ({interval:g} s) of the job's end: "
+            f"max {fmt(ours.delay_max, 2)} s, {ours.events_ok}/{TARGET_N} events",
+            ours.events_ok == TARGET_N and len(ours.delays) == TARGET_N and ours.delay_max <= interval,
+        ))
+    if ours is not None and amazon is not None:
+        checks.append((
+            f"ours: CPU per interval {fmt(ours.cpu_per_interval, 3)} s <= a tenth of BatchJobTrigger's "
+            f"{fmt(amazon.cpu_per_interval, 3)} s",
+            ours.cpu_per_interval <= amazon.cpu_per_interval / 10,
+        ))
+    return checks
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.triggerer_scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[100, 500, 1000], help="N, one or more")
+    parser.add_argument("--interval", type=float, default=5.0, help="poll interval and waiter_delay, s")
+    parser.add_argument("--sleep", type=float, help="each job's sleep, s (default 20 intervals)")
+    parser.add_argument("--impl", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--step-delay", type=float, default=0.2, help="emulator --step-delay")
+    parser.add_argument("--threads", type=int, default=8, help="threads submitting the jobs")
+    parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.sleep is None:
+        args.sleep = 20 * args.interval
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args)
+    from bench.emulator_capacity import sigterm_as_interrupt
+
+    if "amazon" in args.impl:
+        try:
+            import aiobotocore  # noqa: F401
+        except ImportError:
+            print("BatchJobTrigger needs aiobotocore: .venv/bin/pip install --no-deps aiobotocore==3.10.0 "
+                  "aioitertools", file=sys.stderr)
+            return 2
+    print(
+        f"triggerer at scale: N = {' '.join(map(str, args.jobs))}, interval {args.interval:g} s, jobs of "
+        f"`sleep {args.sleep:g}`, emulator step delay {args.step_delay:g} s, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    results: list[Measurement] = []
+    started = time.monotonic()
+    try:
+        with sigterm_as_interrupt():
+            for n in args.jobs:
+                for impl in args.impl:
+                    print(f"{LABELS[impl]}, N = {n} …", flush=True)
+                    m = measure(impl, n, args)
+                    results.append(m)
+                    print(
+                        f"  wait {fmt(m.wait_s)} s, DescribeJobs/interval {fmt(m.describe_per_interval)}, "
+                        f"CPU s/interval {fmt(m.cpu_per_interval, 3)}, delay max {fmt(m.delay_max, 2)} s",
+                        flush=True,
+                    )
+    except KeyboardInterrupt:
+        print("interrupted; emulator and children stopped", file=sys.stderr)
+        return 130
+    today = datetime.date.today().isoformat()
+    print(f"\n## Triggerer at scale ({today}, {os.cpu_count()} CPUs, total {time.monotonic() - started:.0f} s)\n")
+    print(table(results))
+    print("\nSteady state: from the moment every trigger polls to the first job's end (— if under one interval):\n")
+    print(steady_table(results))
+    print("\nWhere the time goes (median / max):\n")
+    print(details(results))
+    failed = False
+    for m in results:
+        for problem in m.problems:
+            failed = True
+            print(f"\nPROBLEM ({LABELS[m.impl]}, N = {m.n}): {problem}")
+    checks = check_targets(results, args.interval)
+    if checks:
+        print(f"\nTargets at N = {TARGET_N}:")
+        for text, ok in checks:
+            failed = failed or not ok
+            print(f"  {'PASS' if ok else 'FAIL'}: {text}")
+    else:
+        print(f"\ntargets not checked: they are for N = {TARGET_N} with both implementations")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
