@@ -20,10 +20,12 @@ def find_existing_job(
 ) -> outcome.JobState | None:
     """The job to reattach to: active, or SUCCEEDED with its outputs still to collect. FAILED is none.
 
-    First the id the task state store kept (Airflow 3.3+), then, on a retry, the queue's jobs of this
-    task instance's name, checked against the run key tag: that also finds a job whose submission
-    the dead worker never recorded.
+    Only a retry looks (a first try has no earlier job): first for the id the task state store kept
+    (Airflow 3.3+), then among the queue's jobs of this task instance's name, checked against the run
+    key tag, which also finds a job whose submission the dead worker never recorded.
     """
+    if identity.try_number <= 1:
+        return None  # only an earlier try can have submitted a job for this task instance
     recorded = recall_job(store)
     if recorded:
         found = hook.describe_jobs([recorded]).get(recorded)
@@ -32,8 +34,6 @@ def find_existing_job(
             if state.status != "FAILED":
                 log.info("Job %s was recorded by an earlier try", state.job_id)
                 return state
-    if identity.try_number <= 1:
-        return None  # only an earlier try can have submitted a job for this task instance
     try:
         candidates = hook.find_jobs_by_name(queue, identity.job_name)
     except Exception as exc:  # no queue yet means no job yet
