@@ -236,8 +236,14 @@ class Figures:
 
 
 def setup(client: Any, sleep: int) -> tuple[str, str]:
+    return setup_sleep_jobs(client, NAME, f"sleep {sleep}")
+
+
+def setup_sleep_jobs(client: Any, name: str, command: str) -> tuple[str, str]:
+    """An EC2 compute environment, a queue and a one-container ECS job definition running ``command``
+    with awslogs; returns (queue ARN, job definition ARN). Shared by the emulator benchmarks."""
     ce = client.create_compute_environment(
-        computeEnvironmentName=NAME,
+        computeEnvironmentName=name,
         type="MANAGED",
         computeResources={
             "type": "EC2",
@@ -256,39 +262,29 @@ def setup(client: Any, sleep: int) -> tuple[str, str]:
         timeout=30,
     )
     queue = client.create_job_queue(
-        jobQueueName=NAME, priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}]
+        jobQueueName=name, priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}]
     )["jobQueueArn"]
     wait_for(
         "job queue VALID",
         lambda: client.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["status"] == "VALID",
         timeout=30,
     )
+    main = {
+        "name": "main",
+        "image": "busybox",
+        "essential": True,
+        "command": ["/bin/sh", "-c", command],
+        "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/aws/batch/job", "awslogs-stream-prefix": name},
+        },
+    }
     definition = client.register_job_definition(
-        jobDefinitionName=NAME,
+        jobDefinitionName=name,
         type="container",
         platformCapabilities=["EC2"],
-        ecsProperties={
-            "taskProperties": [
-                {
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "busybox",
-                            "essential": True,
-                            "command": ["/bin/sh", "-c", f"sleep {sleep}"],
-                            "resourceRequirements": [
-                                {"type": "VCPU", "value": "0.25"},
-                                {"type": "MEMORY", "value": "512"},
-                            ],
-                            "logConfiguration": {
-                                "logDriver": "awslogs",
-                                "options": {"awslogs-group": "/aws/batch/job", "awslogs-stream-prefix": NAME},
-                            },
-                        }
-                    ]
-                }
-            ]
-        },
+        ecsProperties={"taskProperties": [{"containers": [main]}]},
     )["jobDefinitionArn"]
     return queue, definition
 

@@ -47,7 +47,6 @@ from typing import IO, Any
 from bench.triggerer_scale_child import CONN_ID, PROTOCOL, REGION, child_main
 
 NAME = "triggerer-scale"
-LOG_GROUP = "/aws/batch/job"  # airflow_batch_runner.job_spec.LOG_GROUP: the group the poller reads
 IMPLEMENTATIONS = ("ours", "amazon")
 LABELS = {"ours": "BatchRunnerTrigger", "amazon": "BatchJobTrigger"}
 TARGET_N = 1000
@@ -130,53 +129,9 @@ class Measurement:
 
 
 def setup_batch(client: Any, sleep: float) -> tuple[str, str]:
-    from bench.emulator_capacity import wait_for
+    from bench.emulator_capacity import setup_sleep_jobs
 
-    ce = client.create_compute_environment(
-        computeEnvironmentName=NAME,
-        type="MANAGED",
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "maxvCpus": 4096,
-            "instanceTypes": ["optimal"],
-            "subnets": ["subnet-00000000"],
-            "securityGroupIds": ["sg-00000000"],
-            "instanceRole": "ecsInstanceRole",
-        },
-    )["computeEnvironmentArn"]
-    wait_for(
-        "compute environment VALID",
-        lambda: client.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"][0]["status"]
-        == "VALID",
-        timeout=30,
-    )
-    job_queue = client.create_job_queue(
-        jobQueueName=NAME, priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}]
-    )["jobQueueArn"]
-    wait_for(
-        "job queue VALID",
-        lambda: client.describe_job_queues(jobQueues=[job_queue])["jobQueues"][0]["status"] == "VALID",
-        timeout=30,
-    )
-    main = {
-        "name": "main",
-        "image": "busybox",
-        "essential": True,
-        "command": ["/bin/sh", "-c", f'sleep {sleep:g}; echo "done $AWS_BATCH_JOB_ID"'],
-        "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": NAME},
-        },
-    }
-    definition = client.register_job_definition(
-        jobDefinitionName=NAME,
-        type="container",
-        platformCapabilities=["EC2"],
-        ecsProperties={"taskProperties": [{"containers": [main]}]},
-    )["jobDefinitionArn"]
-    return job_queue, definition
+    return setup_sleep_jobs(client, NAME, f'sleep {sleep:g}; echo "done $AWS_BATCH_JOB_ID"')
 
 
 class StatsSampler:
