@@ -361,7 +361,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
         if event.get("status") != "done":
-            self._cleanup(bucket_path)
+            # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
+            # reattaches to it and cleans up at its end.
             raise AirflowException(f"Waiting for AWS Batch job {event.get('job_id')} failed: {event.get('message')}")
         state = outcome.job_state(event["description"])
         verdict = outcome.decide(state, time.time(), None)
