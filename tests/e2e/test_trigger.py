@@ -115,3 +115,24 @@ def test_one_poller_serves_many_triggers_with_one_describe_call_per_interval(aws
     intervals = elapsed / 0.5 + 1
     assert describe <= intervals, (describe, elapsed)  # one call covers all 30 jobs
     assert log_calls <= intervals, (log_calls, elapsed)
+
+
+def test_a_job_that_vanished_ends_the_wait_with_an_error_event(aws: AwsWorld) -> None:
+    event = asyncio.run(_first_event(_trigger(aws, "00000000-0000-0000-0000-000000000000", poll_interval=0.1)))
+    assert event["status"] == "error"
+    assert event["message"] == "AWS Batch job 00000000-0000-0000-0000-000000000000 no longer exists"
+
+
+def test_throttled_polls_back_off_and_never_fail_the_wait(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, "sleep 1; echo through")
+    control(aws.url, "faults", {"batch:DescribeJobs": {"throttle_rate": 1.0, "count": 3}})
+    # No botocore retries: every throttled call reaches the poller, which must back off and go on.
+    no_retries = {"retries": {"mode": "standard", "max_attempts": 1}}
+    try:
+        event = asyncio.run(_first_event(_trigger(aws, job_id, poll_interval=0.1, botocore_config=no_retries),
+                                         timeout=120))
+    finally:
+        control(aws.url, "faults", {})
+    assert event["status"] == "done"
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert control(aws.url, "stats")["injected"]["batch:DescribeJobs"] == 3
