@@ -285,9 +285,12 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
     # S3: staging and outputs
 
     def upload_text(self, uri: str, content: str) -> None:
+        """One PutObject: an input file's content is small, and S3Hook.load_string would start a
+        multipart transfer manager (a thread pool) for it on the path to SubmitJob."""
         bucket, key = bucket_and_key(uri)
+        client: Any = self.s3.conn
         with _not_found(uri):
-            self.s3.load_string(content, key=key, bucket_name=bucket, replace=True)
+            client.put_object(Bucket=bucket, Key=key, Body=content.encode("utf-8"))
 
     def upload_file(self, uri: str, path: str) -> None:
         bucket, key = bucket_and_key(uri)
