@@ -99,6 +99,7 @@ class _Shared:
         self.lock = threading.RLock()
         self.conn_config: AwsConnectionWrapper | None = None
         self.sessions: dict[str | None, boto3.session.Session] = {}
+        self.client_config: Config | None = None
 
 
 class _WithOverrides:
@@ -115,6 +116,16 @@ class _WithOverrides:
                 base: AwsConnectionWrapper = super().conn_config  # type: ignore[misc]
                 self.shared.conn_config = self.overrides.apply(base) if self.overrides else base
             return self.shared.conn_config
+
+    def _get_config(self, config: Config | None = None) -> Config:
+        # The provider builds a user agent per client by inspecting the call stack (tens of ms on the
+        # path to SubmitJob); the task's clients share one.
+        if config is not None:
+            return super()._get_config(config)  # type: ignore[misc]
+        with self.shared.lock:
+            if self.shared.client_config is None:
+                self.shared.client_config = super()._get_config()  # type: ignore[misc]
+            return self.shared.client_config
 
     def get_session(self, region_name: str | None = None, deferrable: bool = False) -> boto3.session.Session:
         if deferrable:
