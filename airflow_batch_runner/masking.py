@@ -12,6 +12,10 @@ except ImportError:  # pragma: no cover - older Task SDK layout
     from airflow.sdk.execution_time.secrets_masker import redact as _redact  # type: ignore[no-redef]
 
 
+# The task's own credential arguments: masked in the worker and, carried in the trigger, the triggerer.
+CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
+
+
 def mask_credentials(values: Iterable[str | None]) -> None:
     for value in values:
         if value:

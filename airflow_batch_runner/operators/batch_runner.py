@@ -27,7 +27,7 @@ from airflow_batch_runner import job_spec, outcome, resume, staging
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
-from airflow_batch_runner.masking import mask_credentials, redact
+from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 # Our deadline fires this long before Airflow's execution_timeout would, so the task fails with the
 # job's mapped exit code rather than a bare AirflowTaskTimeout.
 EXECUTION_TIMEOUT_MARGIN = 2.0
-CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
 # After rendering, a command that uses the output dir names its path or its variable.
 OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 

@@ -12,7 +12,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
-from airflow_batch_runner.masking import mask_credentials, redact
+from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
 from airflow_batch_runner.triggers.poller import Watch, shared_poller
 
@@ -48,7 +48,7 @@ class BatchRunnerTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.overrides = dict(overrides or {})
-        mask_credentials(self.overrides.get(name) for name in ("secret_key_id", "session_token"))
+        mask_credentials(self.overrides.get(name) for name in CREDENTIAL_FIELDS)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
