@@ -64,6 +64,11 @@ class AwsWorld:
         make: Any = boto3.client
         return make(service, endpoint_url=self.url, region_name="us-east-1")
 
+    def read(self, uri: str) -> str:
+        """The text of an ``s3://`` object, e.g. an output file an XCom points to."""
+        bucket, key = uri[5:].split("/", 1)
+        return str(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+
     def batch_calls(self) -> dict[str, int]:
         from airflow_batch_runner.emulator.testing import control
 

@@ -11,11 +11,6 @@ from tests.e2e.conftest import AwsWorld, load_dag, run_dag
 from tests.e2e.test_failures import task_dag
 
 
-def _read(aws: AwsWorld, uri: str) -> str:
-    bucket, key = uri[5:].split("/", 1)
-    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
-
-
 def test_deferred_reference_example_returns_the_same_xcom(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -27,7 +22,7 @@ def test_deferred_reference_example_returns_the_same_xcom(
     assert logs_calls.get("GetLogEvents", 0) == 0  # the worker never polled
     assert result.xcom is not None
     assert result.xcom["status"] == "SUCCEEDED"
-    assert _read(aws, result.xcom["output_files"]["out.txt"]) == "deferred\n"
+    assert aws.read(result.xcom["output_files"]["out.txt"]) == "deferred\n"
     assert [k for k in aws.object_keys() if "/inputs/" in k] == []
 
 
@@ -86,5 +81,5 @@ def test_throttling_at_half_the_calls_never_fails_a_deferred_task(
         control(aws.url, "faults", {})
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
-    assert _read(aws, result.xcom["output_files"]["out.txt"]) == "t"
+    assert aws.read(result.xcom["output_files"]["out.txt"]) == "t"
     assert control(aws.url, "stats")["injected"], "no fault was injected"

@@ -9,11 +9,6 @@ import pytest
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
 
 
-def _read(aws: AwsWorld, uri: str) -> str:
-    bucket, key = uri[5:].split("/", 1)
-    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
-
-
 def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
     dag = load_dag("run_container")
     result = run_dag(dag, capsys)
@@ -59,7 +54,7 @@ def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsy
     assert xcom["bucket_path"].startswith(f"s3://{aws.bucket}/airflow-batch-runner/container_with_input_files/")
     assert list(xcom["output_files"]) == ["out.txt"]
     assert xcom["output_files"]["out.txt"].startswith(xcom["bucket_path"])
-    assert _read(aws, xcom["output_files"]["out.txt"]) == content
+    assert aws.read(xcom["output_files"]["out.txt"]) == content
     jobs = aws.client("batch").describe_jobs(jobs=[xcom["job_id"]])["jobs"]
     assert jobs[0]["status"] == "SUCCEEDED"
     assert jobs[0]["jobName"] == xcom["job_name"]
@@ -70,7 +65,7 @@ def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys:
     result = run_dag(dag, capsys, conf={"words": "pear fig apple"}, task_id="consume")
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
-    assert _read(aws, result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
+    assert aws.read(result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
     assert "[main] apple" in result.output
 
 
@@ -93,7 +88,7 @@ def test_fan_out_maps_one_job_per_item_with_its_own_xcom(aws: AwsWorld, capsys: 
         )
         values = [(row.map_index, row.value) for row in rows]
     assert [index for index, _ in values] == [0, 1]
-    contents = [_read(aws, value["output_files"]["greeting.txt"]) for _, value in values]
+    contents = [aws.read(value["output_files"]["greeting.txt"]) for _, value in values]
     assert contents == ["hello ann\n", "hello bob\n"]
     assert len({value["bucket_path"] for _, value in values}) == 2
     assert len({value["job_id"] for _, value in values}) == 2

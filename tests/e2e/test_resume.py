@@ -128,8 +128,7 @@ def test_retry_after_worker_crash_runs_exactly_one_job(aws: AwsWorld, case: str)
     assert xcom is not None
     assert xcom["job_id"] == jobs[0]["jobId"]
     assert xcom["status"] == "SUCCEEDED"
-    bucket, key = xcom["output_files"]["out.txt"][5:].split("/", 1)
-    assert aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == f"data for {case}".encode()
+    assert aws.read(xcom["output_files"]["out.txt"]) == f"data for {case}"
     assert [k for k in aws.object_keys() if "/inputs/" in k] == []
 
 

@@ -57,8 +57,7 @@ def test_explicit_credentials_reach_no_log_xcom_definition_job_or_container(
     batch = aws.client("batch")
     job = batch.describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]
     definition = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"][0]
-    bucket, key = result.xcom["output_files"]["env.txt"][5:].split("/", 1)
-    container_env = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    container_env = aws.read(result.xcom["output_files"]["env.txt"])
     for secret in [*leaked, SECRET_KEY_ID]:
         assert secret not in json.dumps(job, default=str)
         assert secret not in json.dumps(definition, default=str)
@@ -170,5 +169,4 @@ def test_literal_input_content_keeps_its_last_newline(aws: AwsWorld, capsys: pyt
     result = run_dag(dag, capsys)
     assert result.state == "success", result.output[-2000:]
     assert result.xcom is not None
-    bucket, key = result.xcom["output_files"]["count.txt"][5:].split("/", 1)
-    assert aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == b"2\n"
+    assert aws.read(result.xcom["output_files"]["count.txt"]) == "2\n"
