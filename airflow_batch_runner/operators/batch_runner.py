@@ -196,7 +196,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "overrides": self._overrides}
+        return {**super()._hook_parameters, "overrides": self._overrides, "caller": type(self).__name__}
 
     @property
     def _overrides(self) -> ConnectionOverrides:

@@ -73,6 +73,7 @@ class BatchRunnerTrigger(BaseTrigger):
             verify=self.verify,
             config=self.botocore_config,
             overrides=ConnectionOverrides(**self.overrides),
+            caller=type(self).__name__,
         )
 
     def _poller_key(self) -> str:

@@ -42,3 +42,16 @@ def test_parallel_registration_of_one_definition_leaves_active_revisions_that_al
                                                          status="ACTIVE")["jobDefinitions"]
     assert {d["jobDefinitionArn"] for d in found} >= set(arns)
     assert _hook(aws).ensure_job_definition(request) == max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
+
+
+def test_every_client_of_a_task_names_the_operator_in_its_user_agent(aws: AwsWorld) -> None:
+    hook = BatchRunnerHook(aws_conn_id=None, region_name="us-east-1", caller="BatchRunnerOperator",
+                           overrides=ConnectionOverrides(endpoint_override=aws.url))
+    for client in (hook.batch, hook.s3.conn, hook.logs.conn):
+        assert "Caller/BatchRunnerOperator" in client.meta.config.user_agent_extra
+        assert "Airflow/" in client.meta.config.user_agent_extra  # the rest of the provider's user agent stays
+
+
+def test_a_hook_built_without_a_caller_lets_the_provider_find_it(aws: AwsWorld) -> None:
+    # The provider looks for the nearest frame named "execute"; there is none here.
+    assert "Caller/BatchRunnerOperator" not in _hook(aws).batch.meta.config.user_agent_extra
