@@ -57,6 +57,7 @@ class _Run:
     deadline: float | None
     log_token: str | None = None
     log_stream: str | None = None
+    log_link: str | None = None  # the stream the persisted log link points to
     last_lines: list[str] | None = None
 
 
@@ -333,7 +334,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             removed = staging.delete_stale_inputs(self.hook, identity.task_prefix(self.bucket), self._run.bucket_path)
             if removed:
                 self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
-        self._persist_job_link(context)
+        self._persist_links(context, existing.log_stream if existing else None)
         if self.deferrable:
             self._defer()
         return self._wait_and_finish(context)
@@ -353,6 +354,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 verify=self.verify,
                 botocore_config=self.botocore_config,
                 overrides=overrides_dict(self._overrides),
+                delete_inputs_of=run.bucket_path if self.delete else None,
             ),
             method_name="execute_complete",
             kwargs={"bucket_path": run.bucket_path},
@@ -369,6 +371,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []])
+        if state.log_stream:
+            self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict)
 
     def _resolve_queue(self) -> str:
@@ -413,20 +417,24 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
         return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()))
 
-    def _persist_job_link(self, context: Context) -> None:
+    def _persist_links(self, context: Context, log_stream: str | None) -> None:
+        """Both links before the wait. AWS names the log stream only when the job's containers start;
+        until then the log link opens the search of the log group, and the stream replaces it once known."""
         assert self._run is not None
-        region = self.hook.conn_region_name
         BatchJobDetailsLink.persist(
-            context=context, operator=self, region_name=region, aws_partition=self.hook.conn_partition,
-            job_id=self._run.job_id,
+            context=context, operator=self, region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition, job_id=self._run.job_id,
         )
+        self._persist_logs_link(context, log_stream)
 
-    def _persist_logs_link(self, context: Context, stream: str) -> None:
+    def _persist_logs_link(self, context: Context, stream: str | None) -> None:
+        assert self._run is not None
         CloudWatchEventsLink.persist(
             context=context, operator=self, region_name=self.hook.conn_region_name,
             aws_partition=self.hook.conn_partition, awslogs_region=self.hook.conn_region_name,
-            awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream,
+            awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream or "",
         )
+        self._run.log_link = stream
 
     def _wait_and_finish(self, context: Context) -> dict[str, Any]:
         run = self._run
@@ -449,9 +457,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         if not state.log_stream:
             return
+        if state.log_stream != run.log_link:
+            self._persist_logs_link(context, state.log_stream)
         if state.log_stream != run.log_stream:
             run.log_stream, run.log_token = state.log_stream, None
-            self._persist_logs_link(context, state.log_stream)
         lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
         lines = [redact(line) for line in lines]
         for line in lines:
@@ -490,3 +499,4 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if self._run is not None:
             self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
             self.hook.terminate(self._run.job_id, outcome.KILL_REASON)
+            self._cleanup(self._run.bucket_path)

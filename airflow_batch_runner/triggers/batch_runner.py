@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_batch_runner import staging
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
@@ -37,9 +38,12 @@ class BatchRunnerTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         overrides: dict[str, Any] | None = None,
+        delete_inputs_of: str | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
+        # The bucket path whose staged inputs go with the job when the task is killed (delete=True).
+        self.delete_inputs_of = delete_inputs_of
         self.deadline = deadline
         self.limit = limit
         self.poll_interval = poll_interval
@@ -63,6 +67,7 @@ class BatchRunnerTrigger(BaseTrigger):
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
                 "overrides": self.overrides,
+                "delete_inputs_of": self.delete_inputs_of,
             },
         )
 
@@ -121,7 +126,11 @@ class BatchRunnerTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """A user marked the deferred task failed or success, or cleared it: stop the job too."""
         self.log.info("Task killed while deferred: terminating AWS Batch job %s", self.job_id)
-        await asyncio.to_thread(self._hook().terminate, self.job_id, KILL_REASON)
+        hook = self._hook()
+        await asyncio.to_thread(hook.terminate, self.job_id, KILL_REASON)
+        if self.delete_inputs_of:
+            removed = await asyncio.to_thread(staging.delete_inputs, hook, self.delete_inputs_of)
+            self.log.info("Deleted %d staged input file(s)", removed)
 
 
 def overrides_dict(overrides: ConnectionOverrides) -> dict[str, Any]:

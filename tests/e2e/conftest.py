@@ -74,6 +74,15 @@ class AwsWorld:
 
         return dict(control(self.url, "stats")["calls"].get("batch", {}))
 
+    def queue_where_jobs_never_start(self, name: str) -> str:
+        """A queue on the EC2 compute environment: the Fargate jobs sent there stay RUNNABLE."""
+        queue = self.client("batch").create_job_queue(
+            jobQueueName=name, priority=1, state="ENABLED",
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": self.ec2_ce}],
+        )["jobQueueArn"]
+        time.sleep(0.2)  # the queue becomes VALID one step after creation
+        return str(queue)
+
     def object_keys(self, prefix: str = "") -> list[str]:
         s3 = self.client("s3")
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
@@ -127,6 +136,7 @@ class DagResult:
     state: str
     output: str
     xcom: dict[str, Any] | None
+    run_id: str = ""
 
 
 def run_dag(dag: Any, capsys: pytest.CaptureFixture[str], conf: dict[str, Any] | None = None,
@@ -135,7 +145,8 @@ def run_dag(dag: Any, capsys: pytest.CaptureFixture[str], conf: dict[str, Any] |
     capsys.readouterr()
     dagrun = dag.test(run_conf=conf)
     out = capsys.readouterr()
-    return DagResult(str(dagrun.state), out.out + out.err, xcom_value(dag.dag_id, dagrun.run_id, task_id))
+    return DagResult(str(dagrun.state), out.out + out.err, xcom_value(dag.dag_id, dagrun.run_id, task_id),
+                     dagrun.run_id)
 
 
 def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict[str, Any] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
@@ -48,11 +46,7 @@ def test_job_that_never_leaves_runnable_is_terminated_at_the_deadline_with_code_
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     batch = aws.client("batch")
-    queue = batch.create_job_queue(
-        jobQueueName="stuck", priority=1, state="ENABLED",
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.ec2_ce}],  # EC2: Fargate jobs never place
-    )["jobQueueArn"]
-    time.sleep(0.2)  # the queue becomes VALID one step after creation
+    queue = aws.queue_where_jobs_never_start("stuck")
     dag = task_dag("stuck_runnable", deferrable=True, bucket=None, job_queue_arn=queue,
                    commands=["echo never"], wait_until_completion=3)
     result = run_dag(dag, capsys)

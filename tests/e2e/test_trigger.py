@@ -83,6 +83,15 @@ def test_on_kill_terminates_the_job(aws: AwsWorld) -> None:
     assert job["statusReason"] == KILL_REASON
 
 
+def test_on_kill_deletes_the_staged_inputs_it_was_given_and_nothing_else(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, "sleep 120")
+    s3 = aws.client("s3")
+    for key in ("run/inputs/a.txt", "run/inputs/sub/b.txt", "run/outputs/out.txt", "other/inputs/c.txt"):
+        s3.put_object(Bucket=aws.bucket, Key=key, Body=b"x")
+    asyncio.run(_trigger(aws, job_id, delete_inputs_of=f"s3://{aws.bucket}/run/").on_kill())
+    assert sorted(aws.object_keys()) == ["other/inputs/c.txt", "run/outputs/out.txt"]
+
+
 def test_cleanup_on_a_triggerer_restart_leaves_the_job_running(aws: AwsWorld) -> None:
     (job_id,) = _submit(aws, "sleep 30")
     trigger = _trigger(aws, job_id)
