@@ -8,7 +8,7 @@ from typing import Any
 from moto.logs.exceptions import ResourceAlreadyExistsException
 from moto.logs.models import logs_backends
 
-from airflow_batch_runner.emulator.batch.models import ACCOUNT_ID
+from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID
 
 
 class LogsSink:

@@ -18,7 +18,7 @@ from moto.moto_api import _internal as moto_api
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from airflow_batch_runner.emulator.batch import responses as batch_responses
-from airflow_batch_runner.emulator.batch.models import BatchBackend
+from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
 from airflow_batch_runner.emulator.faults import FaultsAndStats
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from airflow_batch_runner.emulator.batch.models import BatchBackend
+from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
 # POST /v1/<lowercase operation> -> (operation name, backend method)

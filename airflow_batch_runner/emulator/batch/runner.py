@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_runner.emulator.batch.models import (
+from airflow_batch_runner.emulator.batch.jobs import (
     ESSENTIAL_EXITED,
     ContainerResult,
     Job,

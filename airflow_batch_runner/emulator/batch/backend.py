@@ -1,34 +1,40 @@
-"""AWS Batch state and behaviour: compute environments, queues, job definitions and jobs.
+"""One region's AWS Batch: what each request means and how a job moves through its statuses.
 
-No wire format here (that is ``responses.py``) and no processes (that is ``runner.py``): this module
-decides what a request means and how a job moves through its statuses.
+No wire format here (that is ``responses.py``) and no processes (that is ``runner.py``); the resources
+are in ``resources.py`` and the jobs in ``jobs.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.jobs import (
+    ACTIVE_STATUSES,
+    Attempt,
+    Job,
+    TaskResult,
+    apply_container_overrides,
+    check_list_filter,
+    effective_ecs_task,
+    job_matches,
+)
+from airflow_batch_runner.emulator.batch.resources import (
+    ACCOUNT_ID,
+    ECS_TYPES,
+    ComputeEnvironment,
+    JobDefinition,
+    JobQueue,
+    now_ms,
+    tags_dict,
+)
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
-ACCOUNT_ID = "123456789012"
-ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
-TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
-FARGATE_TYPES = ("FARGATE", "FARGATE_SPOT")
-ECS_TYPES = ("EC2", "SPOT", *FARGATE_TYPES)
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
-ESSENTIAL_EXITED = "Essential container in task exited"
-DEFAULT_LOG_GROUP = "/aws/batch/job"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Scheduler(Protocol):
@@ -39,352 +45,6 @@ class Scheduler(Protocol):
     def start_task(self, job: Job, on_stopped: Callable[[Job, TaskResult], None]) -> None: ...
 
     def stop_task(self, job: Job) -> None: ...
-
-
-@dataclass
-class ContainerResult:
-    name: str
-    exit_code: int | None
-    reason: str | None
-    log_stream_name: str | None
-
-
-@dataclass
-class TaskResult:
-    containers: list[ContainerResult]
-    status_reason: str
-
-
-@dataclass
-class ComputeEnvironment:
-    name: str
-    arn: str
-    ce_type: str
-    state: str
-    compute_resources: dict[str, Any] | None
-    eks_configuration: dict[str, Any] | None
-    service_role: str | None
-    tags: dict[str, str]
-    status: str = "CREATING"
-    status_reason: str = "Compute environment is being created"
-
-    @property
-    def orchestration(self) -> str:
-        return "EKS" if self.eks_configuration else "ECS"
-
-    @property
-    def platform(self) -> str:
-        resource_type = (self.compute_resources or {}).get("type", "EC2")
-        return "FARGATE" if resource_type in FARGATE_TYPES else "EC2"
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "computeEnvironmentName": self.name,
-            "computeEnvironmentArn": self.arn,
-            "type": self.ce_type,
-            "state": self.state,
-            "status": self.status,
-            "statusReason": self.status_reason,
-            "containerOrchestrationType": self.orchestration,
-            "tags": self.tags,
-            "ecsClusterArn": self.arn.replace(":batch:", ":ecs:").replace("compute-environment/", "cluster/"),
-        }
-        if self.compute_resources is not None:
-            out["computeResources"] = self.compute_resources
-        if self.eks_configuration is not None:
-            out["eksConfiguration"] = self.eks_configuration
-        if self.service_role:
-            out["serviceRole"] = self.service_role
-        return out
-
-
-@dataclass
-class JobQueue:
-    name: str
-    arn: str
-    state: str
-    priority: int
-    compute_environment_order: list[dict[str, Any]]
-    tags: dict[str, str]
-    status: str = "CREATING"
-    status_reason: str = "Job queue is being created"
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "jobQueueName": self.name,
-            "jobQueueArn": self.arn,
-            "state": self.state,
-            "status": self.status,
-            "statusReason": self.status_reason,
-            "priority": self.priority,
-            "computeEnvironmentOrder": self.compute_environment_order,
-            "tags": self.tags,
-            "jobQueueType": "ECS",
-        }
-
-
-@dataclass
-class JobDefinition:
-    name: str
-    revision: int
-    arn: str
-    def_type: str
-    platform_capabilities: list[str]
-    container_properties: dict[str, Any] | None
-    ecs_properties: dict[str, Any] | None
-    parameters: dict[str, str]
-    timeout: dict[str, Any] | None
-    retry_strategy: dict[str, Any] | None
-    propagate_tags: bool
-    tags: dict[str, str]
-    status: str = "ACTIVE"
-
-    @property
-    def platform(self) -> str:
-        return "FARGATE" if "FARGATE" in self.platform_capabilities else "EC2"
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "jobDefinitionName": self.name,
-            "jobDefinitionArn": self.arn,
-            "revision": self.revision,
-            "status": self.status,
-            "type": self.def_type,
-            "parameters": self.parameters,
-            "platformCapabilities": self.platform_capabilities,
-            "propagateTags": self.propagate_tags,
-            "tags": self.tags,
-            "containerOrchestrationType": "ECS",
-        }
-        for key, value in (
-            ("containerProperties", self.container_properties),
-            ("ecsProperties", self.ecs_properties),
-            ("timeout", self.timeout),
-            ("retryStrategy", self.retry_strategy),
-        ):
-            if value is not None:
-                out[key] = value
-        return out
-
-
-@dataclass
-class Attempt:
-    task_id: str
-    started_at: int
-    stopped_at: int | None = None
-    status_reason: str | None = None
-    containers: list[ContainerResult] = field(default_factory=list)
-
-
-@dataclass
-class Job:
-    job_id: str
-    name: str
-    arn: str
-    region: str
-    queue: JobQueue
-    definition: JobDefinition
-    tags: dict[str, str]
-    propagate_tags: bool
-    timeout: dict[str, Any] | None
-    max_attempts: int
-    parameters: dict[str, str]
-    # Effective task (ECS jobs) or container (container jobs), after overrides.
-    ecs_task: dict[str, Any] | None
-    container: dict[str, Any] | None
-    status: str = "SUBMITTED"
-    status_reason: str | None = None
-    created_at: int = field(default_factory=now_ms)
-    started_at: int | None = None
-    stopped_at: int | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    is_cancelled: bool = False
-    is_terminated: bool = False
-    # Reason to report when the running task stops because we stopped it.
-    stop_reason: str | None = None
-    runtime: Any = None  # owned by the runner
-
-    @property
-    def containers(self) -> list[dict[str, Any]]:
-        if self.ecs_task is not None:
-            return list(self.ecs_task["containers"])
-        assert self.container is not None
-        return [{**self.container, "name": "default", "essential": True}]
-
-    @property
-    def current_attempt(self) -> Attempt | None:
-        return self.attempts[-1] if self.attempts else None
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "jobArn": self.arn,
-            "jobId": self.job_id,
-            "jobName": self.name,
-            "createdAt": self.created_at,
-            "status": self.status,
-            "jobDefinition": self.definition.arn,
-        }
-        for key, value in (
-            ("statusReason", self.status_reason),
-            ("startedAt", self.started_at),
-            ("stoppedAt", self.stopped_at),
-        ):
-            if value is not None:
-                out[key] = value
-        if self.container is not None and self.attempts:
-            first = self.attempts[-1].containers[:1]
-            if first and first[0].exit_code is not None:
-                out["container"] = {"exitCode": first[0].exit_code}
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        out = self.summary()
-        out.update(
-            {
-                "jobQueue": self.queue.arn,
-                "tags": self.tags,
-                "propagateTags": self.propagate_tags,
-                "parameters": self.parameters,
-                "platformCapabilities": self.definition.platform_capabilities,
-                "retryStrategy": {"attempts": self.max_attempts},
-                "dependsOn": [],
-                "isCancelled": self.is_cancelled,
-                "isTerminated": self.is_terminated,
-                "attempts": [self._describe_attempt(a) for a in self.attempts],
-            }
-        )
-        if self.timeout:
-            out["timeout"] = self.timeout
-        # AWS gives each container its log stream name once the attempt reaches RUNNING, so that
-        # clients can read the logs while the job runs; the runner reports it again when it stops.
-        running = self.attempts[-1] if self.status == "RUNNING" and self.attempts else None
-        if self.ecs_task is not None:
-            task = copy.deepcopy(self.ecs_task)
-            latest = {c.name: c for c in self.attempts[-1].containers} if self.attempts else {}
-            for container in task["containers"]:
-                result = latest.get(container["name"])
-                if result is not None:
-                    _merge_result(container, result)
-                elif running is not None:
-                    _add_running_stream(container, awslogs_target(self, container, running.task_id))
-            if self.attempts:
-                task["taskArn"] = self._task_arn(self.attempts[-1])
-            out["ecsProperties"] = {"taskProperties": [task]}
-        else:
-            container = copy.deepcopy(self.container or {})
-            if self.attempts and self.attempts[-1].containers:
-                _merge_result(container, self.attempts[-1].containers[0])
-                container["taskArn"] = self._task_arn(self.attempts[-1])
-            elif running is not None:
-                container["taskArn"] = self._task_arn(running)
-                _add_running_stream(container, awslogs_target(self, self.containers[0], running.task_id))
-            out["container"] = container
-        return out
-
-    def _task_arn(self, attempt: Attempt) -> str:
-        return f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:task/batch/{attempt.task_id}"
-
-    def _describe_attempt(self, attempt: Attempt) -> dict[str, Any]:
-        out: dict[str, Any] = {"startedAt": attempt.started_at}
-        if attempt.stopped_at is not None:
-            out["stoppedAt"] = attempt.stopped_at
-        if attempt.status_reason:
-            out["statusReason"] = attempt.status_reason
-        results = [_result_dict(c) for c in attempt.containers]
-        if self.ecs_task is not None:
-            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), "containers": results}]
-        else:
-            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt)}
-        return out
-
-
-def awslogs_target(job: Job, spec: Mapping[str, Any], task_id: str) -> tuple[str, str] | None:
-    """(log group, log stream) the awslogs driver writes a container's lines to; None without awslogs.
-
-    Container-type jobs log with awslogs by default, in ``<job definition name>/default/<task id>``.
-    """
-    log_config = spec.get("logConfiguration")
-    if job.container is not None and not log_config:
-        log_config = {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": job.definition.name}}
-    if not log_config or log_config.get("logDriver") != "awslogs":
-        return None
-    options = log_config.get("options") or {}
-    group = options.get("awslogs-group", DEFAULT_LOG_GROUP)
-    prefix = options.get("awslogs-stream-prefix")
-    stream = f"{spec['name']}/{task_id}"
-    return group, f"{prefix}/{stream}" if prefix else stream
-
-
-def _add_running_stream(container: dict[str, Any], target: tuple[str, str] | None) -> None:
-    if target is not None:
-        container["logStreamName"] = target[1]
-
-
-def _result_dict(result: ContainerResult) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": result.name}
-    if result.exit_code is not None:
-        out["exitCode"] = result.exit_code
-    if result.reason:
-        out["reason"] = result.reason
-    if result.log_stream_name:
-        out["logStreamName"] = result.log_stream_name
-    return out
-
-
-def _merge_result(container: dict[str, Any], result: ContainerResult) -> None:
-    details = _result_dict(result)
-    details.pop("name")
-    container.update(details)
-
-
-def tags_dict(value: Any) -> dict[str, str]:
-    return {str(k): str(val) for k, val in (value or {}).items()}
-
-
-def _merge_environment(base: list[dict[str, str]], extra: Iterable[dict[str, str]]) -> list[dict[str, str]]:
-    merged = {e["name"]: e.get("value", "") for e in base}
-    for entry in extra:
-        merged[entry["name"]] = entry.get("value", "")
-    return [{"name": k, "value": val} for k, val in merged.items()]
-
-
-def _merge_requirements(base: list[dict[str, str]], extra: Iterable[dict[str, str]]) -> list[dict[str, str]]:
-    merged = {r["type"]: r["value"] for r in base}
-    for entry in extra:
-        merged[entry["type"]] = entry["value"]
-    return [{"type": k, "value": val} for k, val in merged.items()]
-
-
-def apply_container_overrides(container: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(container)
-    if override.get("command") is not None:
-        out["command"] = list(override["command"])
-    if override.get("environment"):
-        out["environment"] = _merge_environment(out.get("environment") or [], override["environment"])
-    if override.get("resourceRequirements"):
-        out["resourceRequirements"] = _merge_requirements(
-            out.get("resourceRequirements") or [], override["resourceRequirements"]
-        )
-    for legacy in ("vcpus", "memory", "instanceType"):
-        if override.get(legacy) is not None:
-            out[legacy] = override[legacy]
-    return out
-
-
-def effective_ecs_task(definition: JobDefinition, override: Mapping[str, Any] | None) -> dict[str, Any]:
-    assert definition.ecs_properties is not None
-    task = copy.deepcopy(definition.ecs_properties["taskProperties"][0])
-    task_overrides = (override or {}).get("taskProperties") or []
-    if len(task_overrides) > 1:
-        raise ClientException("ecsPropertiesOverride.taskProperties can have at most one entry")
-    by_name = {c["name"]: i for i, c in enumerate(task["containers"])}
-    for container_override in (task_overrides[0].get("containers") or []) if task_overrides else []:
-        name = container_override.get("name")
-        if name not in by_name:
-            raise ClientException(f"ecsPropertiesOverride names container {name!r}, which the job definition lacks")
-        idx = by_name[name]
-        task["containers"][idx] = apply_container_overrides(task["containers"][idx], container_override)
-    return task
 
 
 class BatchBackend:
@@ -751,9 +411,9 @@ class BatchBackend:
             jobs = [job for job in self.jobs.values() if job.queue is queue]
             if filters:
                 for flt in filters:  # a bad filter is refused even when the queue has no job
-                    _check_filter(flt)
+                    check_list_filter(flt)
                 for flt in filters:
-                    jobs = [job for job in jobs if _matches(job, flt)]
+                    jobs = [job for job in jobs if job_matches(job, flt)]
             else:
                 status = params.get("jobStatus", "RUNNING")
                 jobs = [job for job in jobs if job.status == status]
@@ -911,32 +571,6 @@ class BatchBackend:
     def active_jobs(self) -> list[Job]:
         with self.lock:
             return [job for job in self.jobs.values() if job.status in ACTIVE_STATUSES]
-
-
-LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT")
-
-
-def _check_filter(flt: Mapping[str, Any]) -> None:
-    name, values = flt.get("name"), flt.get("values") or []
-    if name not in LIST_JOBS_FILTERS:
-        raise ClientException(f"filter name {name!r} is invalid; use {', '.join(LIST_JOBS_FILTERS)}")
-    if not values:
-        raise ClientException(f"filter {name} needs a value")
-
-
-def _matches(job: Job, flt: Mapping[str, Any]) -> bool:
-    name, value = flt.get("name"), flt["values"][0]
-    if name == "JOB_NAME":
-        if value.endswith("*"):
-            return job.name.lower().startswith(value[:-1].lower())
-        return job.name.lower() == value.lower()
-    if name == "JOB_DEFINITION":
-        if value.endswith("*"):
-            return job.definition.arn.startswith(value[:-1]) or job.definition.name.startswith(value[:-1])
-        return value in (job.definition.arn, job.definition.name, f"{job.definition.name}:{job.definition.revision}")
-    if name == "AFTER_CREATED_AT":
-        return job.created_at > int(value)
-    return job.created_at < int(value)  # BEFORE_CREATED_AT
 
 
 def paginate(
