@@ -58,6 +58,12 @@ class ConnectionOverrides:
         if self.access_key_id:
             login, password = self.access_key_id, self.secret_key_id
             extra.pop("aws_session_token", None)
+            # The provider also reads credentials from the deprecated session_kwargs: none of the
+            # connection's may pair with the explicit keys.
+            session_kwargs = {k: v for k, v in (extra.get("session_kwargs") or {}).items()
+                              if k not in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")}
+            if "session_kwargs" in extra:
+                extra["session_kwargs"] = session_kwargs
             if self.session_token:
                 extra["aws_session_token"] = self.session_token
         elif base.aws_session_token:
@@ -66,7 +72,8 @@ class ConnectionOverrides:
             extra["endpoint_url"] = self.endpoint_override
         # Assume-role calls go where every other call of the task goes, unless told otherwise
         # (the Amazon provider alone would send them to the public STS endpoint).
-        sts_endpoint = self.sts_endpoint_override or self.endpoint_override or base.endpoint_url
+        own_sts = ((extra.get("service_config") or {}).get("sts") or {}).get("endpoint_url")
+        sts_endpoint = self.sts_endpoint_override or own_sts or self.endpoint_override or base.endpoint_url
         if sts_endpoint:
             service_config = dict(extra.get("service_config") or {})
             service_config["sts"] = {**service_config.get("sts", {}), "endpoint_url": sts_endpoint}

@@ -174,6 +174,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.sts_endpoint_override = sts_endpoint_override
         if bool(access_key_id) != bool(secret_key_id):
             raise ValueError("access_key_id and secret_key_id go together: give both or neither")
+        if session_token and not access_key_id:
+            raise ValueError(
+                "session_token goes with access_key_id and secret_key_id (temporary credentials): give all "
+                "three, or put the token in the Airflow connection"
+            )
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
         self._run: _Run | None = None

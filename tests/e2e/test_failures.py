@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +26,17 @@ def mutations(aws: AwsWorld) -> dict[str, int]:
             for op, n in calls.get(service, {}).items() if op in ops}
 
 
-def task_dag(name: str, **kwargs: Any) -> Any:
+class Source(str):
+    """A task argument written into the DAG file as this source text (a name the preamble defines),
+    not as a literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def task_dag(name: str, preamble: str = "", **kwargs: Any) -> Any:
+    """One BatchRunnerOperator "shell" in a DAG file; kwargs are written with repr() (``import datetime``
+    is in scope, so a timedelta works), and ``preamble`` is module-level source placed before the DAG."""
     args = {
         "compute_environment_arn": "{{ var.value.compute_environment_arn }}",
         "execution_role_arn": "{{ var.value.execution_role_arn }}",
@@ -32,10 +46,11 @@ def task_dag(name: str, **kwargs: Any) -> Any:
     }
     rendered = ",\n            ".join(f"{k}={v!r}" for k, v in args.items())
     return load_dag(name, f"""
-    from datetime import datetime
+    import datetime
     from airflow.sdk import DAG
     from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
-    with DAG({name!r}, schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+{textwrap.indent(textwrap.dedent(preamble), "    ")}
+    with DAG({name!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
         BatchRunnerOperator(
             task_id="shell",
             {rendered},
@@ -45,6 +60,15 @@ def task_dag(name: str, **kwargs: Any) -> Any:
 
 def staged_inputs(aws: AwsWorld) -> list[str]:
     return [k for k in aws.object_keys() if "/inputs/" in k]
+
+
+def the_job(aws: AwsWorld, dag_id: str) -> dict[str, Any]:
+    """DescribeJobs of the one job the DAG's "shell" task submitted."""
+    batch = aws.client("batch")
+    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
+    jobs = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{dag_id}-shell-*"]}])
+    (summary,) = jobs["jobSummaryList"]
+    return dict(batch.describe_jobs(jobs=[summary["jobId"]])["jobs"][0])
 
 
 def test_failing_command_fails_the_task_with_exit_codes_and_reason(
@@ -57,18 +81,54 @@ def test_failing_command_fails_the_task_with_exit_codes_and_reason(
     assert "Exit code 1 (status FAILED)" in result.output
     assert "Main container exit code: 3" in result.output
     assert "Status reason: Essential container in task exited" in result.output
-    assert "about to fail" in result.output
+    assert "Last log lines:\n  about to fail" in result.output  # the exception's text, not the live log
     assert "[main] never printed" not in result.output
     assert staged_inputs(aws) == []
+
+
+RECORD_EXCEPTION = """
+    import json
+    import pathlib
+
+    def record_exception(context):
+        error = context["exception"]
+        fields = ("exit_code", "container_exit_code", "status_reason", "status", "job_id", "timed_out")
+        record = {"type": f"{type(error).__module__}.{type(error).__qualname__}",
+                  **{field: getattr(error, field, "missing") for field in fields}}
+        pathlib.Path(RECORD).write_text(json.dumps(record))
+"""
+
+
+def test_the_failure_callback_gets_the_job_outcome_on_the_exception(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = tmp_path / "exception.json"
+    dag = task_dag("callback", preamble=f"RECORD = {str(record)!r}\n" + textwrap.dedent(RECORD_EXCEPTION),
+                   on_failure_callback=Source("record_exception"), commands=["exit 3"])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    seen = json.loads(record.read_text())
+    assert seen.pop("status_reason").startswith("Essential container in task exited")
+    assert seen == {
+        "type": "airflow_batch_runner.exceptions.BatchJobFailed",
+        "exit_code": 1,
+        "container_exit_code": 3,
+        "status": "FAILED",
+        "job_id": the_job(aws, "callback")["jobId"],
+        "timed_out": False,
+    }
 
 
 def test_missing_output_file_fails_the_job_in_aws_and_says_which(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_dag(task_dag("no_output", output_files=["never.txt"], commands=["echo done"]), capsys)
+    dag = task_dag("no_output", input_files={"in.txt": "x"}, output_files=["never.txt"], commands=["echo done"])
+    result = run_dag(dag, capsys)
     assert result.state == "failed"
     assert "output file never.txt was not written" in result.output
     assert "Main container exit code: 1" in result.output
+    assert "Status reason:" in result.output
+    assert staged_inputs(aws) == []
 
 
 def test_unpullable_image_fails_with_the_reason_from_aws(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,32 +140,26 @@ def test_unpullable_image_fails_with_the_reason_from_aws(aws: AwsWorld, capsys: 
     assert staged_inputs(aws) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "limits", "seconds"),
+    [
+        ("too_slow", {"wait_until_completion": 3}, 3),
+        # execution_timeout wins over wait_until_completion's 3600 s.
+        ("timeout_wins", {"execution_timeout": timedelta(seconds=6), "wait_until_completion": 3600}, 6),
+    ],
+    ids=["wait_until_completion", "execution_timeout"],
+)
 def test_deadline_terminates_the_job_and_fails_with_the_mapped_code(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], name: str, limits: dict[str, Any], seconds: int
 ) -> None:
-    dag = task_dag("too_slow", commands=["sleep 120"], wait_until_completion=3)
-    result = run_dag(dag, capsys)
+    result = run_dag(task_dag(name, commands=["sleep 120"], **limits), capsys)
     assert result.state == "failed"
-    assert "did not finish within 3 s" in result.output
+    assert f"did not finish within {seconds} s" in result.output
     assert "Exit code 2 (status RUNNING)" in result.output
-    batch = aws.client("batch")
-    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
-    jobs = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["too_slow-shell-*"]}])
-    (summary,) = jobs["jobSummaryList"]
-    job = batch.describe_jobs(jobs=[summary["jobId"]])["jobs"][0]
+    job = the_job(aws, name)
     assert job["status"] == "FAILED"
-    assert "limit of 3 s passed" in job["statusReason"]
-    assert job["timeout"] == {"attemptDurationSeconds": 60}
-
-
-def test_execution_timeout_wins_over_wait_until_completion(aws: AwsWorld) -> None:
-    from datetime import timedelta
-
-    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
-
-    op = BatchRunnerOperator(task_id="t", compute_environment_arn="ce", commands=["true"],
-                             wait_until_completion=3600, execution_timeout=timedelta(seconds=90))
-    assert op._timeout_seconds == 90
+    assert f"limit of {seconds} s passed" in job["statusReason"]
+    assert job["timeout"] == {"attemptDurationSeconds": 60}  # AWS's minimum, not 3600
 
 
 @pytest.mark.parametrize(
@@ -117,6 +171,7 @@ def test_execution_timeout_wins_over_wait_until_completion(aws: AwsWorld) -> Non
         ({"resources": {"cpu": 1}}, "resources must look like"),
         ({"resources": {"request": {"cpu": "x", "memory": "1"}}}, "resources must look like"),
         ({"access_key_id": "AKIA"}, "access_key_id and secret_key_id go together"),
+        ({"session_token": "token"}, "session_token goes with access_key_id and secret_key_id"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any], message: str) -> None:
