@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.hooks.s3 import NO_ACL, S3Hook
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
 from airflow_batch_runner.job_spec import LOG_GROUP, bucket_and_key
@@ -145,8 +146,25 @@ class _WithOverrides:
             return super().get_session(region_name=region_name, deferrable=deferrable)  # type: ignore[misc]
         with self.shared.lock:
             if region_name not in self.shared.sessions:
-                self.shared.sessions[region_name] = super().get_session(region_name=region_name)  # type: ignore[misc]
+                session = super().get_session(region_name=region_name)  # type: ignore[misc]
+                if self.overrides.sts_role_arn and self.overrides.sts_role_session_duration:
+                    refresh_within_lifetime(session, self.overrides.sts_role_session_duration)
+                self.shared.sessions[region_name] = session
             return self.shared.sessions[region_name]
+
+
+def refresh_within_lifetime(session: boto3.session.Session, lifetime: float) -> None:
+    """Scale botocore's refresh windows to short assumed-role sessions.
+
+    botocore refreshes such credentials once they have less than 15 minutes left (10 at the latest):
+    a session of Kestra's default 15 minutes would be assumed again before nearly every call.
+    """
+    credentials = session.get_credentials()
+    if isinstance(credentials, RefreshableCredentials):
+        # No public setter; these are the constructor's advisory_timeout / mandatory_timeout.
+        windows: Any = credentials
+        windows._advisory_refresh_timeout = min(windows._advisory_refresh_timeout, lifetime / 3)
+        windows._mandatory_refresh_timeout = min(windows._mandatory_refresh_timeout, lifetime / 6)
 
 
 class _S3(_WithOverrides, S3Hook):

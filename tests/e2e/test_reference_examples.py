@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from airflow_batch_runner.emulator.testing import control
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
 
 
@@ -62,11 +63,22 @@ def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsy
 
 def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
     dag = load_dag("chain_output_to_input")
+    before = _s3_calls(aws)
     result = run_dag(dag, capsys, conf={"words": "pear fig apple"}, task_id="consume")
+    after = _s3_calls(aws)
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
+    # The stats count calls by operation, not by caller: the tasks' calls and their jobs' sidecars' are one count.
+    # consume staged words.txt with a server-side copy; the one download is its inputs sidecar bringing the staged
+    # copy into the container, so the task itself downloaded nothing.
+    assert after.get("CopyObject", 0) - before.get("CopyObject", 0) == 1
+    assert after.get("GetObject", 0) - before.get("GetObject", 0) == 1
     assert aws.read(result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
     assert "[main] apple" in result.output
+
+
+def _s3_calls(aws: AwsWorld) -> dict[str, int]:
+    return dict(control(aws.url, "stats")["calls"].get("s3", {}))
 
 
 def test_fan_out_maps_one_job_per_item_with_its_own_xcom(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
