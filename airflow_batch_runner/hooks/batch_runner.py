@@ -31,6 +31,7 @@ MAX_LOG_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
 QUEUE_READY_TIMEOUT = 300.0
 QUEUE_POLL_SECONDS = 1.0
 DESCRIBE_BATCH = 100
+SESSION_KWARGS_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,12 @@ class ConnectionOverrides:
         if self.access_key_id:
             login, password = self.access_key_id, self.secret_key_id
             extra.pop("aws_session_token", None)
-            # The provider also reads credentials from the deprecated session_kwargs: none of the
-            # connection's may pair with the explicit keys.
-            session_kwargs = {k: v for k, v in (extra.get("session_kwargs") or {}).items()
-                              if k not in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")}
+            # The provider also reads credentials from a profile and from the deprecated session_kwargs:
+            # none of the connection's may pair with the explicit keys.
+            extra.pop("profile_name", None)
             if "session_kwargs" in extra:
-                extra["session_kwargs"] = session_kwargs
+                extra["session_kwargs"] = {k: v for k, v in (extra["session_kwargs"] or {}).items()
+                                           if k not in SESSION_KWARGS_CREDENTIALS}
             if self.session_token:
                 extra["aws_session_token"] = self.session_token
         elif base.aws_session_token:
@@ -147,8 +148,9 @@ class _WithOverrides:
         with self.shared.lock:
             if region_name not in self.shared.sessions:
                 session = super().get_session(region_name=region_name)  # type: ignore[misc]
-                if self.overrides.sts_role_arn and self.overrides.sts_role_session_duration:
-                    refresh_within_lifetime(session, self.overrides.sts_role_session_duration)
+                lifetime = (self.conn_config.assume_role_kwargs or {}).get("DurationSeconds")
+                if self.conn_config.role_arn and lifetime:
+                    refresh_within_lifetime(session, float(lifetime))
                 self.shared.sessions[region_name] = session
             return self.shared.sessions[region_name]
 
@@ -156,13 +158,16 @@ class _WithOverrides:
 def refresh_within_lifetime(session: boto3.session.Session, lifetime: float) -> None:
     """Scale botocore's refresh windows to short assumed-role sessions.
 
-    botocore refreshes such credentials once they have less than 15 minutes left (10 at the latest):
-    a session of Kestra's default 15 minutes would be assumed again before nearly every call.
+    botocore refreshes assumed-role credentials in the background once they have 15 minutes left, and
+    blocks every call to refresh them once they have 10: a session of the operator's default 15 minutes
+    would be assumed again before nearly every call. Refresh at a third and a sixth of the lifetime.
     """
     credentials = session.get_credentials()
-    if isinstance(credentials, RefreshableCredentials):
-        # No public setter; these are the constructor's advisory_timeout / mandatory_timeout.
-        windows: Any = credentials
+    if not isinstance(credentials, RefreshableCredentials):
+        return
+    # No public setter; these are the constructor's advisory_timeout / mandatory_timeout.
+    windows: Any = credentials
+    if hasattr(windows, "_advisory_refresh_timeout") and hasattr(windows, "_mandatory_refresh_timeout"):
         windows._advisory_refresh_timeout = min(windows._advisory_refresh_timeout, lifetime / 3)
         windows._mandatory_refresh_timeout = min(windows._mandatory_refresh_timeout, lifetime / 6)
 

@@ -57,7 +57,7 @@ class _Run:
     deadline: float | None
     log_token: str | None = None
     log_stream: str | None = None
-    log_link: str | None = None  # the stream the persisted log link points to
+    linked_stream: str | None = None  # the stream the persisted log link opens; None: the log group's search
     last_lines: list[str] | None = None
 
 
@@ -172,16 +172,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.sts_role_session_name = sts_role_session_name
         self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
         self.sts_endpoint_override = sts_endpoint_override
-        if bool(access_key_id) != bool(secret_key_id):
-            raise ValueError("access_key_id and secret_key_id go together: give both or neither")
-        if session_token and not access_key_id:
-            raise ValueError(
-                "session_token goes with access_key_id and secret_key_id (temporary credentials): give all "
-                "three, or put the token in the Airflow connection"
-            )
+        self._check_credentials()
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
         self._run: _Run | None = None
+        self._killed = False
         self._started = time.time()
 
     # Rendering
@@ -231,6 +226,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             map_index=-1 if map_index is None else int(map_index),
             try_number=int(getattr(ti, "try_number", 1) or 1),
         )
+
+    def _check_credentials(self) -> None:
+        if bool(self.access_key_id) != bool(self.secret_key_id):
+            raise ValueError("access_key_id and secret_key_id go together: give both or neither")
+        if self.session_token and not self.access_key_id:
+            raise ValueError(
+                "session_token goes with access_key_id and secret_key_id (temporary credentials): give all "
+                "three, or put the token in the Airflow connection"
+            )
 
     def _check_files_need_bucket(self, raw: bool = False) -> None:
         if self.bucket:
@@ -294,6 +298,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         self._started = time.time()
         identity = self._identity(context)
+        self._check_credentials()  # again, rendered: a template may have given an empty value
         self._check_files_need_bucket()
         commands = job_spec.check_commands(self.commands)
         image = job_spec.check_image(self.container_image)
@@ -335,6 +340,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         else:
             self._run = self._submit(spec, identity, queue, inputs, project)
             resume.remember_job(store, self._run.job_id)
+        if self._killed:
+            # Killed while submitting: on_kill had no job to stop then (Airflow lets the task go on).
+            self.on_kill()
+            raise AirflowException(f"Task killed while submitting AWS Batch job {self._run.job_id}; it was terminated")
         if identity.try_number > 1 and self.delete and self.bucket:
             removed = staging.delete_stale_inputs(self.hook, identity.task_prefix(self.bucket), self._run.bucket_path)
             if removed:
@@ -439,7 +448,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             aws_partition=self.hook.conn_partition, awslogs_region=self.hook.conn_region_name,
             awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream or "",
         )
-        self._run.log_link = stream
+        self._run.linked_stream = stream
 
     def _wait_and_finish(self, context: Context) -> dict[str, Any]:
         run = self._run
@@ -462,7 +471,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         if not state.log_stream:
             return
-        if state.log_stream != run.log_link:
+        if state.log_stream != run.linked_stream:
             self._persist_logs_link(context, state.log_stream)
         if state.log_stream != run.log_stream:
             run.log_stream, run.log_token = state.log_stream, None
@@ -501,6 +510,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 self.log.info("Deleted %d staged input file(s)", removed)
 
     def on_kill(self) -> None:
+        self._killed = True
         if self._run is not None:
             self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
             self.hook.terminate(self._run.job_id, outcome.KILL_REASON)

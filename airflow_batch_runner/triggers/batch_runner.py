@@ -129,6 +129,8 @@ class BatchRunnerTrigger(BaseTrigger):
         hook = self._hook()
         await asyncio.to_thread(hook.terminate, self.job_id, KILL_REASON)
         if self.delete_inputs_of:
+            # Logged first: the triggerer gives on_kill 30 s, and a cut-off delete should leave a trace.
+            self.log.info("Deleting the staged inputs under %s", self.delete_inputs_of)
             removed = await asyncio.to_thread(staging.delete_inputs, hook, self.delete_inputs_of)
             self.log.info("Deleted %d staged input file(s)", removed)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -197,6 +198,9 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[s
         ({"container_image": "Not A Valid Image!"}, "container_image .* is not a valid image"),
         ({"bucket": "no-such-bucket"}, "bucket 'no-such-bucket' does not exist"),
         ({"bucket": None, "commands": ["echo x > {{ output_dir }}/x"]}, "bucket is required with the output dir"),
+        # Given when the DAG is parsed, empty once rendered: the token would be dropped without a word.
+        ({"access_key_id": "{{ var.value.get('no_such_key', '') }}", "secret_key_id": "s", "session_token": "t"},
+         "access_key_id and secret_key_id go together"),
     ],
 )
 def test_bad_input_fails_the_task_before_anything_is_created(
@@ -207,8 +211,6 @@ def test_bad_input_fails_the_task_before_anything_is_created(
     before = mutations(aws)
     result = run_dag(task_dag("bad_input", **{"commands": ["true"], **kwargs}), capsys)
     assert result.state == "failed"
-    import re
-
     assert re.search(message, result.output), result.output[-2000:]
     assert mutations(aws) == before
 

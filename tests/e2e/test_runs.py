@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.job_spec import VOLUME_ROOT
 from tests.e2e.conftest import AwsWorld, DagResult, dags_folder, run_dag
 from tests.e2e.test_failures import staged_inputs, task_dag
@@ -174,10 +175,14 @@ def test_steady_state_registers_nothing_and_calls_batch_twice_before_submit(
     assert sum(before_submit.values()) <= 2, delta
 
 
-def test_killing_the_task_terminates_its_job_and_deletes_its_staged_inputs(aws: AwsWorld) -> None:
+@pytest.mark.parametrize("moment", ["running", "submitting"])
+def test_killing_the_task_terminates_its_job_and_deletes_its_staged_inputs(aws: AwsWorld, moment: str) -> None:
     # Airflow's SIGTERM handler runs on_kill and lets the task go on: with a long interval, only on_kill can
     # have deleted the inputs by the time the test looks (the next poll would, 60 s later).
     task_dag("killed", input_files={"in.txt": "x"}, commands=["sleep 120"], completion_check_interval=60)
+    if moment == "submitting":
+        # SubmitJob takes effect, then its answer is held: the kill comes before the task knows its job.
+        control(aws.url, "faults", {"batch:SubmitJob": {"delay": 6}})
     env = {**os.environ}
     proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", "killed"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -198,6 +203,7 @@ def test_killing_the_task_terminates_its_job_and_deletes_its_staged_inputs(aws: 
             time.sleep(0.2)
         assert staged_inputs(aws) == []
     finally:
+        control(aws.url, "faults", {})
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -4,14 +4,18 @@ a real AwsConnectionWrapper of the Amazon provider (no AWS call is made)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import boto3
+import botocore.session
 import pytest
 from airflow.models.connection import Connection
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, refresh_within_lifetime
 
 ENDPOINT = "http://batch.vpce.example:4566"
 OVERRIDE = "http://override.example:4566"
@@ -76,6 +80,14 @@ def test_explicit_keys_without_a_token_drop_a_token_from_the_connections_session
     assert credentials(base) == ("AKIACONNECTION", "connection-secret", "connection-token")
     config = ConnectionOverrides(access_key_id="AKIAEXPLICIT", secret_key_id="explicit-secret").apply(base)
     assert credentials(config) == ("AKIAEXPLICIT", "explicit-secret", None)
+
+
+def test_explicit_keys_drop_the_connections_profile() -> None:
+    # A profile would be looked up beside the keys (ProfileNotFound on a worker without it).
+    base = wrapper(login=None, password=None, profile_name="ops")
+    assert base.profile_name == "ops"
+    config = ConnectionOverrides(access_key_id="AKIAEXPLICIT", secret_key_id="explicit-secret").apply(base)
+    assert config.profile_name is None
 
 
 # Endpoints
@@ -208,7 +220,8 @@ def test_overrides_keep_the_connections_region_config_verify_and_id(overrides: C
     assert config.botocore_config is botocore_config
     assert config.verify == "/etc/ca.pem"
     assert config.conn_id == "batch_aws"
-    assert config.profile_name == "batch"
+    # Explicit keys replace every credential of the connection, its profile too.
+    assert config.profile_name == (None if overrides.access_key_id else "batch")
 
 
 # Through the hook: the connection Airflow resolves, the overrides on top, shared by the sibling hooks
@@ -235,3 +248,39 @@ def test_the_hook_and_its_siblings_apply_the_overrides(monkeypatch: pytest.Monke
     assert (config.endpoint_url, config.role_arn, config.region_name) == (OVERRIDE, ROLE, "eu-west-1")
     assert hook.s3.conn_config is config
     assert hook.logs.conn_config is config
+
+
+# Refreshing assumed-role credentials
+
+
+def _assumed_session(lifetime: float) -> boto3.session.Session:
+    """A session holding assumed-role credentials that expire ``lifetime`` seconds from now."""
+    expiry = (datetime.now(timezone.utc) + timedelta(seconds=lifetime)).isoformat()
+    metadata = {"access_key": "ASIA", "secret_key": "s", "token": "t", "expiry_time": expiry}
+    credentials = RefreshableCredentials.create_from_metadata(metadata, lambda: metadata, "sts-assume-role")
+    core: Any = botocore.session.get_session()
+    core._credentials = credentials  # as the Amazon provider's session factory does
+    return boto3.session.Session(botocore_session=core)
+
+
+def test_botocore_alone_would_refresh_a_fifteen_minute_session_before_every_call() -> None:
+    credentials = _assumed_session(900).get_credentials()
+    assert isinstance(credentials, RefreshableCredentials)
+    assert credentials.refresh_needed()
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "left", "needed"),
+    [
+        # 15 minutes: refreshed once a third is left, not before every call.
+        (900, 900, False), (900, 310, False), (900, 290, True),
+        # An hour: botocore's own 15 minutes stand.
+        (3600, 3600, False), (3600, 910, False), (3600, 890, True),
+    ],
+)
+def test_refresh_comes_once_a_third_of_a_short_session_is_left(lifetime: float, left: float, needed: bool) -> None:
+    session = _assumed_session(left)
+    refresh_within_lifetime(session, lifetime)
+    credentials = session.get_credentials()
+    assert isinstance(credentials, RefreshableCredentials)
+    assert credentials.refresh_needed() is needed
