@@ -56,8 +56,7 @@ class _Run:
     bucket_path: str | None
     deadline: float | None
     log_token: str | None = None
-    log_stream: str | None = None
-    linked_stream: str | None = None  # the stream the persisted log link opens; None: the log group's search
+    log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
     last_lines: list[str] | None = None
 
 
@@ -448,7 +447,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             aws_partition=self.hook.conn_partition, awslogs_region=self.hook.conn_region_name,
             awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream or "",
         )
-        self._run.linked_stream = stream
+        self._run.log_stream = stream
 
     def _wait_and_finish(self, context: Context) -> dict[str, Any]:
         run = self._run
@@ -471,10 +470,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         if not state.log_stream:
             return
-        if state.log_stream != run.linked_stream:
-            self._persist_logs_link(context, state.log_stream)
         if state.log_stream != run.log_stream:
-            run.log_stream, run.log_token = state.log_stream, None
+            self._persist_logs_link(context, state.log_stream)
+            run.log_token = None
         lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
         lines = [redact(line) for line in lines]
         for line in lines:
