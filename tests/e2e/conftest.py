@@ -69,10 +69,16 @@ class AwsWorld:
         bucket, key = uri[5:].split("/", 1)
         return str(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
 
-    def batch_calls(self) -> dict[str, int]:
+    def calls(self, service: str = "batch") -> dict[str, int]:
+        """The emulator's count of calls to one service so far, by operation (every caller's)."""
         from airflow_batch_runner.emulator.testing import control
 
-        return dict(control(self.url, "stats")["calls"].get("batch", {}))
+        return dict(control(self.url, "stats")["calls"].get(service, {}))
+
+    def main_log_stream(self, job_id: str) -> str:
+        """The log stream of the job's first container (its main one when it stages nothing)."""
+        job = self.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+        return str(job["ecsProperties"]["taskProperties"][0]["containers"][0]["logStreamName"])
 
     def queue_where_jobs_never_start(self, name: str) -> str:
         """A queue on the EC2 compute environment: the Fargate jobs sent there stay RUNNABLE."""
@@ -147,6 +153,13 @@ def run_dag(dag: Any, capsys: pytest.CaptureFixture[str], conf: dict[str, Any] |
     out = capsys.readouterr()
     return DagResult(str(dagrun.state), out.out + out.err, xcom_value(dag.dag_id, dagrun.run_id, task_id),
                      dagrun.run_id)
+
+
+def link_data(dag_id: str, run_id: str, task_id: str = "shell") -> dict[str, dict[str, Any]]:
+    """What the task persisted for its two extra links, by link key."""
+    found = {key: xcom_value(dag_id, run_id, task_id, key=key) for key in ("batch_job_details", "cloudwatch_events")}
+    assert all(found.values()), f"missing link data: {found}"
+    return {key: dict(value or {}) for key, value in found.items()}
 
 
 def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_batch_runner.emulator.testing import control
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
-from tests.e2e.test_failures import task_dag
+from tests.e2e.test_failures import task_dag, the_job
 
 
 def test_deferred_reference_example_returns_the_same_xcom(
@@ -45,17 +45,15 @@ def test_deferred_failure_carries_the_same_codes(aws: AwsWorld, capsys: pytest.C
 def test_job_that_never_leaves_runnable_is_terminated_at_the_deadline_with_code_3(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    batch = aws.client("batch")
     queue = aws.queue_where_jobs_never_start("stuck")
     dag = task_dag("stuck_runnable", deferrable=True, bucket=None, job_queue_arn=queue,
                    commands=["echo never"], wait_until_completion=3)
     result = run_dag(dag, capsys)
     assert result.state == "failed"
     assert "Exit code 3 (status RUNNABLE)" in result.output
-    jobs = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["stuck_runnable-*"]}])
-    (summary,) = jobs["jobSummaryList"]
-    assert summary["status"] == "FAILED"
-    assert "limit of 3 s passed" in summary["statusReason"]
+    job = the_job(aws, "stuck_runnable", queue)
+    assert job["status"] == "FAILED"
+    assert "limit of 3 s passed" in job["statusReason"]
 
 
 def test_throttling_at_half_the_calls_never_fails_a_deferred_task(

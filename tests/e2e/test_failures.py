@@ -63,10 +63,10 @@ def staged_inputs(aws: AwsWorld) -> list[str]:
     return [k for k in aws.object_keys() if "/inputs/" in k]
 
 
-def the_job(aws: AwsWorld, dag_id: str) -> dict[str, Any]:
-    """DescribeJobs of the one job the DAG's "shell" task submitted."""
+def the_job(aws: AwsWorld, dag_id: str, queue: str | None = None) -> dict[str, Any]:
+    """DescribeJobs of the one job the DAG's "shell" task submitted (to ``queue``, else the first queue)."""
     batch = aws.client("batch")
-    queue = batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
+    queue = queue or batch.describe_job_queues()["jobQueues"][0]["jobQueueName"]
     jobs = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{dag_id}-shell-*"]}])
     (summary,) = jobs["jobSummaryList"]
     return dict(batch.describe_jobs(jobs=[summary["jobId"]])["jobs"][0])
@@ -237,4 +237,4 @@ def test_missing_s3_input_fails_and_leaves_no_staged_input(aws: AwsWorld, capsys
     assert result.state == "failed"
     assert "input_files['b.txt']: s3://" in result.output and "nope.txt does not exist" in result.output
     assert staged_inputs(aws) == []
-    assert "SubmitJob" not in aws.batch_calls()
+    assert "SubmitJob" not in aws.calls()

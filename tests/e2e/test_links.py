@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from airflow.providers.amazon.aws.links.logs import CloudWatchEventsLink
 
-from tests.e2e.conftest import AwsWorld, DagResult, run_dag, xcom_value
-from tests.e2e.test_failures import task_dag
-
-LINK_KEYS = ("batch_job_details", "cloudwatch_events")
-
-
-def _links(dag: Any, result: DagResult) -> dict[str, dict[str, Any]]:
-    found = {key: xcom_value(dag.dag_id, result.run_id, "shell", key=key) for key in LINK_KEYS}
-    assert all(found.values()), f"missing link data: {found}"
-    return {key: dict(value or {}) for key, value in found.items()}
-
-
-def _stream_of(aws: AwsWorld, job_id: str) -> str:
-    job = aws.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
-    return str(job["ecsProperties"]["taskProperties"][0]["containers"][0]["logStreamName"])
+from tests.e2e.conftest import AwsWorld, link_data, run_dag
+from tests.e2e.test_failures import task_dag, the_job
 
 
 def test_a_job_that_never_starts_still_has_both_links(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,10 +15,8 @@ def test_a_job_that_never_starts_still_has_both_links(aws: AwsWorld, capsys: pyt
     dag = task_dag("links_never_start", bucket=None, job_queue_arn=queue, commands=["true"], wait_until_completion=2)
     result = run_dag(dag, capsys)
     assert result.state == "failed"
-    links = _links(dag, result)
-    jobs = aws.client("batch").list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["links_never*"]}])
-    (summary,) = jobs["jobSummaryList"]
-    assert links["batch_job_details"]["job_id"] == summary["jobId"]
+    links = link_data(dag.dag_id, result.run_id)
+    assert links["batch_job_details"]["job_id"] == the_job(aws, "links_never_start", queue)["jobId"]
     assert links["cloudwatch_events"]["awslogs_group"] == "/aws/batch/job"
     assert links["cloudwatch_events"]["awslogs_stream_name"] == ""
     url = CloudWatchEventsLink().format_link(**links["cloudwatch_events"])
@@ -48,8 +31,9 @@ def test_the_log_link_points_to_the_main_containers_stream(
     result = run_dag(dag, capsys)
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
-    links = _links(dag, result)
+    links = link_data(dag.dag_id, result.run_id)
+    stream = aws.main_log_stream(result.xcom["job_id"])
     assert links["batch_job_details"]["job_id"] == result.xcom["job_id"]
-    assert links["cloudwatch_events"]["awslogs_stream_name"] == _stream_of(aws, result.xcom["job_id"])
+    assert links["cloudwatch_events"]["awslogs_stream_name"] == stream
     url = CloudWatchEventsLink().format_link(**links["cloudwatch_events"])
-    assert url.endswith("/log-events/" + _stream_of(aws, result.xcom["job_id"]).replace("/", "%2F"))
+    assert url.endswith("/log-events/" + stream.replace("/", "%2F"))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from airflow_batch_runner.emulator.testing import control
-from tests.e2e.conftest import AwsWorld, load_dag, run_dag
+from tests.e2e.conftest import AwsWorld, link_data, load_dag, run_dag
 
 
 def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,26 +19,11 @@ def test_run_container_echoes_hello_world_into_the_task_log(aws: AwsWorld, capsy
     assert result.xcom["output_files"] == {}
     assert result.xcom["bucket_path"] is None
     # The extra links' data, persisted while the job ran.
-    links = {key: _link_data(key) for key in ("batch_job_details", "cloudwatch_events")}
+    links = link_data(dag.dag_id, result.run_id)
     assert links["batch_job_details"]["job_id"] == result.xcom["job_id"]
     assert links["batch_job_details"]["region_name"] == "us-east-1"
     assert links["cloudwatch_events"]["awslogs_group"] == "/aws/batch/job"
-    assert links["cloudwatch_events"]["awslogs_stream_name"].endswith(
-        aws.client("batch").describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]["attempts"][0]
-        ["taskProperties"][0]["containers"][0]["logStreamName"]
-    )
-
-
-def _link_data(key: str) -> dict[str, str]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (session.query(XComModel).filter(XComModel.dag_id == "run_container", XComModel.key == key)
-               .order_by(XComModel.timestamp.desc()).first())
-        assert row is not None, f"no {key} link data"
-        value = row.value
-    return dict(json.loads(value) if isinstance(value, str) else value)
+    assert links["cloudwatch_events"]["awslogs_stream_name"].endswith(aws.main_log_stream(result.xcom["job_id"]))
 
 
 def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,9 +45,9 @@ def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsy
 
 def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
     dag = load_dag("chain_output_to_input")
-    before = _s3_calls(aws)
+    before = aws.calls("s3")
     result = run_dag(dag, capsys, conf={"words": "pear fig apple"}, task_id="consume")
-    after = _s3_calls(aws)
+    after = aws.calls("s3")
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     # The stats count calls by operation, not by caller: the tasks' calls and their jobs' sidecars' are one count.
@@ -75,10 +57,6 @@ def test_an_output_file_passes_on_as_the_next_tasks_input(aws: AwsWorld, capsys:
     assert after.get("GetObject", 0) - before.get("GetObject", 0) == 1
     assert aws.read(result.xcom["output_files"]["sorted.txt"]) == "apple\nfig\npear\n"
     assert "[main] apple" in result.output
-
-
-def _s3_calls(aws: AwsWorld) -> dict[str, int]:
-    return dict(control(aws.url, "stats")["calls"].get("s3", {}))
 
 
 def test_fan_out_maps_one_job_per_item_with_its_own_xcom(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:

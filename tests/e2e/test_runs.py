@@ -164,9 +164,9 @@ def test_steady_state_registers_nothing_and_calls_batch_twice_before_submit(
 ) -> None:
     dag = task_dag("steady", input_files={"in.txt": "x"}, commands=["cat in.txt"])
     assert run_dag(dag, capsys).state == "success"
-    before = aws.batch_calls()
+    before = aws.calls()
     assert run_dag(dag, capsys).state == "success"
-    after = aws.batch_calls()
+    after = aws.calls()
     delta = {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
     assert "RegisterJobDefinition" not in delta
     assert "CreateJobQueue" not in delta

@@ -215,17 +215,22 @@ def test_too_many_containers(batch: Any) -> None:
 # Fargate
 
 
-def test_fargate_job_definition_without_execution_role(batch: Any) -> None:
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [("executionRoleArn", ["executionRoleArn", "FARGATE"]), ("networkConfiguration", ["networkConfiguration"])],
+)
+def test_fargate_job_definition_without_a_task_property_it_needs(batch: Any, missing: str, said: list[str]) -> None:
     properties = helpers.ecs_properties([container("main", ["true"], resourceRequirements=resources("1", "2048"))])
-    properties["taskProperties"][0]["networkConfiguration"] = helpers.FARGATE_NETWORK
+    needed = {"executionRoleArn": helpers.EXECUTION_ROLE, "networkConfiguration": helpers.FARGATE_NETWORK}
+    properties["taskProperties"][0].update({k: v for k, v in needed.items() if k != missing})
     message = refused(
         batch.register_job_definition,
-        jobDefinitionName="no-role",
+        jobDefinitionName=f"no-{missing}",
         type="container",
         platformCapabilities=["FARGATE"],
         ecsProperties=properties,
     )
-    assert "executionRoleArn" in message and "FARGATE" in message
+    assert all(word in message for word in said), message
 
 
 def test_fargate_container_job_definition_without_execution_role(batch: Any) -> None:
@@ -242,19 +247,6 @@ def test_fargate_container_job_definition_without_execution_role(batch: Any) -> 
         },
     )
     assert "executionRoleArn" in message
-
-
-def test_fargate_job_definition_without_network_configuration(batch: Any) -> None:
-    properties = helpers.ecs_properties([container("main", ["true"], resourceRequirements=resources("1", "2048"))])
-    properties["taskProperties"][0]["executionRoleArn"] = helpers.EXECUTION_ROLE
-    message = refused(
-        batch.register_job_definition,
-        jobDefinitionName="no-network",
-        type="container",
-        platformCapabilities=["FARGATE"],
-        ecsProperties=properties,
-    )
-    assert "networkConfiguration" in message
 
 
 @pytest.mark.parametrize(("vcpu", "memory"), [("1", "512"), ("0.25", "4096"), ("3", "8192"), ("16", "16384")])
