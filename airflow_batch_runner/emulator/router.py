@@ -20,7 +20,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
-from airflow_batch_runner.emulator.faults import FaultsAndStats
+from airflow_batch_runner.emulator.faults import THROTTLING, FaultsAndStats
+from airflow_batch_runner.emulator.quotas import RateQuotas
 
 StartResponse = Callable[..., Any]
 CONTROL_PREFIX = "/_emulator/"
@@ -63,7 +64,7 @@ def s3_operation(method: str, path: str, query: dict[str, list[str]], environ: d
 
 
 class EmulatorApp:
-    def __init__(self, step_delay: float, unpullable: str | None = None) -> None:
+    def __init__(self, step_delay: float, unpullable: str | None = None, quotas: bool = True) -> None:
         from airflow_batch_runner.emulator.cloudwatch import LogsSink
 
         self.endpoint_url = ""
@@ -74,6 +75,7 @@ class EmulatorApp:
         self.runner = ProcessRunner(lambda: self.endpoint_url, self.logs, **kwargs)
         self.batch: dict[str, BatchBackend] = {}
         self.faults = FaultsAndStats()
+        self.quotas = RateQuotas(enabled=quotas)
         self.moto = DomainDispatcherApplication(create_backend_app)
 
     def batch_backend(self, region: str) -> BatchBackend:
@@ -90,6 +92,7 @@ class EmulatorApp:
             self.batch.clear()
         moto_api.moto_api_backend.reset()
         self.faults.reset()
+        self.quotas.reset()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -103,6 +106,9 @@ class EmulatorApp:
         if injected is not None and injected.fails:
             time.sleep(injected.delay)
             return _error(start_response, service, injected.status, injected.code, injected.message)
+        if not self.quotas.admit(service, operation, region):
+            status, code = THROTTLING.get(service, (400, "ThrottlingException"))
+            return _error(start_response, service, status, code, "Rate exceeded")
         if service == "batch":
             status, headers, payload = batch_responses.handle(
                 self.batch_backend(region), environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body
@@ -142,10 +148,16 @@ class EmulatorApp:
             if name == "stats" and method == "GET":
                 payload: Any = self.faults.stats()
                 payload["jobs"] = self._job_counts()
+                payload["quotas"] = self.quotas.stats()
             elif name == "faults" and method == "POST":
                 spec = json.loads(_read_body(environ) or b"{}")
                 self.faults.configure(spec)
                 payload = {"faults": spec}
+            elif name == "quotas" and method == "GET":
+                payload = self.quotas.stats()
+            elif name == "quotas" and method == "POST":
+                self.quotas.configure(json.loads(_read_body(environ) or b"{}"))
+                payload = self.quotas.stats()
             elif name == "reset" and method == "POST":
                 self.reset()
                 payload = {"reset": True}

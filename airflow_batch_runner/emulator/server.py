@@ -63,13 +63,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_UNPULLABLE,
         help="regular expression of image names that fail to pull (default %(default)s)",
     )
+    parser.add_argument(
+        "--no-quotas",
+        action="store_true",
+        help="do not enforce AWS's request-rate quotas (for raw capacity benchmarks only)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _raise_fd_limit()
-    app = EmulatorApp(step_delay=args.step_delay, unpullable=args.unpullable_images)
+    app = EmulatorApp(step_delay=args.step_delay, unpullable=args.unpullable_images, quotas=not args.no_quotas)
     server = ThreadedWSGIServer(args.host, args.port, app, handler=QuietRequestHandler)
     server.daemon_threads = True
     host, port = server.socket.getsockname()[:2]
