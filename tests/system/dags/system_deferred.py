@@ -1,8 +1,9 @@
 """System test: the triggerer waits for the job and the task log shows the container's lines.
 
 The job runs for a while on purpose: when a trigger fires within seconds of the deferral, Airflow
-3.3's scheduler can drain the worker's stale "success" from the defer-exit after the task was
-requeued, and fail it (apache/airflow#67287, #72716, open). A real job outlives that window.
+3.3.2's scheduler can drain the worker's stale "success" from the defer-exit after the task was
+requeued, and fail it (apache/airflow#67287, closed by #68741 after 3.3.2; #72716 and #71580, open). A real
+job outlives that window.
 """
 
 from __future__ import annotations

@@ -1,0 +1,48 @@
+"""What the README says about AWS's and Airflow's own behaviour, held against the sources it cites."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    body = text.split(f"### {title}\n", 1)[1]
+    return " ".join(re.split(r"\n#{2,3} ", body, maxsplit=1)[0].split())
+
+
+def paragraph(starting: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(starting)
+    return " ".join(text[start:text.index("\n\n", start)].split())
+
+
+def test_timeout_section_says_aws_counts_the_attempt_duration_from_each_attempt_start() -> None:
+    # AWS Batch "Job timeouts": the timeout counts from the attempt's startedAt, so RUNNABLE time is unbounded.
+    text = section("Timeout and kill")
+    assert "even if Airflow is gone" not in text
+    assert "AWS stops the job" not in text
+    assert "counts it from the start of each attempt" in text
+    assert "not the time a job spends SUBMITTED, PENDING or RUNNABLE" in text
+
+
+def test_known_airflow_issue_names_the_fixed_and_the_open_variants() -> None:
+    text = paragraph("Known Airflow issue:")
+    assert "apache/airflow#67287) was closed by #68741" in text
+    assert "#72716, #71580, fix proposed in #71579) are still open" in text
+
+
+def test_installed_scheduler_lacks_the_fixes_the_readme_says_it_lacks() -> None:
+    # The README says 3.3.2 has neither #68741 (queued) nor a fix for the running variants: only the
+    # scheduled resume-after-defer case is told apart from a state mismatch.
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    source = inspect.getsource(SchedulerJobRunner.process_executor_events)
+    requeued = source.split("ti_requeued = (", 1)[1].split("\n\n", 1)[0]
+    assert "TaskInstanceState.SCHEDULED" in requeued
+    assert "TaskInstanceState.QUEUED" not in requeued
+    assert "TaskInstanceState.RUNNING" not in requeued
