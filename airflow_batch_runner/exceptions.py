@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.providers.common.compat.sdk import AirflowException
 
 
@@ -18,6 +20,7 @@ class BatchJobFailed(AirflowException):
         container_exit_code: int | None,
         status_reason: str | None,
         timed_out: bool = False,
+        attempts: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.job_id = job_id
@@ -26,3 +29,5 @@ class BatchJobFailed(AirflowException):
         self.container_exit_code = container_exit_code
         self.status_reason = status_reason
         self.timed_out = timed_out
+        # Each attempt's status reason, main container exit code, container reason and seconds.
+        self.attempts = list(attempts or [])

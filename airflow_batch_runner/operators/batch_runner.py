@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import job_spec, outcome, resume, staging
+from airflow_batch_runner import job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
@@ -378,7 +378,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.
             raise AirflowException(f"Waiting for AWS Batch job {event.get('job_id')} failed: {event.get('message')}")
-        state = outcome.job_state(event["description"])
+        description = event["description"]
+        state = outcome.job_state(description)
         verdict = outcome.decide(state, time.time(), None)
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
@@ -386,7 +387,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                          last_lines=[redact(line) for line in event.get("last_lines") or []])
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
-        return self._finish(state, verdict)
+        return self._finish(state, verdict, description)
 
     def _resolve_queue(self) -> str:
         if self.job_queue_arn:
@@ -454,7 +455,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         while True:
             polled = time.time()
-            state = outcome.job_state(self.hook.describe_jobs([run.job_id])[run.job_id])
+            description = self.hook.describe_jobs([run.job_id])[run.job_id]
+            state = outcome.job_state(description)
             self._follow_logs(context, state)
             verdict = outcome.decide(state, time.time(), run.deadline)
             if verdict.done:
@@ -463,7 +465,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             time.sleep(max(0.0, next_poll - time.time()))
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
-        return self._finish(state, verdict)
+        return self._finish(state, verdict, description)
 
     def _follow_logs(self, context: Context, state: outcome.JobState) -> None:
         run = self._run
@@ -479,26 +481,32 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             self.log.info("[main] %s", line)
         run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]
 
-    def _finish(self, state: outcome.JobState, verdict: outcome.Verdict) -> dict[str, Any]:
+    def _finish(
+        self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
+    ) -> dict[str, Any]:
         run = self._run
         assert run is not None
         bucket_path = state.bucket_path or run.bucket_path
+        spent = usage.job_usage(description)
         try:
             if not verdict.succeeded:
+                message = outcome.failure_message(state, verdict, run.last_lines or [], self._limit)
                 raise BatchJobFailed(
-                    outcome.failure_message(state, verdict, run.last_lines or [], self._limit),
+                    "\n".join(part for part in (message, usage.attempts_report(spent)) if part),
                     job_id=state.job_id,
                     status=state.status,
                     exit_code=verdict.exit_code,
                     container_exit_code=state.container_exit_code,
                     status_reason=state.status_reason,
                     timed_out=verdict.timed_out,
+                    attempts=usage.xcom_fields(spent)["attempt_details"],
                 )
             outputs = staging.collect_outputs(self.hook, bucket_path)
         finally:
             self._cleanup(bucket_path)
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
-        return outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
+        result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
+        return {**result, **usage.xcom_fields(spent)}
 
     def _cleanup(self, bucket_path: str | None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
