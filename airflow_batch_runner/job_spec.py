@@ -38,6 +38,8 @@ OUTPUTS = "outputs"
 LOG_GROUP = "/aws/batch/job"
 DEFINITION_PREFIX = "airflow-batch-runner"
 MIN_ATTEMPT_SECONDS = 60
+# AWS Batch: "You must specify at least 4 MiB of memory" for a container.
+MIN_CONTAINER_MEMORY = 4
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {"request": {"cpu": "1", "memory": "2048"}}
 # Kestra spellings of the template variables, beside the Airflow ones.
 TEMPLATE_ALIASES = {"workingDir": "working_dir", "outputDir": "output_dir", "bucketPath": "bucket_path"}
@@ -114,6 +116,9 @@ class JobSpec:
     execution_role_arn: str | None = None
     task_role_arn: str | None = None
     region: str | None = None
+    sidecar_image: str = AWS_CLI_IMAGE
+    # Each sidecar's share; None: the default share (see split_resources).
+    sidecar_resources: Resources | None = None
 
     @property
     def has_outputs(self) -> bool:
@@ -123,9 +128,9 @@ class JobSpec:
 # Validation
 
 
-def parse_resources(value: Any) -> Resources:
+def parse_resources(value: Any, argument: str = "resources") -> Resources:
     """``{"request": {"cpu": "1", "memory": "2048"}}`` -> Resources, or a ValueError naming the argument."""
-    shape = 'resources must look like {"request": {"cpu": "1", "memory": "2048"}} (vCPUs, MiB)'
+    shape = f'{argument} must look like {{"request": {{"cpu": "1", "memory": "2048"}}}} (vCPUs, MiB)'
     if not isinstance(value, Mapping) or set(value) != {"request"} or not isinstance(value["request"], Mapping):
         raise ValueError(f"{shape}; got {value!r}")
     request = value["request"]
@@ -137,8 +142,25 @@ def parse_resources(value: Any) -> Resources:
         raise ValueError(f"{shape}; cpu must be a number and memory a whole number of MiB") from exc
     # float() accepts "nan" and "inf": refuse them here rather than at AWS.
     if not 0 < cpu < math.inf or memory <= 0:
-        raise ValueError(f"resources: cpu and memory must be positive; got cpu={cpu:g} memory={memory}")
+        raise ValueError(f"{argument}: cpu and memory must be positive; got cpu={cpu:g} memory={memory}")
     return Resources(cpu, memory)
+
+
+def check_sidecar_resources(total: Resources, sidecar: Resources | None, sidecars: int) -> None:
+    """The sidecars' shares must leave the main container something: AWS needs at least
+    MIN_CONTAINER_MEMORY MiB per container, and a container with no vCPU share cannot be placed.
+    The job's total stays ``resources``, so on Fargate it remains the pair that was validated."""
+    if sidecar is None or not sidecars:
+        return
+    main_cpu = total.cpu - sidecar.cpu * sidecars
+    main_memory = total.memory - sidecar.memory * sidecars
+    if sidecar.memory < MIN_CONTAINER_MEMORY or main_cpu <= 0 or main_memory < MIN_CONTAINER_MEMORY:
+        raise ValueError(
+            f"sidecar_resources: {sidecars} sidecar(s) of {sidecar.cpu:g} vCPU and {sidecar.memory} MiB leave the "
+            f"main container {main_cpu:g} vCPU and {main_memory} MiB of resources' {total.cpu:g} vCPU and "
+            f"{total.memory} MiB; every container needs more than 0 vCPU and at least {MIN_CONTAINER_MEMORY} MiB. "
+            "Give the sidecars less, or the job more resources"
+        )
 
 
 def check_fargate_resources(resources: Resources) -> None:
@@ -161,10 +183,10 @@ def check_relative_name(name: str, argument: str) -> str:
     return str(path)
 
 
-def check_image(image: str) -> str:
+def check_image(image: str, argument: str = "container_image") -> str:
     if not isinstance(image, str) or not IMAGE_RE.match(image):
         raise ValueError(
-            f"container_image {image!r} is not a valid image reference; "
+            f"{argument} {image!r} is not a valid image reference; "
             "use e.g. 'ubuntu:24.04' or '123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo:tag'"
         )
     return image
@@ -202,9 +224,12 @@ def compute_environment_platform(description: Mapping[str, Any] | None, arn: str
 def split_resources(spec: JobSpec) -> dict[str, Resources]:
     """Sidecars take a small share; main the rest, so that the job as a whole asks for ``resources``."""
     total = spec.resources
-    sidecars = [name for name, used in ((INPUTS, spec.has_inputs), (OUTPUTS, spec.has_outputs)) if used]
-    cpu_share = 0.125 if total.cpu >= 1 else total.cpu / 8
-    memory_share = 128 if total.memory >= 1024 else total.memory // 8
+    sidecars = sidecar_names(spec)
+    if spec.sidecar_resources is not None:
+        cpu_share, memory_share = spec.sidecar_resources.cpu, spec.sidecar_resources.memory
+    else:
+        cpu_share = 0.125 if total.cpu >= 1 else total.cpu / 8
+        memory_share = 128 if total.memory >= 1024 else total.memory // 8
     shares = {name: Resources(cpu_share, memory_share) for name in sidecars}
     shares[MAIN] = Resources(total.cpu - cpu_share * len(sidecars), total.memory - memory_share * len(sidecars))
     return shares
@@ -221,6 +246,10 @@ def _log_configuration(definition_name: str, region: str | None) -> dict[str, An
     return {"logDriver": "awslogs", "options": options}
 
 
+def sidecar_names(spec: JobSpec) -> list[str]:
+    return [name for name, used in ((INPUTS, spec.has_inputs), (OUTPUTS, spec.has_outputs)) if used]
+
+
 def container_names(spec: JobSpec) -> list[str]:
     return [name for name, used in ((INPUTS, spec.has_inputs), (MAIN, True), (OUTPUTS, spec.has_outputs)) if used]
 
@@ -233,7 +262,7 @@ def _definition_body(spec: JobSpec) -> dict[str, Any]:
     for name in names:
         container: dict[str, Any] = {
             "name": name,
-            "image": spec.image if name == MAIN else AWS_CLI_IMAGE,
+            "image": spec.image if name == MAIN else spec.sidecar_image,
             # The last container is the one whose end ends the task; COMPLETE/SUCCESS targets
             # cannot be essential.
             "essential": name == names[-1],

@@ -94,12 +94,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param sts_role_session_name: session name for the assume-role call.
     :param sts_role_session_duration: assumed role session duration (default 15 minutes).
     :param sts_endpoint_override: STS endpoint for the assume-role call.
+    :param sidecar_image: the AWS CLI image of the inputs and outputs sidecars (e.g. an ECR pull-through
+        cache of ``public.ecr.aws/aws-cli/aws-cli``); its entry point must be ``aws``.
+    :param sidecar_resources: each sidecar's ``{"request": {"cpu": ..., "memory": ...}}``, taken out of
+        ``resources``; default 0.125 vCPU and 128 MiB (an eighth of smaller jobs).
     """
 
     aws_hook_class = BatchRunnerHook
     template_fields: Sequence[str] = aws_template_fields(
         "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env",
-        "bucket", "job_queue_arn", "execution_role_arn", "task_role_arn", "endpoint_override",
+        "bucket", "job_queue_arn", "execution_role_arn", "task_role_arn", "endpoint_override", "sidecar_image",
         "access_key_id", "secret_key_id", "session_token",
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
     )
@@ -135,6 +139,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         sts_role_session_name: str | None = None,
         sts_role_session_duration: timedelta | float = timedelta(minutes=15),
         sts_endpoint_override: str | None = None,
+        sidecar_image: str = job_spec.AWS_CLI_IMAGE,
+        sidecar_resources: Mapping[str, Mapping[str, str]] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -155,6 +161,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
         self.batch_resources = dict(resources or job_spec.DEFAULT_RESOURCES)
         self._resources = job_spec.parse_resources(self.batch_resources)
+        self.sidecar_image = sidecar_image
+        self.sidecar_resources = dict(sidecar_resources) if sidecar_resources is not None else None
+        self._sidecar_resources = (
+            None if sidecar_resources is None else job_spec.parse_resources(sidecar_resources, "sidecar_resources")
+        )
         self.job_queue_arn = job_queue_arn
         self.execution_role_arn = execution_role_arn
         self.task_role_arn = task_role_arn
@@ -331,7 +342,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,
             region=self.hook.conn_region_name,
+            sidecar_image=job_spec.check_image(self.sidecar_image, "sidecar_image"),
+            sidecar_resources=self._sidecar_resources,
         )
+        job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(job_spec.sidecar_names(spec)))
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
