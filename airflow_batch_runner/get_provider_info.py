@@ -30,6 +30,9 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_batch_runner.triggers.batch_runner"]}
         ],
+        "task-decorators": [
+            {"class-name": "airflow_batch_runner.decorators.batch_runner.batch_runner_task", "name": "batch_runner"}
+        ],
         "extra-links": [
             "airflow.providers.amazon.aws.links.batch.BatchJobDetailsLink",
             "airflow.providers.amazon.aws.links.logs.CloudWatchEventsLink",

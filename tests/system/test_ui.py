@@ -85,6 +85,23 @@ def local_context(browser: Browser, url: str, blocked: list[str]) -> BrowserCont
     return context
 
 
+@contextlib.contextmanager
+def browsing(browser: Browser, airflow: Cluster, directory: Path) -> Iterator[Page]:
+    """A page of a fresh local-only browser context; a screenshot when what runs in it fails."""
+    blocked: list[str] = []
+    context = local_context(browser, airflow.url, blocked)
+    page = context.new_page()
+    try:
+        yield page
+    except Exception:
+        with contextlib.suppress(PlaywrightError):
+            save(page, directory, "failure")
+        raise
+    finally:
+        context.close()
+        print(f"requests blocked (off this machine): {blocked}")
+
+
 def save(page: Page, directory: Path, name: str) -> None:
     path = directory / f"ui-{name}.png"
     page.screenshot(path=str(path))
@@ -153,13 +170,10 @@ def test_ui_trigger_form_param_to_output_file_xcom_and_extra_link(
 ) -> None:
     airflow.wait_for_dag(DAG_ID)
     directory = screenshot_dir()
-    blocked: list[str] = []
     tag = uuid.uuid4().hex[:10]
     run_id = f"ui_{tag}"
     content = f"typed into the trigger form {tag}\nsecond line, with a comma\n\nafter a blank line\n"
-    context = local_context(browser, airflow.url, blocked)
-    page = context.new_page()
-    try:
+    with browsing(browser, airflow, directory) as page:
         log_in(page, airflow)
 
         # The DAG, from the list of DAGs.
@@ -220,15 +234,39 @@ def test_ui_trigger_form_param_to_output_file_xcom_and_extra_link(
         inputs = page.get_by_role("row").filter(has=page.get_by_role("cell", name="input_files", exact=True))
         expect(inputs).to_contain_text(f'"data.txt": {json.dumps(content)}')
         save(page, directory, "5-rendered-templates")
-    except Exception:
-        with contextlib.suppress(PlaywrightError):
-            save(page, directory, "failure")
-        raise
-    finally:
-        context.close()
-        print(f"requests blocked (off this machine): {blocked}")
 
     # The file the container wrote is the text typed into the form, byte for byte.
     assert world.read(uri) == content
     # Same run as the REST API sees it.
     assert airflow.xcom(DAG_ID, run_id, "shell")["output_files"]["out.txt"] == uri
+
+
+TASKFLOW_DAG = "taskflow"
+
+
+def test_ui_taskflow_decorator_mapped_instances_show_the_commands_their_function_returned(
+    airflow: Cluster, world: World, browser: Browser
+) -> None:
+    """``@task.batch_runner`` mapped over an upstream task's words, deferred: each mapped instance's rendered
+    templates show the commands its function returned (not the placeholder), and its XCom is the operator's."""
+    airflow.wait_for_dag(TASKFLOW_DAG)
+    directory = screenshot_dir()
+    run_id = airflow.trigger(TASKFLOW_DAG, {"words": ["pear", "banana"]})
+    assert airflow.wait_for_run(TASKFLOW_DAG, run_id) == "success"
+    with browsing(browser, airflow, directory) as page:
+        log_in(page, airflow)
+        for index, word in enumerate(["pear", "banana"]):
+            page.goto(f"{airflow.url}/dags/{TASKFLOW_DAG}/runs/{run_id}/tasks/count/mapped/{index}")
+            page.get_by_role("link", name="Rendered Templates", exact=True).click()
+            commands = page.get_by_role("row").filter(has=page.get_by_role("cell", name="commands", exact=True))
+            expect(commands).to_contain_text(f"printf %s {word} | wc -c > length.txt")
+            expect(commands).not_to_contain_text("returned by the decorated function")
+            save(page, directory, f"6-taskflow-rendered-{index}")
+    for index, length in enumerate(["4", "6"]):
+        entry = airflow.api(
+            "GET", f"/dags/{TASKFLOW_DAG}/dagRuns/{run_id}/taskInstances/count/xcomEntries/return_value"
+            f"?map_index={index}&deserialize=true",
+        )
+        value = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
+        assert value["status"] == "SUCCEEDED", value
+        assert world.read(value["output_files"]["length.txt"]).strip() == length

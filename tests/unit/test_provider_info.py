@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+import pytest
+
 from airflow_batch_runner import __version__
 from airflow_batch_runner.get_provider_info import get_provider_info
 
@@ -28,3 +30,26 @@ def test_provider_info_lists_importable_operator_hook_trigger_and_links() -> Non
     assert {e["integration-name"] for kind in ("operators", "hooks", "triggers") for e in info[kind]} == {
         i["integration-name"] for i in info["integrations"]
     }
+
+
+def test_the_task_decorator_is_registered_as_task_batch_runner() -> None:
+    from airflow.sdk import task
+
+    from airflow_batch_runner.decorators.batch_runner import batch_runner_task
+
+    (entry,) = get_provider_info()["task-decorators"]
+    module, _, name = entry["class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is batch_runner_task
+    assert entry["name"] == "batch_runner"
+    assert task.batch_runner is batch_runner_task
+
+
+def test_the_decorator_refuses_commands_given_beside_the_function() -> None:
+    from airflow.sdk import task
+
+    @task.batch_runner(compute_environment_arn="arn", commands=["echo"])
+    def shell() -> str:
+        return "echo"
+
+    with pytest.raises(TypeError, match="takes its commands from the function's return value"):
+        shell()

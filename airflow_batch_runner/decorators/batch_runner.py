@@ -1,0 +1,91 @@
+"""``@task.batch_runner``: a TaskFlow function that returns the shell commands of a BatchRunnerOperator.
+
+Registered through ``get_provider_info``'s ``task-decorators``, in the manner of ``@task.bash``: the function
+runs in the worker when the task executes (its arguments may be upstream XComArgs, ``expand`` maps it), it
+returns one command or a list of them, and these run in the job exactly as ``commands=`` would, Jinja
+included (``{{ working_dir }}``, ``{{ output_dir }}``). Every other keyword is the operator's own; the XCom is
+the operator's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import (
+    DecoratedOperator,
+    TaskDecorator,
+    context_merge,
+    determine_kwargs,
+    task_decorator_factory,
+)
+
+from airflow_batch_runner import job_spec
+from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# What the commands are until the function has run (shown in the UI before the task runs).
+COMMANDS_PLACEHOLDER = "(returned by the decorated function when the task runs)"
+
+
+class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
+    """Calls the function for the commands, then runs them as BatchRunnerOperator does."""
+
+    template_fields: Sequence[str] = (*DecoratedOperator.template_fields, *BatchRunnerOperator.template_fields)
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **DecoratedOperator.template_fields_renderers,
+        **BatchRunnerOperator.template_fields_renderers,
+    }
+    custom_operator_name: str = "@task.batch_runner"
+    # The rendered-template view shows the commands the function returned, not the placeholder.
+    overwrite_rtif_after_execution: bool = True
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: Collection[Any] | None = None,
+        op_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "commands" in kwargs:
+            raise TypeError("@task.batch_runner takes its commands from the function's return value, not commands=")
+        super().__init__(
+            python_callable=python_callable,
+            op_args=op_args,
+            op_kwargs=op_kwargs,
+            commands=[COMMANDS_PLACEHOLDER],
+            **kwargs,
+        )
+
+    def execute(self, context: Context) -> Any:
+        context_merge(context, self.op_kwargs)
+        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
+        returned = self.python_callable(*self.op_args, **kwargs)
+        try:
+            commands = job_spec.check_commands(returned)
+        except ValueError as error:
+            raise TypeError(
+                f"The function of @task.batch_runner must return a non-empty command string or a list of them; "
+                f"it returned {returned!r}"
+            ) from error
+        # Rendered as commands= would be: the template variables (working_dir, ...) are in the context.
+        self.commands = list(self.render_template(list(commands), context))
+        return super().execute(context)
+
+
+def batch_runner_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
+    """
+    Wrap a function that returns shell commands into a BatchRunnerOperator.
+
+    The keyword arguments are the operator's (``compute_environment_arn``, ``bucket``, ``output_files``, ...).
+
+    :param python_callable: the decorated function.
+    """
+    return task_decorator_factory(
+        python_callable=python_callable,
+        decorated_operator_class=_BatchRunnerDecoratedOperator,
+        **kwargs,
+    )

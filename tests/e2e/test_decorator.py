@@ -1,0 +1,87 @@
+"""``@task.batch_runner``: the function returns the commands; mapped, fed by upstream XComs, deferred."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import AwsWorld, load_dag, run_dag, xcom_value
+
+
+def mapped_xcoms(dag_id: str, run_id: str, task_id: str) -> list[tuple[int, Any]]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (session.query(XComModel)
+                .filter(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+                        XComModel.key == "return_value")
+                .order_by(XComModel.map_index).all())
+        return [(row.map_index, row.value) for row in rows]
+
+
+def test_the_example_maps_the_function_over_upstream_words_deferred(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_dag("taskflow")
+    result = run_dag(dag, capsys, conf={"words": ["pear", "banana"]}, task_id="spend")
+    assert result.state == "success", result.output[-3000:]
+    values = mapped_xcoms("taskflow", result.run_id, "count")
+    assert [index for index, _ in values] == [0, 1]
+    assert [aws.read(value["output_files"]["length.txt"]).strip() for _, value in values] == ["4", "6"]
+    assert all(value["status"] == "SUCCEEDED" for _, value in values)
+    assert "[main] 4" in result.output and "[main] 6" in result.output
+    assert "BatchRunnerTrigger" in result.output  # each mapped task waited in the triggerer
+    # spend read both XComs: a positive sum, since each job ran for some time.
+    spent = xcom_value("taskflow", result.run_id, "spend")
+    assert isinstance(spent, float) and spent > 0
+
+
+DECORATED = """
+    import datetime
+    from airflow.sdk import DAG, task
+
+    with DAG({dag_id!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+
+        @task
+        def greeting() -> str:
+            return "hello from upstream"
+
+        @task.batch_runner(
+            task_id="shell",
+            compute_environment_arn="{{{{ var.value.compute_environment_arn }}}}",
+            execution_role_arn="{{{{ var.value.execution_role_arn }}}}",
+            bucket="{{{{ var.value.bucket }}}}",
+            completion_check_interval=0.2,
+            deferrable={deferrable},
+        )
+        def shell(text: str):
+            return {returns}
+
+        shell(greeting())
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_a_returned_command_takes_upstream_values_and_template_variables(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    dag_id = f"decorated_{deferrable}"
+    returns = "f'echo {text} > {{{{ output_dir }}}}/said.txt'"
+    dag = load_dag(dag_id, DECORATED.format(dag_id=dag_id, deferrable=deferrable, returns=returns))
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-3000:]
+    assert result.xcom is not None
+    assert aws.read(result.xcom["output_files"]["said.txt"]) == "hello from upstream\n"
+
+
+@pytest.mark.parametrize("returns", ["None", "''", "[1, 2]"])
+def test_a_function_that_returns_no_commands_fails_the_task_saying_so(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], returns: str
+) -> None:
+    dag = load_dag("decorated_bad", DECORATED.format(dag_id="decorated_bad", deferrable=False, returns=returns))
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert "must return a non-empty command string or a list of them" in result.output
+    assert aws.calls().get("SubmitJob", 0) == 0
