@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from airflow_batch_runner.emulator.batch import dependencies as deps
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.jobs import (
     ACTIVE_STATUSES,
@@ -22,6 +23,7 @@ from airflow_batch_runner.emulator.batch.jobs import (
     check_list_filter,
     effective_ecs_task,
     job_matches,
+    substitute_parameters,
 )
 from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
@@ -59,6 +61,8 @@ class BatchBackend:
         self.queues: dict[str, JobQueue] = {}
         self.definitions: dict[str, list[JobDefinition]] = {}
         self.jobs: dict[str, Job] = {}
+        # Job id -> the jobs waiting in PENDING for it to end.
+        self.dependents: dict[str, list[Job]] = {}
         self.tags_by_arn: dict[str, dict[str, str]] = {}
 
     def _arn(self, kind: str, name: str) -> str:
@@ -327,6 +331,8 @@ class BatchBackend:
         v.check_tags(params.get("tags"))
         v.check_timeout(params.get("timeout"))
         v.check_retry_strategy(params.get("retryStrategy"))
+        size = deps.array_size(params.get("arrayProperties"))
+        depends_on = deps.check_depends_on(params.get("dependsOn"), size)
         with self.lock:
             queue = self.find_queue(params["jobQueue"])
             if queue is None:
@@ -340,7 +346,9 @@ class BatchBackend:
                 raise ClientException(f"Job definition {params['jobDefinition']} does not exist")
             if definition.status != "ACTIVE":
                 raise ClientException(f"Job definition {definition.arn} is INACTIVE")
-            ecs_task, container = self._effective_properties(definition, params)
+            targets = deps.resolve(depends_on, size, self.find_job)
+            parameters = {**definition.parameters, **(params.get("parameters") or {})}
+            ecs_task, container = self._effective_properties(definition, params, parameters)
             job_id = str(uuid.uuid4())
             tags = tags_dict(params.get("tags"))
             propagate = bool(params.get("propagateTags", definition.propagate_tags))
@@ -358,23 +366,53 @@ class BatchBackend:
                 propagate_tags=propagate,
                 timeout=params.get("timeout") or definition.timeout,
                 max_attempts=int(retry.get("attempts", 1)),
-                parameters={**definition.parameters, **(params.get("parameters") or {})},
+                parameters=parameters,
                 ecs_task=ecs_task,
                 container=container,
+                depends_on=depends_on,
+                array_size=size,
             )
             self.jobs[job_id] = job
             self.tags_by_arn[job.arn] = job.tags
-        self._later(job, "SUBMITTED")
+            if size is None:
+                self._wait_on(job, targets)
+                started = [job]
+            else:
+                started = [self._spawn_child(job, index, targets) for index in range(size)]
+        for each in started:
+            self._later(each, "SUBMITTED")
         return {"jobArn": job.arn, "jobName": job.name, "jobId": job_id}
 
+    def _spawn_child(self, parent: Job, index: int, targets: list[Job]) -> Job:
+        """Child ``index`` of an array job: the parent's job, at ``<parent id>:<index>``."""
+        child_id = f"{parent.job_id}:{index}"
+        child = copy.copy(parent)
+        child.job_id, child.arn = child_id, self._arn("job", child_id)
+        child.array_size, child.array_index, child.parent = None, index, parent
+        child.children, child.attempts, child.waits_on, child.tags = [], [], [], dict(parent.tags)
+        child.created_at = parent.created_at
+        parent.children.append(child)
+        waits = deps.child_dependencies(parent, index, targets)
+        child.depends_on = [{"jobId": t.job_id, **({"type": kind} if kind else {})} for t, kind in waits]
+        self._wait_on(child, [t for t, _ in waits])
+        self.jobs[child_id] = child
+        self.tags_by_arn[child.arn] = child.tags
+        return child
+
+    def _wait_on(self, job: Job, targets: list[Job]) -> None:
+        job.waits_on = targets
+        for target in targets:
+            self.dependents.setdefault(target.job_id, []).append(job)
+
     def _effective_properties(
-        self, definition: JobDefinition, params: Mapping[str, Any]
+        self, definition: JobDefinition, params: Mapping[str, Any], parameters: Mapping[str, str]
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         fargate = definition.platform == "FARGATE"
         if definition.ecs_properties is not None:
             if params.get("containerOverrides"):
                 raise ClientException("containerOverrides cannot be used with an ecsProperties job definition")
             task = effective_ecs_task(definition, params.get("ecsPropertiesOverride"))
+            task["containers"] = [substitute_parameters(c, parameters) for c in task["containers"]]
             if fargate:
                 vcpu, memory = v.resource_totals(task["containers"])
                 v.check_fargate_resources(vcpu, memory)
@@ -383,6 +421,7 @@ class BatchBackend:
             raise ClientException("ecsPropertiesOverride requires an ecsProperties job definition")
         assert definition.container_properties is not None
         container = apply_container_overrides(definition.container_properties, params.get("containerOverrides") or {})
+        container = substitute_parameters(container, parameters)
         if fargate:
             v.check_fargate_resources(*v.resource_totals([container]))
         return None, container
@@ -401,14 +440,27 @@ class BatchBackend:
             return {"jobs": [job.describe() for job in found if job is not None]}
 
     def list_jobs(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """By queue (array children are not listed there) or by arrayJobId (the children)."""
         filters = params.get("filters") or []
-        if not params.get("jobQueue"):
-            raise ClientException("jobQueue is required (arrayJobId and multiNodeJobId are not supported)")
+        scopes = [k for k in ("jobQueue", "arrayJobId", "multiNodeJobId") if params.get(k)]
+        if len(scopes) != 1:
+            raise ClientException("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified")
+        if scopes[0] == "multiNodeJobId":
+            raise ClientException("multiNodeJobId: multi-node parallel jobs are not supported by this emulator")
         with self.lock:
-            queue = self.find_queue(params["jobQueue"])
-            if queue is None:
-                raise ClientException(f"Job Queue {params['jobQueue']} does not exist")
-            jobs = [job for job in self.jobs.values() if job.queue is queue]
+            if scopes[0] == "arrayJobId":
+                parent = self.find_job(params["arrayJobId"])
+                if parent is None or parent.array_size is None:
+                    raise ClientException(f"arrayJobId {params['arrayJobId']} is not an array job")
+                if filters:
+                    raise ClientException("filters apply to a job queue's jobs, not to the children of an array job")
+                jobs = list(parent.children)
+            else:
+                queue = self.find_queue(params["jobQueue"])
+                if queue is None:
+                    raise ClientException(f"Job Queue {params['jobQueue']} does not exist")
+                jobs = [job for job in self.jobs.values() if job.queue is queue and job.parent is None]
+                jobs.sort(key=lambda job: job.created_at, reverse=True)
             if filters:
                 for flt in filters:  # a bad filter is refused even when the queue has no job
                     check_list_filter(flt)
@@ -417,35 +469,41 @@ class BatchBackend:
             else:
                 status = params.get("jobStatus", "RUNNING")
                 jobs = [job for job in jobs if job.status == status]
-            jobs.sort(key=lambda job: job.created_at, reverse=True)
             items = [job.summary() for job in jobs]
         return paginate(items, params, "jobSummaryList", max_page=1000)
 
     def terminate_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Ends the job (and an array's children): as AWS, an unknown or finished job is no error."""
         v.require(params, "jobId", "reason")
         with self.lock:
             job = self.find_job(params["jobId"])
-            if job is None:
-                raise ClientException(f"Job {params['jobId']} does not exist")
-            if job.status in ACTIVE_STATUSES:  # a finished job stays as it ended
-                job.is_terminated = True
-                self._terminate(job, params["reason"])
+            for each in self._with_children(job):
+                if each.status in ACTIVE_STATUSES:  # a finished job stays as it ended
+                    each.is_terminated = True
+                    self._terminate(each, params["reason"])
         return {}
 
     def cancel_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Cancels a job (and an array's children) not yet STARTING; as AWS, anything else is no error."""
         v.require(params, "jobId", "reason")
         with self.lock:
             job = self.find_job(params["jobId"])
-            if job is None:
-                raise ClientException(f"Job {params['jobId']} does not exist")
-            if job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
-                job.is_cancelled = True
-                self._finish(job, "FAILED", params["reason"])
+            for each in self._with_children(job):
+                if each.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
+                    each.is_cancelled = True
+                    self._terminate(each, params["reason"])
         return {}
+
+    @staticmethod
+    def _with_children(job: Job | None) -> list[Job]:
+        """The job, then an array parent's children (the parent ends, with its reason, once they all have)."""
+        return [] if job is None else [job, *job.children]
 
     def _terminate(self, job: Job, reason: str) -> None:
         """Stop a job: at once when no task runs, else once its containers have stopped."""
-        if job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
+        if job.children:
+            job.stop_reason = job.stop_reason or reason  # the parent's own reason once its children end
+        elif job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
             self._finish(job, "FAILED", reason)
         elif job.status in ("STARTING", "RUNNING") and job.stop_reason is None:
             job.stop_reason = reason
@@ -489,10 +547,18 @@ class BatchBackend:
                 return  # terminated or cancelled meanwhile
             if expected == "SUBMITTED":
                 job.status = "PENDING"
+                self._child_changed(job)
                 self._later(job, "PENDING")
             elif expected == "PENDING":
-                job.status = "RUNNABLE"
-                self._later(job, "RUNNABLE")
+                state = deps.verdict(job)
+                if state == "failed":
+                    self._finish(job, "FAILED", deps.DEPENDENCY_FAILED)
+                elif state == "wait":
+                    job.blocked = True  # woken by _finish of the job it waits on
+                else:
+                    job.status = "RUNNABLE"
+                    self._child_changed(job)
+                    self._later(job, "RUNNABLE")
             elif expected == "RUNNABLE":
                 reason = self._placement_blocker(job)
                 if reason:
@@ -502,6 +568,7 @@ class BatchBackend:
                 job.status = "STARTING"
                 job.stop_reason = None
                 job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
+                self._child_changed(job)
                 self._later(job, "STARTING")
             elif expected == "STARTING":
                 # On AWS startedAt, and the attempt's timeout, count from STARTING -> RUNNING.
@@ -510,6 +577,7 @@ class BatchBackend:
                 attempt.started_at = now_ms()
                 if job.started_at is None:
                     job.started_at = attempt.started_at
+                self._child_changed(job)
                 seconds = (job.timeout or {}).get("attemptDurationSeconds")
                 if seconds:
                     self.scheduler.call_later(float(seconds), self._attempt_timeout, job, attempt)
@@ -559,6 +627,7 @@ class BatchBackend:
             self._finish(job, "SUCCEEDED", reason)
         elif job.stop_reason is None and len(job.attempts) < job.max_attempts:
             job.status, job.status_reason = "RUNNABLE", reason
+            self._child_changed(job)
             self._later(job, "RUNNABLE")
         else:
             self._finish(job, "FAILED", reason)
@@ -567,6 +636,27 @@ class BatchBackend:
         job.status = status
         job.status_reason = reason
         job.stopped_at = now_ms()
+        job.blocked = False
+        for dependent in self.dependents.pop(job.job_id, []):
+            if dependent.blocked:
+                dependent.blocked = False
+                self._later(dependent, "PENDING", 0)
+        self._child_changed(job)
+
+    def _child_changed(self, job: Job) -> None:
+        """An array child moved: its parent's status and summary follow."""
+        parent = job.parent
+        if parent is None:
+            return
+        parent.status_summary_at = now_ms()
+        if job.started_at is not None and (parent.started_at is None or job.started_at < parent.started_at):
+            parent.started_at = job.started_at
+        status = deps.parent_status(parent)
+        if status in ("SUCCEEDED", "FAILED"):
+            if parent.status in ACTIVE_STATUSES:
+                self._finish(parent, status, parent.stop_reason)
+        else:
+            parent.status = status
 
     def active_jobs(self) -> list[Job]:
         with self.lock:

@@ -11,6 +11,7 @@ from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID, JobDefinit
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
 ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+ALL_STATUSES = (*ACTIVE_STATUSES, "SUCCEEDED", "FAILED")
 ESSENTIAL_EXITED = "Essential container in task exited"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 
@@ -38,7 +39,7 @@ class Attempt:
     containers: list[ContainerResult] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     job_id: str
     name: str
@@ -65,6 +66,18 @@ class Job:
     # Reason to report when the running task stops because we stopped it.
     stop_reason: str | None = None
     runtime: Any = None  # owned by the runner
+    # dependsOn as the client sent it (a child reports the dependencies it really waits on).
+    depends_on: list[dict[str, str]] = field(default_factory=list)
+    # The jobs that must succeed before this one may leave PENDING.
+    waits_on: list[Job] = field(default_factory=list)
+    blocked: bool = False  # PENDING on a dependency that has not ended yet
+    array_size: int | None = None  # on an array parent
+    array_index: int | None = None  # on an array child
+    parent: Job | None = None
+    children: list[Job] = field(default_factory=list)
+    status_summary_at: int | None = None
+    share_identifier: str | None = None
+    scheduling_priority: int | None = None
 
     @property
     def containers(self) -> list[dict[str, Any]]:
@@ -90,9 +103,14 @@ class Job:
             ("statusReason", self.status_reason),
             ("startedAt", self.started_at),
             ("stoppedAt", self.stopped_at),
+            ("shareIdentifier", self.share_identifier),
         ):
             if value is not None:
                 out[key] = value
+        if self.array_size is not None:
+            out["arrayProperties"] = self.array_details()
+        elif self.array_index is not None:
+            out["arrayProperties"] = {"index": self.array_index}
         if self.container is not None and self.attempts:
             first = self.attempts[-1].containers[:1]
             if first and first[0].exit_code is not None:
@@ -109,7 +127,7 @@ class Job:
                 "parameters": self.parameters,
                 "platformCapabilities": self.definition.platform_capabilities,
                 "retryStrategy": {"attempts": self.max_attempts},
-                "dependsOn": [],
+                "dependsOn": [dict(d) for d in self.depends_on],
                 "isCancelled": self.is_cancelled,
                 "isTerminated": self.is_terminated,
                 "attempts": [self._describe_attempt(a) for a in self.attempts],
@@ -117,6 +135,8 @@ class Job:
         )
         if self.timeout:
             out["timeout"] = self.timeout
+        if self.scheduling_priority is not None:
+            out["schedulingPriority"] = self.scheduling_priority
         # AWS gives each container its log stream name once the attempt reaches RUNNING, so that
         # clients can read the logs while the job runs; the runner reports it again when it stops.
         running = self.attempts[-1] if self.status == "RUNNING" and self.attempts else None
@@ -141,6 +161,16 @@ class Job:
                 container["taskArn"] = self._task_arn(running)
                 _add_running_stream(container, awslogs_target(self, self.containers[0], running.task_id))
             out["container"] = container
+        return out
+
+    def array_details(self) -> dict[str, Any]:
+        """A parent's arrayProperties: its size and how many children are in each status."""
+        counts = dict.fromkeys(ALL_STATUSES, 0)
+        for child in self.children:
+            counts[child.status] += 1
+        out: dict[str, Any] = {"size": self.array_size, "statusSummary": counts}
+        if self.status_summary_at is not None:
+            out["statusSummaryLastUpdatedAt"] = self.status_summary_at
         return out
 
     def _task_arn(self, attempt: Attempt) -> str:
@@ -269,3 +299,21 @@ def job_matches(job: Job, flt: Mapping[str, Any]) -> bool:
     if name == "AFTER_CREATED_AT":
         return job.created_at > int(value)
     return job.created_at < int(value)  # BEFORE_CREATED_AT
+
+
+REF_PREFIX = "Ref::"
+
+
+def substitute_parameters(spec: dict[str, Any], parameters: Mapping[str, str]) -> dict[str, Any]:
+    """The container with each ``Ref::name`` argument of its command replaced by that parameter.
+
+    As on AWS, a placeholder is a whole argument and one without a value stays as written.
+    """
+    command = spec.get("command")
+    if not command or not parameters:
+        return spec
+    substituted = [
+        parameters.get(arg[len(REF_PREFIX) :], arg) if isinstance(arg, str) and arg.startswith(REF_PREFIX) else arg
+        for arg in command
+    ]
+    return {**spec, "command": substituted}

@@ -236,6 +236,9 @@ class ProcessRunner:
         }
         if attempt is not None:
             env["ECS_TASK_ID"] = attempt.task_id
+        if job.parent is not None and job.array_index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+            env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
         for entry in container.spec.get("environment") or []:
             env[entry["name"]] = map_container_paths(str(entry.get("value", "")), task.mounts)
         return env
