@@ -31,3 +31,7 @@ class BatchJobFailed(AirflowException):
         self.timed_out = timed_out
         # Each attempt's status reason, main container exit code, container reason and seconds.
         self.attempts = list(attempts or [])
+
+
+class MalformedResults(AirflowException):
+    """The job succeeded, but a result line or the outputs file it wrote is not the documented JSON."""

@@ -30,6 +30,9 @@ INPUTS_PREFIX = "inputs/"
 # Output files land under these prefixes of the bucket path, mirroring the volume.
 WORK_OUTPUT_PREFIX = "work/"
 DIR_OUTPUT_PREFIX = "output/"
+# Values for the XCom's outputs and metrics too big for a log line (see results.py); collected with the files.
+OUTPUTS_FILE_KEY = "outputs.json"
+OUTPUTS_FILE = f"{VOLUME_ROOT}/{OUTPUTS_FILE_KEY}"
 BUCKET_PREFIX = "airflow-batch-runner"
 AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.0"
 MAIN = "main"
@@ -326,6 +329,7 @@ def job_environment(spec: JobSpec) -> list[dict[str, str]]:
     env = {**spec.env, "WORKING_DIR": WORKING_DIR, "OUTPUT_DIR": OUTPUT_DIR}
     if spec.bucket_path:
         env["BUCKET_PATH"] = spec.bucket_path
+        env["OUTPUTS_FILE"] = OUTPUTS_FILE
     return [{"name": k, "value": str(v)} for k, v in env.items()]
 
 
@@ -341,7 +345,7 @@ def _sidecar_commands(spec: JobSpec) -> dict[str, list[str]]:
         includes += ["--include", f"{WORK_OUTPUT_PREFIX}{pattern}"]
     commands[OUTPUTS] = [
         "s3", "cp", "--recursive", "--only-show-errors", f"{VOLUME_ROOT}/", spec.bucket_path,
-        "--exclude", "*", *includes, "--include", f"{DIR_OUTPUT_PREFIX}*",
+        "--exclude", "*", *includes, "--include", f"{DIR_OUTPUT_PREFIX}*", "--include", OUTPUTS_FILE_KEY,
     ]
     return commands
 

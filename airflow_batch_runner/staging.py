@@ -54,6 +54,13 @@ def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> dict[str,
     return outputs
 
 
+def read_outputs_file(hook: BatchRunnerHook, bucket_path: str | None, max_bytes: int) -> str | None:
+    """The ``$OUTPUTS_FILE`` the job wrote, as the outputs sidecar collected it; None when it wrote none."""
+    if not bucket_path:
+        return None
+    return hook.read_text(f"{bucket_path}{job_spec.OUTPUTS_FILE_KEY}", max_bytes)
+
+
 def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
     """This submission's staged inputs: what ``delete`` removes, never what XCom points to."""
     return hook.delete_prefix(f"{bucket_path}{job_spec.INPUTS_PREFIX}")

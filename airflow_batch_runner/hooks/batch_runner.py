@@ -353,6 +353,22 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             # No ACL: buckets with ACLs disabled (the default for new buckets) refuse a canned one.
             self.s3.copy_object(source_bucket_key=source_uri, dest_bucket_key=dest_uri, acl_policy=NO_ACL)
 
+    def read_text(self, uri: str, max_bytes: int) -> str | None:
+        """An object's text, at most ``max_bytes`` and one byte more (so a caller sees it is larger);
+        None when it does not exist."""
+        bucket, key = bucket_and_key(uri)
+        client: Any = self.s3.conn
+        try:
+            with _not_found(uri):
+                body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"].read()
+        except NotFound:
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                return ""
+            raise
+        return str(body.decode("utf-8", errors="replace"))
+
     def list_objects(self, prefix_uri: str) -> list[str]:
         bucket, prefix = bucket_and_key(prefix_uri)
         return [str(key) for key in self.s3.list_keys(bucket_name=bucket, prefix=prefix)]

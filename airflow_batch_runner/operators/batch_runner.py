@@ -11,7 +11,7 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -24,10 +24,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_batch_runner import job_spec, outcome, resume, staging, usage
-from airflow_batch_runner.exceptions import BatchJobFailed
+from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
 from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
+from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class _Run:
     log_token: str | None = None
     log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
     last_lines: list[str] | None = None
+    results: Collected = field(default_factory=Collected)  # outputs and metrics the main container printed
 
 
 class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
@@ -398,7 +400,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
-                         last_lines=[redact(line) for line in event.get("last_lines") or []])
+                         last_lines=[redact(line) for line in event.get("last_lines") or []],
+                         results=Collected.from_dict(event.get("results")))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict, description)
@@ -494,6 +497,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         for line in lines:
             self.log.info("[main] %s", line)
         run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]
+        run.results.add_lines(lines)
 
     def _finish(
         self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
@@ -516,11 +520,17 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     attempts=usage.xcom_fields(spent)["attempt_details"],
                 )
             outputs = staging.collect_outputs(self.hook, bucket_path)
+            written = staging.read_outputs_file(self.hook, bucket_path, MAX_TOTAL_BYTES)
+            if written is not None:
+                run.results.add_file(written, "$OUTPUTS_FILE (outputs.json)")
+            if run.results.error:
+                raise MalformedResults(f"AWS Batch job {state.job_name} ({state.job_id}) SUCCEEDED, but "
+                                       f"{run.results.error}")
         finally:
             self._cleanup(bucket_path)
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
         result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
-        return {**result, **usage.xcom_fields(spent)}
+        return {**result, **usage.xcom_fields(spent), "outputs": run.results.outputs, "metrics": run.results.metrics}
 
     def _cleanup(self, bucket_path: str | None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""

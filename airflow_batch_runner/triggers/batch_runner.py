@@ -15,6 +15,7 @@ from airflow_batch_runner import staging
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
+from airflow_batch_runner.results import Collected
 from airflow_batch_runner.triggers.poller import Watch, shared_poller
 
 
@@ -23,7 +24,8 @@ class BatchRunnerTrigger(BaseTrigger):
     Fire one event when the job ends or its deadline passes (the job is then terminated).
 
     The event is ``{"status": "done", "description": <DescribeJobs entry>, "timed_out": bool,
-    "last_lines": [...]}`` or ``{"status": "error", "message": ...}``.
+    "last_lines": [...], "results": <outputs and metrics the main container printed>}``
+    or ``{"status": "error", "message": ...}``.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class BatchRunnerTrigger(BaseTrigger):
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
         last_lines: list[str] = []
+        results = Collected()
         try:
             while True:
                 update = await watch.queue.get()
@@ -100,6 +103,7 @@ class BatchRunnerTrigger(BaseTrigger):
                 for line in lines:
                     self.log.info("[main] %s", line)
                 last_lines = (last_lines + lines)[-LAST_LOG_LINES:]
+                results.add_lines(lines)
                 if update.error is not None:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
                     return
@@ -117,6 +121,7 @@ class BatchRunnerTrigger(BaseTrigger):
                         "description": update.description,
                         "timed_out": verdict.timed_out,
                         "last_lines": last_lines,
+                        "results": results.as_dict(),
                     }
                 )
                 return

@@ -34,7 +34,8 @@ def test_container_with_input_files_returns_the_output_file(aws: AwsWorld, capsy
     assert xcom is not None
     assert set(xcom) == {"job_id", "job_name", "status", "exit_code", "container_exit_code", "bucket_path",
                          "working_dir", "output_dir", "output_files", "queued_seconds", "running_seconds",
-                         "attempts", "attempt_details", "vcpus", "memory_mib", "vcpu_seconds", "gib_seconds"}
+                         "attempts", "attempt_details", "vcpus", "memory_mib", "vcpu_seconds", "gib_seconds",
+                         "outputs", "metrics"}
     assert xcom["bucket_path"].startswith(f"s3://{aws.bucket}/airflow-batch-runner/container_with_input_files/")
     assert list(xcom["output_files"]) == ["out.txt"]
     assert xcom["output_files"]["out.txt"].startswith(xcom["bucket_path"])

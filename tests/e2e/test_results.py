@@ -38,3 +38,57 @@ def test_a_failure_reports_each_attempt(aws: AwsWorld, capsys: pytest.CaptureFix
     assert result.state == "failed"
     assert "Attempts: 1.\n  #1: main container exit code 7; status reason: Essential container in task exited" \
         in result.output
+
+
+RESULT_COMMANDS = [
+    """echo '::{"outputs": {"rows": 3, "table": "t"}}::'""",
+    """echo '::{"metrics": [{"name": "rows", "type": "counter", "value": 3, "tags": {"table": "t"}}]}::'""",
+    # A value too big for a line, through the file.
+    """printf '{"outputs": {"report": "%s"}}' "$(head -c 40000 /dev/zero | tr '\\0' r)" > "$OUTPUTS_FILE" """,
+    """echo '::{"outputs": {"rows": 4}}::'""",
+]
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_result_lines_and_the_outputs_file_become_outputs_and_metrics(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    dag = task_dag(f"results_{deferrable}", deferrable=deferrable, commands=RESULT_COMMANDS)
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    assert result.xcom["outputs"] == {"rows": 4, "table": "t", "report": "r" * 40000}
+    assert result.xcom["metrics"] == [{"name": "rows", "type": "counter", "value": 3, "tags": {"table": "t"}}]
+    assert "outputs.json" not in result.xcom["output_files"]
+
+
+def test_without_results_the_xcom_has_empty_outputs_and_metrics(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_dag(task_dag("no_results", bucket=None, commands=["echo plain"]), capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    assert (result.xcom["outputs"], result.xcom["metrics"]) == ({}, [])
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_a_malformed_result_line_fails_the_task_showing_the_line(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    dag = task_dag(f"bad_line_{deferrable}", deferrable=deferrable, bucket=None,
+                   commands=["""echo '::{"outputs": {"rows": 3}'"""])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert "MalformedResults" in result.output
+    assert ('SUCCEEDED, but the main container printed a malformed result line: a result line ends with }::. '
+            'The line: ::{"outputs": {"rows": 3}') in result.output
+
+
+def test_a_malformed_outputs_file_fails_the_task_showing_its_content(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag = task_dag("bad_file", commands=["""echo '{"outputs": 1}' > "$OUTPUTS_FILE" """])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert ('$OUTPUTS_FILE (outputs.json) is malformed: "outputs" must be an object; got int. '
+            'Its content: {"outputs": 1}') in result.output

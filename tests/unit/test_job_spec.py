@@ -344,13 +344,14 @@ def test_main_gets_the_users_environment_plus_working_and_output_dirs_and_bucket
         "WORKING_DIR": WORKING_DIR,
         "OUTPUT_DIR": OUTPUT_DIR,
         "BUCKET_PATH": BUCKET_PATH,
+        "OUTPUTS_FILE": f"{VOLUME_ROOT}/outputs.json",
     }
 
 
 def test_without_bucket_main_has_no_bucket_path_variable():
     main = by_name(override_containers(build_submit_request(make_spec("main_only"), IDENTITY, QUEUE, None)))["main"]
     env = environment_of(main)
-    assert "BUCKET_PATH" not in env
+    assert "BUCKET_PATH" not in env and "OUTPUTS_FILE" not in env
     assert env["WORKING_DIR"] == WORKING_DIR
     assert env["OUTPUT_DIR"] == OUTPUT_DIR
 
@@ -397,6 +398,7 @@ def test_outputs_sidecar_uploads_only_declared_files_and_the_output_dir():
         "--include", "work/out.txt",
         "--include", "work/reports/*.csv",
         "--include", "output/*",
+        "--include", "outputs.json",
     ]
     # Every object written under an include maps back to a name for XCom.
     assert output_name("work/out.txt") == "out.txt"
@@ -407,7 +409,7 @@ def test_outputs_sidecar_uploads_only_declared_files_and_the_output_dir():
 def test_outputs_sidecar_without_declared_files_still_uploads_the_output_dir():
     spec = make_spec("main_outputs", output_patterns=())
     outputs = by_name(override_containers(build_submit_request(spec, IDENTITY, QUEUE, None)))["outputs"]
-    assert outputs["command"][6:] == ["--exclude", "*", "--include", "output/*"]
+    assert outputs["command"][6:] == ["--exclude", "*", "--include", "output/*", "--include", "outputs.json"]
 
 
 def test_without_bucket_no_sidecar_command_is_sent():
