@@ -27,7 +27,7 @@ from airflow_batch_runner import job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
-from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
+from airflow_batch_runner.masking import CREDENTIAL_FIELDS, can_seal, conceal, mask_credentials, redact, reveal
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
@@ -92,7 +92,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param session_token: explicit AWS session token (masked).
     :param endpoint_override: endpoint for every AWS client of the task (Batch, S3, Logs, STS).
     :param sts_role_arn: role to assume on top of the base credentials.
-    :param sts_role_external_id: external id for the assume-role call.
+    :param sts_role_external_id: external id for the assume-role call (masked, like the keys).
     :param sts_role_session_name: session name for the assume-role call.
     :param sts_role_session_duration: assumed role session duration (default 15 minutes).
     :param sts_endpoint_override: STS endpoint for the assume-role call.
@@ -175,12 +175,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.completion_check_interval = _seconds(completion_check_interval, "completion_check_interval")
         self.delete = delete
         self.resume = resume
-        self.access_key_id = access_key_id
-        self.secret_key_id = secret_key_id
-        self.session_token = session_token
+        # Plain values stay out of the serialized DAG (see masking.Concealed); rendering gives them back.
+        self.access_key_id = conceal(access_key_id)
+        self.secret_key_id = conceal(secret_key_id)
+        self.session_token = conceal(session_token)
         self.endpoint_override = endpoint_override
         self.sts_role_arn = sts_role_arn
-        self.sts_role_external_id = sts_role_external_id
+        self.sts_role_external_id = conceal(sts_role_external_id)
         self.sts_role_session_name = sts_role_session_name
         self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
         self.sts_endpoint_override = sts_endpoint_override
@@ -214,12 +215,12 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     @property
     def _overrides(self) -> ConnectionOverrides:
         return ConnectionOverrides(
-            access_key_id=self.access_key_id,
-            secret_key_id=self.secret_key_id,
-            session_token=self.session_token,
+            access_key_id=reveal(self.access_key_id),
+            secret_key_id=reveal(self.secret_key_id),
+            session_token=reveal(self.session_token),
             endpoint_override=self.endpoint_override,
             sts_role_arn=self.sts_role_arn,
-            sts_role_external_id=self.sts_role_external_id,
+            sts_role_external_id=reveal(self.sts_role_external_id),
             sts_role_session_name=self.sts_role_session_name,
             sts_role_session_duration=self.sts_role_session_duration if self.sts_role_arn else None,
             sts_endpoint_override=self.sts_endpoint_override,
@@ -364,9 +365,22 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             if removed:
                 self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
         self._persist_links(context, existing.log_stream if existing else None)
-        if self.deferrable:
+        if self.deferrable and self._credentials_can_reach_the_triggerer():
             self._defer()
         return self._wait_and_finish(context)
+
+    def _credentials_can_reach_the_triggerer(self) -> bool:
+        """Explicit credentials reach the triggerer only sealed with Airflow's Fernet key: Airflow stores a
+        deferred task's trigger kwargs as they are sent. Without a key, the worker waits for the job itself."""
+        if not any(getattr(self, name) for name in CREDENTIAL_FIELDS) or can_seal():
+            return True
+        self.log.warning(
+            "deferrable=True, but [core] fernet_key is not set (or not a valid key), and Airflow would store the "
+            "explicit credentials in clear with the trigger: waiting in the worker instead. Set [core] fernet_key "
+            "(the same on workers and triggerers), or use aws_conn_id instead of access_key_id / secret_key_id / "
+            "session_token / sts_role_external_id."
+        )
+        return False
 
     def _defer(self) -> None:
         """Free the worker slot: the triggerer waits, and execute_complete finishes as execute would."""
