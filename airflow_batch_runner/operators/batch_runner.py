@@ -316,6 +316,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         commands = job_spec.check_commands(self.commands)
         image = job_spec.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
+        env = job_spec.check_env(self.env)
         project = self._project_file_paths()
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
@@ -338,7 +339,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             commands=commands,
             platform=platform,
             resources=self._resources,
-            env={str(k): str(v) for k, v in self.env.items()},
+            env=env,
             bucket_path=bucket_path,
             has_inputs=bool(inputs or project),
             output_patterns=output_patterns,
@@ -348,6 +349,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             sidecar_image=job_spec.check_image(self.sidecar_image, "sidecar_image"),
             sidecar_resources=self._sidecar_resources,
         )
+        # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
+        spec = job_spec.fit_to_limits(spec, identity, queue, int(self._timeout_seconds))
         job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(job_spec.sidecar_names(spec)))
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
@@ -442,6 +445,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
     ) -> _Run:
         request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
+        if spec.staged_commands:
+            inputs = {**inputs, job_spec.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
         staged = bool(spec.bucket_path and (inputs or project))
         try:
             if spec.bucket_path and staged:
@@ -522,7 +527,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         spent = usage.job_usage(description)
         try:
             if not verdict.succeeded:
-                message = outcome.failure_message(state, verdict, run.last_lines or [], self._limit)
+                message = outcome.failure_message(state, verdict, self._failure_lines(state), self._limit)
                 raise BatchJobFailed(
                     "\n".join(part for part in (message, usage.attempts_report(spent)) if part),
                     job_id=state.job_id,
@@ -545,6 +550,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
         result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
         return {**result, **usage.xcom_fields(spent), "outputs": run.results.outputs, "metrics": run.results.metrics}
+
+    def _failure_lines(self, state: outcome.JobState) -> list[str]:
+        """The main container's last lines, or, when a sidecar failed, that sidecar's own."""
+        failed = state.failed_container
+        if failed is None or failed.name == job_spec.MAIN:
+            return (self._run.last_lines if self._run else None) or []
+        if not failed.log_stream:
+            return []
+        return [redact(line) for line in self.hook.last_log_lines(failed.log_stream, outcome.LAST_LOG_LINES)]
 
     def _cleanup(self, bucket_path: str | None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
