@@ -70,15 +70,25 @@ class JobState:
 
     @property
     def failed_container(self) -> ContainerState | None:
-        """The container whose failure ended the job: the first, in the job's order, that exited non-zero
-        or could not run for a reason of its own. One that never ran because a container it depends on
-        failed is never the cause."""
-        for container in self.containers:
-            if (container.reason or "").startswith(DEPENDENCY_NOT_SATISFIED):
-                continue
-            if container.exit_code not in (None, 0) or (container.exit_code is None and container.reason):
-                return container
-        return None
+        return first_failed(self.containers)
+
+
+def first_failed(containers: Iterable[ContainerState]) -> ContainerState | None:
+    """The container whose failure ended the job: the first, in the job's order, that exited non-zero
+    or could not run for a reason of its own. One that never ran because a container it depends on
+    failed is never the cause."""
+    for container in containers:
+        if (container.reason or "").startswith(DEPENDENCY_NOT_SATISFIED):
+            continue
+        if container.exit_code not in (None, 0) or (container.exit_code is None and container.reason):
+            return container
+    return None
+
+
+def describe_failure(container: ContainerState) -> str:
+    """``inputs (exit code 1)``, ``inputs (it did not run): CannotPullContainerError: ...``."""
+    code = f"exit code {container.exit_code}" if container.exit_code is not None else "it did not run"
+    return f"{container.name} ({code})" + (f": {container.reason}" if container.reason else "")
 
 
 def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
@@ -154,8 +164,7 @@ def failure_message(
         parts.append(f"Status reason: {state.status_reason}.")
     failed = state.failed_container
     if failed is not None and failed.name != MAIN:
-        code = f"exit code {failed.exit_code}" if failed.exit_code is not None else "it did not run"
-        parts.append(f"Failed container: {failed.name} ({code})" + (f": {failed.reason}." if failed.reason else "."))
+        parts.append(f"Failed container: {describe_failure(failed)}.")
     elif state.container_reason:
         parts.append(f"Container reason: {state.container_reason}.")
     tail = list(last_lines)[-LAST_LOG_LINES:]
