@@ -54,7 +54,7 @@ SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by AWS Batch itself ("Environment variables cannot start with AWS_BATCH"), and by the runner.
 RESERVED_ENV_PREFIX = "AWS_BATCH"
-RUNNER_ENV = ("WORKING_DIR", "OUTPUT_DIR", "BUCKET_PATH")
+RUNNER_ENV = ("WORKING_DIR", "OUTPUT_DIR", "BUCKET_PATH", "OUTPUTS_FILE")
 # Long commands travel as this script: staged under inputs/ (so the inputs sidecar copies it into the
 # working dir) and moved out of the working dir by the main container before it runs.
 RUNNER_DIR = ".airflow-batch-runner"
@@ -232,7 +232,7 @@ def check_env(env: Any) -> dict[str, str]:
             )
         if name in RUNNER_ENV:
             raise ValueError(
-                f"env: {name!r} is set by the runner ({', '.join(RUNNER_ENV)} locate the job's directories); "
+                f"env: {name!r} is set by the runner (with {', '.join(RUNNER_ENV[:-1])} and {RUNNER_ENV[-1]}); "
                 "choose another name"
             )
         text = str(value)

@@ -1241,6 +1241,7 @@ def test_the_runners_own_folder_is_refused_as_a_file_name():
         ("WORKING_DIR", "set by the runner"),
         ("OUTPUT_DIR", "set by the runner"),
         ("BUCKET_PATH", "set by the runner"),
+        ("OUTPUTS_FILE", "set by the runner"),
     ],
 )
 def test_env_names_a_shell_cannot_read_or_that_aws_or_the_runner_set_are_refused(name, why):
