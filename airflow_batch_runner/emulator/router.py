@@ -19,6 +19,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
+from airflow_batch_runner.emulator.batch.retries import Interruptions
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
 from airflow_batch_runner.emulator.faults import THROTTLING, FaultsAndStats
 from airflow_batch_runner.emulator.quotas import RateQuotas
@@ -76,12 +77,14 @@ class EmulatorApp:
         self.batch: dict[str, BatchBackend] = {}
         self.faults = FaultsAndStats()
         self.quotas = RateQuotas(enabled=quotas)
+        self.interruptions = Interruptions()
         self.moto = DomainDispatcherApplication(create_backend_app)
 
     def batch_backend(self, region: str) -> BatchBackend:
         with self.lock:
             if region not in self.batch:
                 self.batch[region] = BatchBackend(region, self.runner, self.step_delay, self.lock)
+                self.batch[region].interruptions = self.interruptions
             return self.batch[region]
 
     def reset(self) -> None:
@@ -93,6 +96,7 @@ class EmulatorApp:
         moto_api.moto_api_backend.reset()
         self.faults.reset()
         self.quotas.reset()
+        self.interruptions.reset()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -158,6 +162,8 @@ class EmulatorApp:
             elif name == "quotas" and method == "POST":
                 self.quotas.configure(json.loads(_read_body(environ) or b"{}"))
                 payload = self.quotas.stats()
+            elif name == "interruptions" and method == "POST":
+                payload = {"rules": self.interruptions.configure(json.loads(_read_body(environ) or b"{}"))}
             elif name == "reset" and method == "POST":
                 self.reset()
                 payload = {"reset": True}

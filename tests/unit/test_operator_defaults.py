@@ -24,7 +24,7 @@ ARGUMENTS_WITH_A_DEFAULT = {
     "compute_environment_arn", "region_name", "resources", "delete", "resume", "access_key_id", "secret_key_id",
     "session_token", "bucket", "completion_check_interval", "endpoint_override", "execution_role_arn",
     "job_queue_arn", "sts_role_session_duration", "task_role_arn", "wait_until_completion", "container_image",
-    "sidecar_image", "sidecar_resources",
+    "sidecar_image", "sidecar_resources", "spot_retries", "retry_strategy",
 }
 UNITS = {"s": 1, "min": 60, "h": 3600}
 
@@ -61,6 +61,8 @@ def meaning(text: str) -> Any:
         literal = code[1]
         if literal in ("True", "False"):
             return literal == "True"
+        if re.fullmatch(r"-?\d+", literal):
+            return int(literal)
         return json.loads(literal) if literal.startswith("{") else literal
     raise AssertionError(f"the README's default {text!r} has no meaning here yet")
 
@@ -93,6 +95,7 @@ def test_the_readme_defaults_mean_what_the_operator_holds() -> None:
         "job_queue_arn": None, "sts_role_session_duration": 900.0, "task_role_arn": None,
         "wait_until_completion": 3600.0, "container_image": "ubuntu:24.04",
         "sidecar_image": "public.ecr.aws/aws-cli/aws-cli:2.22.0", "sidecar_resources": None,
+        "spot_retries": 0, "retry_strategy": None,
     }
 
 

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
+from airflow_batch_runner.emulator.batch import retries
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.jobs import (
     ACTIVE_STATUSES,
     Attempt,
+    ContainerResult,
     Job,
     TaskResult,
     apply_container_overrides,
@@ -64,6 +66,8 @@ class BatchBackend:
         # Job id -> the jobs waiting in PENDING for it to end.
         self.dependents: dict[str, list[Job]] = {}
         self.tags_by_arn: dict[str, dict[str, str]] = {}
+        # Injected Spot-style interruptions; the app shares one set between its regions.
+        self.interruptions = retries.Interruptions()
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
@@ -218,7 +222,7 @@ class BatchBackend:
         v.check_name(name, "jobDefinitionName")
         v.check_tags(params.get("tags"))
         v.check_timeout(params.get("timeout"))
-        v.check_retry_strategy(params.get("retryStrategy"))
+        retries.check_retry_strategy(params.get("retryStrategy"))
         def_type = params["type"]
         if def_type not in ("container", "multinode"):
             raise ClientException("type must be container or multinode")
@@ -244,7 +248,6 @@ class BatchBackend:
             ecs_props = params["ecsProperties"]
         if container_props is not None:
             v.require(container_props, "image")
-            v.check_environment(container_props.get("environment"), "containerProperties")
             if fargate:
                 v.check_fargate_task(
                     {
@@ -260,8 +263,6 @@ class BatchBackend:
             if len(tasks) != 1:
                 raise ClientException("ecsProperties.taskProperties must contain exactly one task")
             v.check_ecs_containers(tasks[0].get("containers") or [])
-            for container in tasks[0]["containers"]:
-                v.check_environment(container.get("environment"), f"container {container['name']!r}")
             if fargate:
                 v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
         with self.lock:
@@ -333,11 +334,7 @@ class BatchBackend:
         v.check_name(params["jobName"], "jobName", v.JOB_NAME_RE)
         v.check_tags(params.get("tags"))
         v.check_timeout(params.get("timeout"))
-        v.check_retry_strategy(params.get("retryStrategy"))
-        v.check_environment((params.get("containerOverrides") or {}).get("environment"), "containerOverrides")
-        for task in (params.get("ecsPropertiesOverride") or {}).get("taskProperties") or []:
-            for container in task.get("containers") or []:
-                v.check_environment(container.get("environment"), f"container override {container.get('name')!r}")
+        retries.check_retry_strategy(params.get("retryStrategy"))
         size = deps.array_size(params.get("arrayProperties"))
         depends_on = deps.check_depends_on(params.get("dependsOn"), size)
         with self.lock:
@@ -373,6 +370,7 @@ class BatchBackend:
                 propagate_tags=propagate,
                 timeout=params.get("timeout") or definition.timeout,
                 max_attempts=int(retry.get("attempts", 1)),
+                evaluate_on_exit=list(retry.get("evaluateOnExit") or []),
                 parameters=parameters,
                 ecs_task=ecs_task,
                 container=container,
@@ -589,6 +587,11 @@ class BatchBackend:
                 if seconds:
                     self.scheduler.call_later(float(seconds), self._attempt_timeout, job, attempt)
                 self.scheduler.start_task(job, self._task_stopped)
+                interruption = self.interruptions.for_attempt(job.name, len(job.attempts))
+                if interruption is not None:
+                    self.scheduler.call_later(
+                        interruption.after_seconds, self._interrupt, job, attempt, interruption.status_reason
+                    )
 
     def _placement_blocker(self, job: Job) -> str | None:
         queue = job.queue
@@ -615,6 +618,13 @@ class BatchBackend:
                 else:
                     self.scheduler.stop_task(job)
 
+    def _interrupt(self, job: Job, attempt: Attempt, reason: str) -> None:
+        """The attempt's host goes away (a Spot reclaim): it stops with ``reason`` and no exit codes."""
+        with self.lock:
+            if job.current_attempt is attempt and job.status == "RUNNING" and job.stop_reason is None:
+                job.interrupt_reason = reason
+                self.scheduler.stop_task(job)
+
     def _task_stopped(self, job: Job, result: TaskResult) -> None:
         with self.lock:
             self._end_attempt(job, result)
@@ -624,15 +634,21 @@ class BatchBackend:
         assert attempt is not None
         attempt.stopped_at = now_ms()
         attempt.containers = result.containers
-        reason = job.stop_reason or result.status_reason
+        reason = job.stop_reason or job.interrupt_reason or result.status_reason
+        if job.interrupt_reason and not job.stop_reason:
+            # The host is gone: ECS reports no exit code for the containers it ran.
+            attempt.containers = [ContainerResult(c.name, None, None, c.log_stream_name) for c in result.containers]
+        interrupted, job.interrupt_reason = bool(job.interrupt_reason), None
         attempt.status_reason = reason
         essential = {c["name"] for c in job.containers if c.get("essential", True)}
-        ok = job.stop_reason is None and all(
+        ok = job.stop_reason is None and not interrupted and all(
             c.exit_code == 0 for c in result.containers if c.name in essential
         ) and {c.name for c in result.containers} >= essential
         if ok:
             self._finish(job, "SUCCEEDED", reason)
-        elif job.stop_reason is None and len(job.attempts) < job.max_attempts:
+        elif job.stop_reason is None and len(job.attempts) < job.max_attempts and retries.retry_action(
+            job.evaluate_on_exit, reason, [retries.Exit(c.reason, c.exit_code) for c in attempt.containers]
+        ) == "RETRY":
             job.status, job.status_reason = "RUNNABLE", reason
             self._child_changed(job)
             self._later(job, "RUNNABLE")

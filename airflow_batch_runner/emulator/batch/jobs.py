@@ -65,6 +65,10 @@ class Job:
     is_terminated: bool = False
     # Reason to report when the running task stops because we stopped it.
     stop_reason: str | None = None
+    # Reason of an injected interruption of the running attempt (a Spot reclaim), which may be retried.
+    interrupt_reason: str | None = None
+    # retryStrategy.evaluateOnExit as submitted (or from the definition).
+    evaluate_on_exit: list[dict[str, Any]] = field(default_factory=list)
     runtime: Any = None  # owned by the runner
     # dependsOn as the client sent it (a child reports the dependencies it really waits on).
     depends_on: list[dict[str, str]] = field(default_factory=list)
@@ -126,7 +130,8 @@ class Job:
                 "propagateTags": self.propagate_tags,
                 "parameters": self.parameters,
                 "platformCapabilities": self.definition.platform_capabilities,
-                "retryStrategy": {"attempts": self.max_attempts},
+                "retryStrategy": {"attempts": self.max_attempts,
+                                  **({"evaluateOnExit": self.evaluate_on_exit} if self.evaluate_on_exit else {})},
                 "dependsOn": [dict(d) for d in self.depends_on],
                 "isCancelled": self.is_cancelled,
                 "isTerminated": self.is_terminated,

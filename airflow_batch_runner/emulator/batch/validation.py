@@ -18,10 +18,6 @@ DEPENDENCY_CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
 MAX_CONTAINERS = 10
 MIN_ATTEMPT_DURATION = 60
 MAX_TAGS = 50
-RESERVED_ENV_PREFIX = "AWS_BATCH"
-# Service quotas: "Maximum job definition size (for RegisterJobDefinition API operations) 24 KiB",
-# "Maximum job payload size (for SubmitJob API operations) 30 KiB".
-MAX_REQUEST_BYTES = {"RegisterJobDefinition": 24 * 1024, "SubmitJob": 30 * 1024}
 
 class ClientException(Exception):
     """A 400 ClientException, as AWS Batch answers a request it refuses."""
@@ -49,31 +45,6 @@ def check_name(value: str, field: str, pattern: re.Pattern[str] = NAME_RE) -> No
         )
 
 
-def check_request_size(operation: str, body: bytes) -> None:
-    """AWS's size quotas on a job definition and a job, measured on the request as sent."""
-    limit = MAX_REQUEST_BYTES.get(operation)
-    if limit is None or len(body) <= limit:
-        return
-    if operation == "SubmitJob":
-        got = -(-len(body) // 1024)
-        raise ClientException(f"Error executing request, Exception : Job size must be less than 30 KiB, got {got} KiB")
-    raise ClientException(
-        "Error executing request, Exception : Limits Error: JobDefinitionsize is above the limits 24 KB"
-    )
-
-
-def check_environment(entries: Iterable[Mapping[str, Any]] | None, where: str) -> None:
-    """``AWS_BATCH`` is the prefix of the variables Batch sets: no definition or override may use it."""
-    for entry in entries or []:
-        name = str(entry.get("name") or "")
-        if name.startswith(RESERVED_ENV_PREFIX):
-            raise ClientException(
-                f"Error executing request, Exception : {where}: environment variable {name!r} is invalid. "
-                f"Environment variables cannot start with {RESERVED_ENV_PREFIX}; it is reserved for variables "
-                "that AWS Batch sets."
-            )
-
-
 def check_tags(tags: Mapping[str, str] | None) -> None:
     if tags and len(tags) > MAX_TAGS:
         raise ClientException(f"tags: a resource can have at most {MAX_TAGS} tags")
@@ -86,11 +57,6 @@ def check_timeout(timeout: Mapping[str, Any] | None) -> None:
             raise ClientException(
                 f"timeout.attemptDurationSeconds must be at least {MIN_ATTEMPT_DURATION} seconds, got {seconds}"
             )
-
-
-def check_retry_strategy(strategy: Mapping[str, Any] | None) -> None:
-    if strategy and "attempts" in strategy and not 1 <= int(strategy["attempts"]) <= 10:
-        raise ClientException("retryStrategy.attempts must be between 1 and 10")
 
 
 def resource_totals(containers: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
