@@ -13,8 +13,8 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -60,6 +60,22 @@ IMAGE_RE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by AWS Batch itself ("Environment variables cannot start with AWS_BATCH"), and by the runner.
+RESERVED_ENV_PREFIX = "AWS_BATCH"
+RUNNER_ENV = ("WORKING_DIR", "OUTPUT_DIR", "BUCKET_PATH", "OUTPUTS_FILE")
+# Long commands travel as this script: staged under inputs/ (so the inputs sidecar copies it into the
+# working dir) and moved out of the working dir by the main container before it runs.
+RUNNER_DIR = ".airflow-batch-runner"
+STAGED_SCRIPT = f"{RUNNER_DIR}/commands.sh"
+SCRIPT_PATH = f"{VOLUME_ROOT}/commands.sh"
+# AWS Batch service quotas: "Maximum job payload size (for SubmitJob API operations) 30 KiB",
+# "Maximum job definition size (for RegisterJobDefinition API operations) 24 KiB".
+MAX_SUBMIT_JOB_BYTES = 30 * 1024
+MAX_JOB_DEFINITION_BYTES = 24 * 1024
+# ECS RunTask, which starts the job's task: "A total of 8192 characters are allowed for overrides",
+# JSON formatting included. The per-run overrides are kept within it.
+MAX_OVERRIDES_CHARS = 8192
 SEGMENT_RE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -125,6 +141,8 @@ class JobSpec:
     bucket_path: str | None = None
     has_inputs: bool = False
     output_patterns: tuple[str, ...] = ()
+    # The commands run from a script staged through the bucket path instead of the SubmitJob request.
+    staged_commands: bool = False
     execution_role_arn: str | None = None
     task_role_arn: str | None = None
     region: str | None = None
@@ -185,15 +203,53 @@ def check_fargate_resources(resources: Resources) -> None:
 
 
 def check_relative_name(name: str, argument: str) -> str:
-    """A file name or glob relative to the working dir that cannot escape it."""
+    """A file name or glob relative to the working dir that cannot escape it, nor name the dir itself."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{argument}: file names must be non-empty strings; got {name!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(
+            f"{argument}: {name!r} contains a control character (newline, tab, ...); use a plain file name"
+        )
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or "\\" in name:
         raise ValueError(
             f"{argument}: {name!r} escapes the working directory; use a path relative to it, without '..'"
         )
+    if str(path) == ".":
+        raise ValueError(f"{argument}: {name!r} names the working directory itself; name a file or a folder in it")
+    if path.parts[0] == RUNNER_DIR:
+        raise ValueError(f"{argument}: {name!r} is under {RUNNER_DIR}/, which the runner reserves; choose another name")
     return str(path)
+
+
+def check_env(env: Any) -> dict[str, str]:
+    """Environment variable names a shell can read, none that AWS Batch or the runner sets."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise ValueError(f"env must be a mapping of variable names to values; got {type(env).__name__}")
+    checked = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            raise ValueError(
+                f"env: {name!r} is not a valid environment variable name; use letters, digits and underscores, "
+                "not starting with a digit"
+            )
+        if name.startswith(RESERVED_ENV_PREFIX):
+            raise ValueError(
+                f"env: {name!r} starts with {RESERVED_ENV_PREFIX}, which AWS Batch reserves for the variables it "
+                "sets; rename it"
+            )
+        if name in RUNNER_ENV:
+            raise ValueError(
+                f"env: {name!r} is set by the runner (with {', '.join(RUNNER_ENV[:-1])} and {RUNNER_ENV[-1]}); "
+                "choose another name"
+            )
+        text = str(value)
+        if "\x00" in text:
+            raise ValueError(f"env: the value of {name!r} contains a NUL character, which no environment can hold")
+        checked[name] = text
+    return checked
 
 
 def retry_strategy_for(spot_retries: int, retry_strategy: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -337,21 +393,69 @@ def build_job_definition(spec: JobSpec) -> dict[str, Any]:
     return {"jobDefinitionName": name, **body, "tags": {"airflow:managed-by": "airflow-batch-runner"}}
 
 
-def main_script(commands: Sequence[str], output_patterns: Sequence[str]) -> str:
-    """The main container's shell script: the first failing command fails the container, and a
-    declared output that was never written fails it too, with a line saying which."""
-    lines = ['mkdir -p "$WORKING_DIR" "$OUTPUT_DIR"', 'cd "$WORKING_DIR"']
-    for command in commands:
-        if command.strip():
-            lines.append(f"{{ {command}\n}} || exit $?")
+# After the user's commands: declared outputs that are missing fail the container, naming each; a
+# declared directory must hold something. The patterns are the positional parameters of the function.
+_CHECK_OUTPUTS = r"""abr_check_outputs() {
+  missing=0
+  IFS=''  # a declared name with a space is one name; its glob still expands
+  for p in "$@"; do
+    for m in $p; do break; done
+    if [ -d "$m" ]; then
+      if [ -z "$(ls -A "$m")" ]; then
+        echo "airflow-batch-runner: output directory $p in $WORKING_DIR is empty" >&2; missing=1
+      fi
+    elif [ ! -f "$m" ]; then
+      echo "airflow-batch-runner: output file $p was not written in $WORKING_DIR (or is not a regular file)" >&2
+      missing=1
+    fi
+  done
+  return $missing
+}"""
+# The AWS CLI cannot upload a dangling symbolic link, a fifo, a socket or a device, and fails the
+# outputs sidecar over any such entry under the volume: leave them out, saying so in the log.
+_SKIP_SPECIAL = r"""abr_skip_special() {
+  for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    if [ -L "$f" ] && [ ! -e "$f" ]; then
+      echo "airflow-batch-runner: not collecting $f: a dangling symbolic link" >&2; rm -f "$f"
+    elif [ -e "$f" ] && [ ! -f "$f" ] && [ ! -d "$f" ]; then
+      echo "airflow-batch-runner: not collecting $f: not a regular file (a fifo, socket or device)" >&2; rm -f "$f"
+    elif [ -d "$f" ] && [ ! -L "$f" ]; then
+      abr_skip_special "$f"
+    fi
+  done
+}"""
+
+
+def command_lines(commands: Sequence[str]) -> list[str]:
+    """The user's commands, each run so that the first one failing ends the script with its code."""
+    return [f"{{ {command}\n}} || exit $?" for command in commands if command.strip()]
+
+
+def staged_script(commands: Sequence[str]) -> str:
+    """The file that carries commands too long for the SubmitJob request (see ``fit_to_limits``)."""
+    return "\n".join(['cd "$WORKING_DIR" || exit 1', *command_lines(commands)]) + "\n"
+
+
+def main_script(
+    commands: Sequence[str], output_patterns: Sequence[str], collect: bool = False, staged: bool = False
+) -> str:
+    """The main container's shell script. The user's commands run in a subshell (or, staged, a child
+    shell), so that an ``exit`` among them cannot skip what follows: the check that every declared
+    output was written, and, when outputs are collected, leaving out what the AWS CLI cannot upload."""
+    lines = ['mkdir -p "$WORKING_DIR" "$OUTPUT_DIR"', 'cd "$WORKING_DIR" || exit 1']
+    if staged:
+        lines.append(f'mv "$WORKING_DIR/{STAGED_SCRIPT}" {SCRIPT_PATH} || exit 1')
+        lines.append(f'rmdir "$WORKING_DIR/{RUNNER_DIR}" 2>/dev/null')
+        lines.append(f"/bin/sh {SCRIPT_PATH} || exit $?")
+    else:
+        lines += ["(", *command_lines(commands), ") || exit $?"]
+    if output_patterns or collect:
+        lines.append('cd "$WORKING_DIR" || exit 1')
     if output_patterns:
         quoted = " ".join(shlex.quote(p) for p in output_patterns)
-        lines.append('cd "$WORKING_DIR"')
-        # IFS='': a declared name with a space is one name (globs still expand), not several words.
-        lines.append(
-            f"IFS=''; for p in {quoted}; do set -- $p; [ -e \"$1\" ] || "
-            '{ echo "airflow-batch-runner: output file $p was not written in $WORKING_DIR" >&2; exit 1; }; done'
-        )
+        lines += [_CHECK_OUTPUTS, f"abr_check_outputs {quoted} || exit 1"]
+    if collect:
+        lines += [_SKIP_SPECIAL, 'abr_skip_special "$WORKING_DIR"', 'abr_skip_special "$OUTPUT_DIR"']
     return "\n".join(lines)
 
 
@@ -372,7 +476,8 @@ def _sidecar_commands(spec: JobSpec) -> dict[str, list[str]]:
         ]
     includes: list[str] = []
     for pattern in spec.output_patterns:
-        includes += ["--include", f"{WORK_OUTPUT_PREFIX}{pattern}"]
+        # A declared directory is collected with everything in it.
+        includes += ["--include", f"{WORK_OUTPUT_PREFIX}{pattern}", "--include", f"{WORK_OUTPUT_PREFIX}{pattern}/*"]
     commands[OUTPUTS] = [
         "s3", "cp", "--recursive", "--only-show-errors", f"{VOLUME_ROOT}/", spec.bucket_path,
         "--exclude", "*", *includes, "--include", f"{DIR_OUTPUT_PREFIX}*", "--include", OUTPUTS_FILE_KEY,
@@ -380,17 +485,12 @@ def _sidecar_commands(spec: JobSpec) -> dict[str, list[str]]:
     return commands
 
 
-def build_submit_request(
-    spec: JobSpec,
-    identity: TaskIdentity,
-    job_queue: str,
-    attempt_duration_seconds: int | None,
-) -> dict[str, Any]:
-    """The SubmitJob request: per-run commands, environment and resources travel as overrides."""
+def _container_overrides(spec: JobSpec) -> list[dict[str, Any]]:
     shares = split_resources(spec)
     environment = job_environment(spec)
     commands = _sidecar_commands(spec) if spec.bucket_path else {}
-    commands[MAIN] = ["/bin/sh", "-c", main_script(spec.commands, spec.output_patterns)]
+    script = main_script(spec.commands, spec.output_patterns, collect=spec.has_outputs, staged=spec.staged_commands)
+    commands[MAIN] = ["/bin/sh", "-c", script]
     overrides = []
     for name in container_names(spec):
         override: dict[str, Any] = {
@@ -401,11 +501,21 @@ def build_submit_request(
         if name == MAIN:
             override["environment"] = environment
         overrides.append(override)
+    return overrides
+
+
+def build_submit_request(
+    spec: JobSpec,
+    identity: TaskIdentity,
+    job_queue: str,
+    attempt_duration_seconds: int | None,
+) -> dict[str, Any]:
+    """The SubmitJob request: per-run commands, environment and resources travel as overrides."""
     request: dict[str, Any] = {
         "jobName": identity.job_name,
         "jobQueue": job_queue,
         "jobDefinition": definition_name(spec),
-        "ecsPropertiesOverride": {"taskProperties": [{"containers": overrides}]},
+        "ecsPropertiesOverride": {"taskProperties": [{"containers": _container_overrides(spec)}]},
         "tags": identity.tags(),
         "propagateTags": True,
     }
@@ -414,6 +524,46 @@ def build_submit_request(
     if attempt_duration_seconds is not None:
         request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_SECONDS, int(attempt_duration_seconds))}
     return request
+
+
+def json_size(request: Mapping[str, Any]) -> int:
+    """Bytes of a request body as botocore serialises it (``json.dumps`` with its default separators)."""
+    return len(json.dumps(request).encode())
+
+
+def fit_to_limits(
+    spec: JobSpec, identity: TaskIdentity, job_queue: str, attempt_duration_seconds: int | None
+) -> JobSpec:
+    """The spec whose SubmitJob request AWS accepts: commands too long for it run from a script staged
+    through the bucket path; an environment too big for it is a ValueError naming ``env``."""
+
+    def fits(candidate: JobSpec) -> bool:
+        request = build_submit_request(candidate, identity, job_queue, attempt_duration_seconds)
+        overrides = len(json.dumps(request["ecsPropertiesOverride"]))
+        return overrides <= MAX_OVERRIDES_CHARS and json_size(request) <= MAX_SUBMIT_JOB_BYTES
+
+    if fits(spec):
+        return spec
+    if not fits(replace(spec, commands=("true",))):
+        env_size = len(json.dumps(job_environment(spec)))
+        raise ValueError(
+            f"env: the environment takes {env_size} characters of the SubmitJob request, more than AWS accepts "
+            f"(at most {MAX_OVERRIDES_CHARS} characters of container overrides, {MAX_SUBMIT_JOB_BYTES // 1024} KiB "
+            "per request); pass large values as input_files instead"
+        )
+    if spec.bucket_path is None:
+        raise ValueError(
+            f"commands: {sum(len(c) for c in spec.commands)} characters of commands do not fit in the SubmitJob "
+            f"request (AWS starts a job with at most {MAX_OVERRIDES_CHARS} characters of overrides); pass "
+            "bucket='my-bucket' so that they travel as a script file through S3"
+        )
+    staged = replace(spec, staged_commands=True, has_inputs=True)
+    if not fits(staged):
+        raise ValueError(
+            "env: the environment and the output_files patterns leave no room in the SubmitJob request "
+            f"(at most {MAX_OVERRIDES_CHARS} characters of overrides); make them smaller"
+        )
+    return staged
 
 
 def queue_name_for(compute_environment_arn: str) -> str:
@@ -436,3 +586,19 @@ def output_name(key_under_bucket_path: str) -> str | None:
         if key_under_bucket_path.startswith(prefix):
             return key_under_bucket_path[len(prefix):]
     return None
+
+
+def output_names(keys_under_bucket_path: Iterable[str]) -> dict[str, str]:
+    """XCom name -> key for every collected object, each reachable. A file is named relative to the
+    dir it came from; a file of the output dir whose relative name a working-dir file already has is
+    named by its full path in the container (``{{ output_dir }}/<name>``), which no declared name can be."""
+    work: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for key in keys_under_bucket_path:
+        name = output_name(key)
+        if name:
+            (work if key.startswith(WORK_OUTPUT_PREFIX) else out)[name] = key
+    names = dict(work)
+    for name, key in out.items():
+        names[f"{OUTPUT_DIR}/{name}" if name in work else name] = key
+    return names

@@ -1,8 +1,11 @@
-"""Credentials out of every log line, whichever process (worker or triggerer) writes it."""
+"""Credentials out of every log line, whichever process (worker or triggerer) writes it, and out of the
+trigger kwargs Airflow stores: there they travel sealed with Airflow's Fernet key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from airflow.sdk.log import mask_secret
 
@@ -12,8 +15,53 @@ except ImportError:  # pragma: no cover - older Task SDK layout
     from airflow.sdk.execution_time.secrets_masker import redact as _redact  # type: ignore[no-redef]
 
 
-# The task's own credential arguments: masked in the worker and, carried in the trigger, the triggerer.
-CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token")
+# The task's own secret arguments: masked in the worker and, carried in the trigger, the triggerer; sealed in
+# the trigger kwargs. The external id is one too: AWS lets it be a passphrase that gates the role.
+CREDENTIAL_FIELDS = ("access_key_id", "secret_key_id", "session_token", "sts_role_external_id")
+
+
+class CredentialsUnreadable(Exception):
+    """Sealed credentials that this process's Fernet key cannot open."""
+
+
+class Concealed:
+    """A credential the DAG file gives as a plain value (read from the environment, say). Rendering gives the
+    value back (Airflow resolves a template field's value that has ``resolve(context)``); the serialized DAG,
+    which Airflow stores in its database, gets ``***``. Only the process that parses the DAG file holds it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def resolve(self, context: Any = None) -> str:
+        return self._value
+
+    def serialize(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Concealed) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def conceal(value: Any) -> Any:
+    """A plain string credential, concealed; a template (rendered later), an XComArg or None as given."""
+    if isinstance(value, str) and value and "{{" not in value and "{%" not in value:
+        return Concealed(value)
+    return value
+
+
+def reveal(value: Any) -> Any:
+    return value.resolve() if isinstance(value, Concealed) else value
 
 
 def mask_credentials(values: Iterable[str | None]) -> None:
@@ -24,3 +72,43 @@ def mask_credentials(values: Iterable[str | None]) -> None:
 
 def redact(line: str) -> str:
     return str(_redact(line))
+
+
+def _fernet() -> Any:
+    """Airflow's Fernet (``[core] fernet_key``), the one the triggerer decrypts trigger kwargs with."""
+    try:
+        from airflow.sdk.crypto import get_fernet
+    except ImportError:  # pragma: no cover - Task SDK before 1.2
+        from airflow.models.crypto import get_fernet
+    return get_fernet()
+
+
+def can_seal() -> bool:
+    """False when ``[core] fernet_key`` is empty (Airflow's Fernet would then store values as they are) or unusable."""
+    try:
+        return bool(_fernet().is_encrypted)
+    except Exception:
+        return False
+
+
+def seal(credentials: Mapping[str, str]) -> str:
+    """The credentials as one Fernet token, readable only with ``[core] fernet_key``."""
+    fernet = _fernet()
+    if not fernet.is_encrypted:
+        raise CredentialsUnreadable("[core] fernet_key is not set: credentials cannot be sealed")
+    return str(fernet.encrypt(json.dumps(dict(credentials)).encode("utf-8")).decode("utf-8"))
+
+
+def unseal(token: str) -> dict[str, str]:
+    try:
+        from cryptography.fernet import InvalidToken
+
+        fernet = _fernet()
+        if not fernet.is_encrypted:
+            raise InvalidToken
+        return dict(json.loads(fernet.decrypt(token.encode("utf-8")).decode("utf-8")))
+    except Exception as exc:
+        raise CredentialsUnreadable(
+            "the task's explicit credentials were sealed with Airflow's Fernet key, and this process cannot open "
+            "them: give the triggerer the same [core] fernet_key as the workers (every key, when rotating)"
+        ) from exc

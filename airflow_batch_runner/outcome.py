@@ -35,6 +35,20 @@ def exit_code_for(status: str | None) -> int:
     return EXIT_CODES.get(status or "", -1)
 
 
+# What ECS reports for a container that never ran because one it depends on did not meet its condition.
+DEPENDENCY_NOT_SATISFIED = "DependencyNotSatisfied"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of the job's latest attempt."""
+
+    name: str
+    exit_code: int | None
+    reason: str | None
+    log_stream: str | None
+
+
 @dataclass(frozen=True)
 class JobState:
     """The parts of a DescribeJobs entry the task acts on."""
@@ -48,10 +62,33 @@ class JobState:
     container_reason: str | None
     log_stream: str | None
     bucket_path: str | None
+    containers: tuple[ContainerState, ...] = ()
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def failed_container(self) -> ContainerState | None:
+        return first_failed(self.containers)
+
+
+def first_failed(containers: Iterable[ContainerState]) -> ContainerState | None:
+    """The container whose failure ended the job: the first, in the job's order, that exited non-zero
+    or could not run for a reason of its own. One that never ran because a container it depends on
+    failed is never the cause."""
+    for container in containers:
+        if (container.reason or "").startswith(DEPENDENCY_NOT_SATISFIED):
+            continue
+        if container.exit_code not in (None, 0) or (container.exit_code is None and container.reason):
+            return container
+    return None
+
+
+def describe_failure(container: ContainerState) -> str:
+    """``inputs (exit code 1)``, ``inputs (it did not run): CannotPullContainerError: ...``."""
+    code = f"exit code {container.exit_code}" if container.exit_code is not None else "it did not run"
+    return f"{container.name} ({code})" + (f": {container.reason}" if container.reason else "")
 
 
 def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
@@ -69,6 +106,10 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
     mine = by_name.get(main, {})
     env = {e.get("name"): e.get("value") for e in (by_name.get(main, {}).get("environment") or [])}
     reasons = [c.get("reason") for c in by_name.values() if c.get("reason")]
+    states = tuple(
+        ContainerState(str(name), c.get("exitCode"), c.get("reason"), c.get("logStreamName"))
+        for name, c in by_name.items()
+    )
     return JobState(
         job_id=description["jobId"],
         job_name=description.get("jobName", ""),
@@ -79,6 +120,7 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
         container_reason=mine.get("reason") or (reasons[0] if reasons else None),
         log_stream=mine.get("logStreamName"),
         bucket_path=env.get("BUCKET_PATH"),
+        containers=states,
     )
 
 
@@ -107,7 +149,8 @@ def decide(state: JobState, now: float, deadline: float | None) -> Verdict:
 def failure_message(
     state: JobState, verdict: Verdict, last_lines: Iterable[str], limit: str | None = None
 ) -> str:
-    """Status, mapped exit code, the main container's own exit code, Batch's reason, the last log lines."""
+    """Status, mapped exit code, the main container's own exit code, Batch's reason, which container
+    failed and why, and the last log lines (the failed container's, when it is a sidecar)."""
     head = (
         f"AWS Batch job {state.job_name} ({state.job_id}) "
         + (f"did not finish within {limit}; it was terminated while {state.status}. " if verdict.timed_out else
@@ -119,11 +162,15 @@ def failure_message(
     ]
     if state.status_reason:
         parts.append(f"Status reason: {state.status_reason}.")
-    if state.container_reason:
+    failed = state.failed_container
+    if failed is not None and failed.name != MAIN:
+        parts.append(f"Failed container: {describe_failure(failed)}.")
+    elif state.container_reason:
         parts.append(f"Container reason: {state.container_reason}.")
     tail = list(last_lines)[-LAST_LOG_LINES:]
     if tail:
-        parts.append("Last log lines:\n" + "\n".join(f"  {line}" for line in tail))
+        of = f" of the {failed.name} container" if failed is not None and failed.name != MAIN else ""
+        parts.append(f"Last log lines{of}:\n" + "\n".join(f"  {line}" for line in tail))
     return "\n".join(parts)
 
 

@@ -42,16 +42,12 @@ def stage_inputs(
 
 
 def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> dict[str, str]:
-    """XCom names (relative to the working or the output dir) -> ``s3://`` URIs."""
+    """XCom names (relative to the working or the output dir, see ``job_spec.output_names``) -> ``s3://`` URIs."""
     if not bucket_path:
         return {}
     bucket, prefix = job_spec.bucket_and_key(bucket_path)
-    outputs = {}
-    for key in hook.list_objects(bucket_path):
-        name = job_spec.output_name(key[len(prefix) :])
-        if name:
-            outputs[name] = f"s3://{bucket}/{key}"
-    return outputs
+    names = job_spec.output_names(key[len(prefix) :] for key in hook.list_objects(bucket_path))
+    return {name: f"s3://{bucket}/{prefix}{key}" for name, key in names.items()}
 
 
 def read_outputs_file(hook: BatchRunnerHook, bucket_path: str | None, max_bytes: int) -> str | None:

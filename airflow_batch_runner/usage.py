@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_runner.job_spec import MAIN
+from airflow_batch_runner.outcome import ContainerState, describe_failure, first_failed
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ def _requirements(container: Mapping[str, Any]) -> tuple[float, int]:
     return vcpus, memory
 
 
+def _sidecar_failure(attempt: Mapping[str, Any], main: str) -> str | None:
+    """``inputs (exit code 1): ...`` when a sidecar, not main, failed the attempt."""
+    states = [
+        ContainerState(str(c.get("name")), c.get("exitCode"), c.get("reason"), c.get("logStreamName"))
+        for task in attempt.get("taskProperties") or [] for c in task.get("containers") or []
+    ]
+    failed = first_failed(states)
+    return describe_failure(failed) if failed is not None and failed.name != main else None
+
+
 def _main_result(attempt: Mapping[str, Any], main: str) -> Mapping[str, Any]:
     if "container" in attempt:
         return attempt.get("container") or {}
@@ -101,7 +112,7 @@ def job_usage(description: Mapping[str, Any], main: str = MAIN) -> Usage:
         attempts.append(AttemptRecord(
             status_reason=attempt.get("statusReason"),
             exit_code=result.get("exitCode"),
-            container_reason=result.get("reason"),
+            container_reason=_sidecar_failure(attempt, main) or result.get("reason"),
             started_at=attempt.get("startedAt"),
             stopped_at=attempt.get("stoppedAt"),
         ))

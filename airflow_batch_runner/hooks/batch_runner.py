@@ -396,6 +396,19 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             token = page_token
         return lines, token
 
+    def last_log_lines(self, stream: str, count: int) -> list[str]:
+        """The last ``count`` lines of a stream, in order (none when it does not exist)."""
+        try:
+            client: Any = self.logs.conn
+            page = client.get_log_events(
+                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=count
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return []
+            raise
+        return [e["message"] for e in page.get("events", [])]
+
     def _log_pages(self, stream: str, token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
         while True:
             kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}

@@ -27,7 +27,7 @@ from airflow_batch_runner import job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
-from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
+from airflow_batch_runner.masking import CREDENTIAL_FIELDS, can_seal, conceal, mask_credentials, redact, reveal
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 
@@ -92,7 +92,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param session_token: explicit AWS session token (masked).
     :param endpoint_override: endpoint for every AWS client of the task (Batch, S3, Logs, STS).
     :param sts_role_arn: role to assume on top of the base credentials.
-    :param sts_role_external_id: external id for the assume-role call.
+    :param sts_role_external_id: external id for the assume-role call (masked, like the keys).
     :param sts_role_session_name: session name for the assume-role call.
     :param sts_role_session_duration: assumed role session duration (default 15 minutes).
     :param sts_endpoint_override: STS endpoint for the assume-role call.
@@ -183,12 +183,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.completion_check_interval = _seconds(completion_check_interval, "completion_check_interval")
         self.delete = delete
         self.resume = resume
-        self.access_key_id = access_key_id
-        self.secret_key_id = secret_key_id
-        self.session_token = session_token
+        # Plain values stay out of the serialized DAG (see masking.Concealed); rendering gives them back.
+        self.access_key_id = conceal(access_key_id)
+        self.secret_key_id = conceal(secret_key_id)
+        self.session_token = conceal(session_token)
         self.endpoint_override = endpoint_override
         self.sts_role_arn = sts_role_arn
-        self.sts_role_external_id = sts_role_external_id
+        self.sts_role_external_id = conceal(sts_role_external_id)
         self.sts_role_session_name = sts_role_session_name
         self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
         self.sts_endpoint_override = sts_endpoint_override
@@ -222,12 +223,12 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     @property
     def _overrides(self) -> ConnectionOverrides:
         return ConnectionOverrides(
-            access_key_id=self.access_key_id,
-            secret_key_id=self.secret_key_id,
-            session_token=self.session_token,
+            access_key_id=reveal(self.access_key_id),
+            secret_key_id=reveal(self.secret_key_id),
+            session_token=reveal(self.session_token),
             endpoint_override=self.endpoint_override,
             sts_role_arn=self.sts_role_arn,
-            sts_role_external_id=self.sts_role_external_id,
+            sts_role_external_id=reveal(self.sts_role_external_id),
             sts_role_session_name=self.sts_role_session_name,
             sts_role_session_duration=self.sts_role_session_duration if self.sts_role_arn else None,
             sts_endpoint_override=self.sts_endpoint_override,
@@ -323,6 +324,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         commands = job_spec.check_commands(self.commands)
         image = job_spec.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
+        env = job_spec.check_env(self.env)
         project = self._project_file_paths()
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
@@ -345,7 +347,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             commands=commands,
             platform=platform,
             resources=self._resources,
-            env={str(k): str(v) for k, v in self.env.items()},
+            env=env,
             bucket_path=bucket_path,
             has_inputs=bool(inputs or project),
             output_patterns=output_patterns,
@@ -356,6 +358,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             sidecar_image=job_spec.check_image(self.sidecar_image, "sidecar_image"),
             sidecar_resources=self._sidecar_resources,
         )
+        # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
+        spec = job_spec.fit_to_limits(spec, identity, queue, int(self._timeout_seconds))
         job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(job_spec.sidecar_names(spec)))
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
@@ -373,9 +377,22 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             if removed:
                 self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
         self._persist_links(context, existing.log_stream if existing else None)
-        if self.deferrable:
+        if self.deferrable and self._credentials_can_reach_the_triggerer():
             self._defer()
         return self._wait_and_finish(context)
+
+    def _credentials_can_reach_the_triggerer(self) -> bool:
+        """Explicit credentials reach the triggerer only sealed with Airflow's Fernet key: Airflow stores a
+        deferred task's trigger kwargs as they are sent. Without a key, the worker waits for the job itself."""
+        if not any(getattr(self, name) for name in CREDENTIAL_FIELDS) or can_seal():
+            return True
+        self.log.warning(
+            "deferrable=True, but [core] fernet_key is not set (or not a valid key), and Airflow would store the "
+            "explicit credentials in clear with the trigger: waiting in the worker instead. Set [core] fernet_key "
+            "(the same on workers and triggerers), or use aws_conn_id instead of access_key_id / secret_key_id / "
+            "session_token / sts_role_external_id."
+        )
+        return False
 
     def _defer(self) -> None:
         """Free the worker slot: the triggerer waits, and execute_complete finishes as execute would."""
@@ -437,6 +454,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
     ) -> _Run:
         request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
+        if spec.staged_commands:
+            inputs = {**inputs, job_spec.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
         staged = bool(spec.bucket_path and (inputs or project))
         try:
             if spec.bucket_path and staged:
@@ -517,7 +536,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         spent = usage.job_usage(description)
         try:
             if not verdict.succeeded:
-                message = outcome.failure_message(state, verdict, run.last_lines or [], self._limit)
+                message = outcome.failure_message(state, verdict, self._failure_lines(state), self._limit)
                 raise BatchJobFailed(
                     "\n".join(part for part in (message, usage.attempts_report(spent)) if part),
                     job_id=state.job_id,
@@ -540,6 +559,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
         result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
         return {**result, **usage.xcom_fields(spent), "outputs": run.results.outputs, "metrics": run.results.metrics}
+
+    def _failure_lines(self, state: outcome.JobState) -> list[str]:
+        """The main container's last lines, or, when a sidecar failed, that sidecar's own."""
+        failed = state.failed_container
+        if failed is None or failed.name == job_spec.MAIN:
+            return (self._run.last_lines if self._run else None) or []
+        if not failed.log_stream:
+            return []
+        return [redact(line) for line in self.hook.last_log_lines(failed.log_stream, outcome.LAST_LOG_LINES)]
 
     def _cleanup(self, bucket_path: str | None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""

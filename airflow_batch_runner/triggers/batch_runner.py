@@ -13,7 +13,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import staging
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
-from airflow_batch_runner.masking import CREDENTIAL_FIELDS, mask_credentials, redact
+from airflow_batch_runner.masking import (
+    CREDENTIAL_FIELDS,
+    CredentialsUnreadable,
+    mask_credentials,
+    redact,
+    seal,
+    unseal,
+)
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
 from airflow_batch_runner.results import Collected
 from airflow_batch_runner.triggers.poller import Watch, shared_poller
@@ -26,6 +33,9 @@ class BatchRunnerTrigger(BaseTrigger):
     The event is ``{"status": "done", "description": <DescribeJobs entry>, "timed_out": bool,
     "last_lines": [...], "results": <outputs and metrics the main container printed>}``
     or ``{"status": "error", "message": ...}``.
+
+    ``overrides`` may hold the task's explicit credentials; serialized (what Airflow stores as the trigger's
+    kwargs) they leave ``overrides`` and travel in ``sealed_credentials``, a token of Airflow's Fernet key.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class BatchRunnerTrigger(BaseTrigger):
         botocore_config: dict[str, Any] | None = None,
         overrides: dict[str, Any] | None = None,
         delete_inputs_of: str | None = None,
+        sealed_credentials: str | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -54,6 +65,13 @@ class BatchRunnerTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.overrides = dict(overrides or {})
+        self._sealed = sealed_credentials
+        self._unreadable: str | None = None  # why the sealed credentials could not be opened
+        if sealed_credentials:
+            try:
+                self.overrides.update(unseal(sealed_credentials))
+            except CredentialsUnreadable as exc:
+                self._unreadable = str(exc)
         mask_credentials(self.overrides.get(name) for name in CREDENTIAL_FIELDS)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -68,10 +86,18 @@ class BatchRunnerTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
-                "overrides": self.overrides,
+                "overrides": {k: v for k, v in self.overrides.items() if k not in CREDENTIAL_FIELDS},
                 "delete_inputs_of": self.delete_inputs_of,
+                "sealed_credentials": self._sealed_credentials(),
             },
         )
+
+    def _sealed_credentials(self) -> str | None:
+        """Sealed once per trigger, so that serializing it again gives the same kwargs."""
+        secrets = {name: self.overrides[name] for name in CREDENTIAL_FIELDS if self.overrides.get(name)}
+        if secrets and self._sealed is None:
+            self._sealed = seal(secrets)
+        return self._sealed
 
     def _hook(self) -> BatchRunnerHook:
         return BatchRunnerHook(
@@ -91,6 +117,9 @@ class BatchRunnerTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self._unreadable:
+            yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": self._unreadable})
+            return
         poller = shared_poller(self._poller_key(), self._hook)
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
@@ -131,6 +160,9 @@ class BatchRunnerTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """A user marked the deferred task failed or success, or cleared it: stop the job too."""
         self.log.info("Task killed while deferred: terminating AWS Batch job %s", self.job_id)
+        if self._unreadable:
+            self.log.error("Cannot terminate AWS Batch job %s: %s", self.job_id, self._unreadable)
+            return
         hook = self._hook()
         await asyncio.to_thread(hook.terminate, self.job_id, KILL_REASON)
         if self.delete_inputs_of:

@@ -330,7 +330,7 @@ def test_submit_uses_the_content_hash_definition_the_queue_and_the_identity(layo
 def test_main_runs_the_commands_through_the_main_script(layout):
     spec = make_spec(layout, commands=("echo one", "echo two"))
     main = by_name(override_containers(build_submit_request(spec, IDENTITY, QUEUE, None)))["main"]
-    assert main["command"] == ["/bin/sh", "-c", main_script(spec.commands, spec.output_patterns)]
+    assert main["command"] == ["/bin/sh", "-c", main_script(spec.commands, spec.output_patterns, spec.has_outputs)]
     assert "echo one" in main["command"][2]
     assert "echo two" in main["command"][2]
 
@@ -392,11 +392,12 @@ def test_outputs_sidecar_uploads_only_declared_files_and_the_output_dir():
     command = outputs["command"]
     assert command[:6] == ["s3", "cp", "--recursive", "--only-show-errors", f"{VOLUME_ROOT}/", BUCKET_PATH]
     filters = command[6:]
-    # Later filters win in the AWS CLI: exclude everything first, then include what was asked for.
+    # Later filters win in the AWS CLI: exclude everything first, then include what was asked for; a
+    # declared name that is a directory brings everything in it.
     assert filters == [
         "--exclude", "*",
-        "--include", "work/out.txt",
-        "--include", "work/reports/*.csv",
+        "--include", "work/out.txt", "--include", "work/out.txt/*",
+        "--include", "work/reports/*.csv", "--include", "work/reports/*.csv/*",
         "--include", "output/*",
         "--include", "outputs.json",
     ]
@@ -707,15 +708,24 @@ def test_queue_name_is_valid_for_aws_even_for_long_environment_names(ce_name):
 # The main container's script, actually run with /bin/sh
 
 
-def run_main_script(tmp_path: Path, commands: list[str], outputs: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_main_script(
+    tmp_path: Path, commands: list[str], outputs: tuple[str, ...] = (), collect: bool = False, staged: bool = False
+) -> subprocess.CompletedProcess:
+    """The main script run with /bin/sh, the volume under ``tmp_path`` (its container path rewritten, as
+    the emulator does); ``staged``: the commands arrive as the staged script, as the inputs sidecar leaves it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
+    volume = tmp_path / "volume"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "WORKING_DIR": str(tmp_path / "volume" / "work"),
-        "OUTPUT_DIR": str(tmp_path / "volume" / "output"),
+        "WORKING_DIR": str(volume / "work"),
+        "OUTPUT_DIR": str(volume / "output"),
     }
+    if staged:
+        script = volume / "work" / job_spec.STAGED_SCRIPT
+        script.parent.mkdir(parents=True)
+        script.write_text(job_spec.staged_script(commands))
     return subprocess.run(
-        ["/bin/sh", "-c", main_script(commands, outputs)],
+        ["/bin/sh", "-c", main_script(commands, outputs, collect, staged).replace(VOLUME_ROOT, str(volume))],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -851,6 +861,67 @@ def test_output_check_does_not_run_when_a_command_already_failed(tmp_path):
     result = run_main_script(tmp_path, ["(exit 3)"], outputs=("never.txt",))
     assert result.returncode == 3
     assert "was not written" not in result.stderr
+
+
+@pytest.mark.parametrize("staged", [False, True])
+@pytest.mark.parametrize("exit_command", ["exit 0", "exit", "true; exit 0"])
+def test_an_exit_among_the_commands_cannot_skip_the_output_check(tmp_path, exit_command, staged):
+    result = run_main_script(tmp_path, [exit_command, "echo x > out.txt"], outputs=("out.txt",), staged=staged)
+    assert result.returncode == 1
+    assert "output file out.txt was not written" in result.stderr
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_an_exit_with_a_failing_code_still_fails_with_it(tmp_path, staged):
+    result = run_main_script(tmp_path, ["echo x > out.txt", "exit 7"], outputs=("out.txt",), staged=staged)
+    assert result.returncode == 7
+
+
+def test_staged_commands_run_in_order_in_the_working_dir_and_leave_no_script_there(tmp_path):
+    commands = ["pwd > where.txt", "NAME=abc", 'echo "$NAME" >> where.txt', "false", "echo never > never.txt"]
+    result = run_main_script(tmp_path, commands, staged=True)
+    assert result.returncode == 1
+    assert (work(tmp_path) / "where.txt").read_text() == f"{work(tmp_path)}\nabc\n"
+    assert not (work(tmp_path) / "never.txt").exists()
+    assert not (work(tmp_path) / job_spec.RUNNER_DIR).exists()
+
+
+def test_a_declared_directory_passes_when_it_holds_files_and_fails_when_empty(tmp_path):
+    full = run_main_script(tmp_path / "full", ["mkdir -p results/deep", "echo x > results/deep/a.txt"], ("results",))
+    assert full.returncode == 0, full.stderr
+    empty = run_main_script(tmp_path / "empty", ["mkdir results"], ("results",))
+    assert empty.returncode == 1
+    assert "output directory results in" in empty.stderr and "is empty" in empty.stderr
+
+
+def test_a_declared_output_that_is_a_dangling_link_is_not_written(tmp_path):
+    result = run_main_script(tmp_path, ["ln -s /nonexistent/abr out.txt"], outputs=("out.txt",), collect=True)
+    assert result.returncode == 1
+    assert "output file out.txt was not written" in result.stderr
+
+
+def test_dangling_links_fifos_and_sockets_are_left_out_with_a_line_naming_each(tmp_path):
+    commands = [
+        'ln -s /nonexistent/abr "$OUTPUT_DIR/dangling"',
+        'mkdir -p "$OUTPUT_DIR/sub" && mkfifo "$OUTPUT_DIR/sub/pipe"',
+        'python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "$OUTPUT_DIR/.sock"',
+        "ln -s /nonexistent/abr stray-link",
+        'echo kept > "$OUTPUT_DIR/kept.txt"',
+        'ln -s kept.txt "$OUTPUT_DIR/good-link"',
+    ]
+    result = run_main_script(tmp_path, commands, collect=True)
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "volume" / "output"
+    assert f"not collecting {output}/dangling: a dangling symbolic link" in result.stderr
+    assert f"not collecting {output}/sub/pipe: not a regular file (a fifo, socket or device)" in result.stderr
+    assert f"not collecting {output}/.sock: not a regular file" in result.stderr
+    assert f"not collecting {work(tmp_path)}/stray-link: a dangling symbolic link" in result.stderr
+    assert sorted(p.name for p in output.rglob("*")) == ["good-link", "kept.txt", "sub"]
+
+
+def test_special_files_are_left_alone_when_nothing_is_collected(tmp_path):
+    result = run_main_script(tmp_path, ['ln -s /nonexistent/abr "$OUTPUT_DIR/dangling"'])
+    assert result.returncode == 0 and result.stderr == ""
 
 
 # Validation of the arguments
@@ -1137,3 +1208,108 @@ def test_has_outputs_follows_the_bucket():
 def test_pure_modules_import_neither_aws_nor_airflow(module):
     source = Path(module.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+(boto3|botocore|aiobotocore|airflow)\b", source, re.MULTILINE)
+
+
+# Names and environment
+
+
+@pytest.mark.parametrize("name", [".", "./", ".//", "a\nb.txt", "tab\there", "bell\x07", "del\x7f", "ret\r"])
+@pytest.mark.parametrize("argument", ["input_files", "output_files"])
+def test_the_working_dir_itself_and_control_characters_are_refused(name, argument):
+    with pytest.raises(ValueError, match=rf"^{argument}: ") as excinfo:
+        check_relative_name(name, argument)
+    assert "working directory itself" in str(excinfo.value) or "control character" in str(excinfo.value)
+
+
+def test_the_runners_own_folder_is_refused_as_a_file_name():
+    with pytest.raises(ValueError, match=r"^input_files: .*reserves"):
+        check_relative_name(job_spec.STAGED_SCRIPT, "input_files")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("1BAD", "not a valid environment variable name"),
+        ("A-B", "not a valid environment variable name"),
+        ("A B", "not a valid environment variable name"),
+        ("", "not a valid environment variable name"),
+        ("A=B", "not a valid environment variable name"),
+        ("É", "not a valid environment variable name"),
+        (3, "not a valid environment variable name"),
+        ("AWS_BATCH_JOB_ID", "AWS Batch reserves"),
+        ("AWS_BATCHY", "AWS Batch reserves"),
+        ("WORKING_DIR", "set by the runner"),
+        ("OUTPUT_DIR", "set by the runner"),
+        ("BUCKET_PATH", "set by the runner"),
+        ("OUTPUTS_FILE", "set by the runner"),
+    ],
+)
+def test_env_names_a_shell_cannot_read_or_that_aws_or_the_runner_set_are_refused(name, why):
+    with pytest.raises(ValueError, match=r"^env: ") as excinfo:
+        job_spec.check_env({name: "x"})
+    assert why in str(excinfo.value)
+
+
+def test_valid_env_names_pass_with_their_values_as_strings():
+    assert job_spec.check_env({"_A1": 1, "lower_case": "x"}) == {"_A1": "1", "lower_case": "x"}
+    assert job_spec.check_env(None) == {}
+    with pytest.raises(ValueError, match=r"^env must be a mapping"):
+        job_spec.check_env(["A=1"])
+    with pytest.raises(ValueError, match=r"^env: the value of 'A' contains a NUL"):
+        job_spec.check_env({"A": "x\x00y"})
+
+
+# XCom names of the collected files
+
+
+def test_every_collected_file_is_reachable_and_declared_names_keep_theirs():
+    keys = ["work/report.txt", "output/report.txt", "output/other.txt", "work/dir/a.txt", "output/dir/a.txt",
+            "inputs/in.txt"]
+    assert job_spec.output_names(keys) == {
+        "report.txt": "work/report.txt",
+        f"{OUTPUT_DIR}/report.txt": "output/report.txt",
+        "other.txt": "output/other.txt",
+        "dir/a.txt": "work/dir/a.txt",
+        f"{OUTPUT_DIR}/dir/a.txt": "output/dir/a.txt",
+    }
+
+
+# AWS's size limits
+
+
+def test_short_commands_stay_inline():
+    spec = make_spec("main_outputs")
+    assert job_spec.fit_to_limits(spec, IDENTITY, QUEUE, 3600) == spec
+
+
+def long_script(lines: int = 400) -> tuple[str, ...]:
+    return tuple(f'echo "line {i} of a long inline script with some words in it" >> log.txt' for i in range(lines))
+
+
+def test_commands_too_long_for_submit_job_travel_as_a_staged_script():
+    spec = make_spec("main_outputs", commands=long_script())
+    inline = build_submit_request(spec, IDENTITY, QUEUE, 3600)
+    assert job_spec.json_size(inline) > job_spec.MAX_SUBMIT_JOB_BYTES  # AWS would refuse it
+    fitted = job_spec.fit_to_limits(spec, IDENTITY, QUEUE, 3600)
+    assert fitted.staged_commands and fitted.has_inputs
+    request = build_submit_request(fitted, IDENTITY, QUEUE, 3600)
+    assert len(json.dumps(request["ecsPropertiesOverride"])) <= job_spec.MAX_OVERRIDES_CHARS
+    assert_valid_for_botocore("SubmitJob", request)
+    containers = by_name(override_containers(request))
+    assert "line 399" not in json.dumps(request)
+    assert job_spec.SCRIPT_PATH in containers["main"]["command"][2]
+    assert "line 399" in job_spec.staged_script(fitted.commands)
+    assert [c["name"] for c in build_job_definition(fitted)["ecsProperties"]["taskProperties"][0]["containers"]] == [
+        "inputs", "main", "outputs"]
+
+
+def test_commands_too_long_without_a_bucket_are_refused_naming_commands_and_bucket():
+    with pytest.raises(ValueError, match=r"^commands: .*bucket="):
+        job_spec.fit_to_limits(make_spec("main_only", commands=long_script()), IDENTITY, QUEUE, 3600)
+
+
+@pytest.mark.parametrize("layout", ["main_only", "main_outputs"])
+def test_an_environment_too_big_for_submit_job_is_refused_naming_env(layout):
+    spec = make_spec(layout, env={f"VAR_{i}": "v" * 100 for i in range(100)})
+    with pytest.raises(ValueError, match=r"^env: the environment takes \d+ characters"):
+        job_spec.fit_to_limits(spec, IDENTITY, QUEUE, 3600)

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR
 from airflow_batch_runner.outcome import (
+    ContainerState,
     JobState,
     Verdict,
     decide,
@@ -172,6 +173,10 @@ def test_finished_job_reads_the_main_containers_result_from_its_attempt():
         container_reason="main failed",
         log_stream=f"{LOG_PREFIX}/main/t1",
         bucket_path=BUCKET_PATH,
+        containers=(
+            ContainerState("main", 2, "main failed", f"{LOG_PREFIX}/main/t1"),
+            ContainerState("outputs", None, "dependency main did not succeed", None),
+        ),
     )
     assert result.terminal
 
@@ -386,6 +391,53 @@ def test_failure_message_shows_a_zero_main_exit_when_a_sidecar_failed_the_job():
     message = failure_message(failed, decide(failed, now=0.0, deadline=None), [])
     assert "Main container exit code: 0." in message
     assert "Container reason: outputs: upload failed." in message
+
+
+def sidecar_failure(failing: str) -> JobState:
+    """A job of the three containers where ``failing`` exited 1 and every later one never ran."""
+    order = ["inputs", "main", "outputs"]
+    results = []
+    for name in order:
+        if order.index(name) < order.index(failing):
+            results.append({"name": name, "exitCode": 0, "logStreamName": f"{LOG_PREFIX}/{name}/t1"})
+        elif name == failing:
+            results.append({"name": name, "exitCode": 1, "logStreamName": f"{LOG_PREFIX}/{name}/t1"})
+        else:
+            results.append({"name": name, "reason": "DependencyNotSatisfied: a container it depends on failed"})
+    effective = [effective_container(name) for name in order]
+    return job_state(describe_entry("FAILED", effective=effective, attempts=[attempt(results)],
+                                    statusReason="Essential container in task exited"))
+
+
+@pytest.mark.parametrize("failing", ["inputs", "outputs"])
+def test_a_failed_sidecar_is_named_with_its_own_lines_never_hidden_by_a_dependency(failing):
+    failed = sidecar_failure(failing)
+    assert failed.failed_container == ContainerState(failing, 1, None, f"{LOG_PREFIX}/{failing}/t1")
+    message = failure_message(failed, decide(failed, now=0.0, deadline=None), ["fatal error: Access Denied"])
+    assert f"Failed container: {failing} (exit code 1)." in message
+    assert "DependencyNotSatisfied" not in message
+    assert message.endswith(f"Last log lines of the {failing} container:\n  fatal error: Access Denied")
+
+
+def test_a_sidecar_that_could_not_start_is_named_with_its_reason():
+    effective = [effective_container(name) for name in ("inputs", "main", "outputs")]
+    results = [
+        {"name": "inputs", "reason": "CannotPullContainerError: pull image manifest has been retried 5 time(s)"},
+        {"name": "main", "reason": "DependencyNotSatisfied"},
+        {"name": "outputs", "reason": "DependencyNotSatisfied"},
+    ]
+    failed = job_state(describe_entry("FAILED", effective=effective, attempts=[attempt(results)]))
+    message = failure_message(failed, decide(failed, now=0.0, deadline=None), [])
+    assert "Failed container: inputs (it did not run): CannotPullContainerError: pull image manifest" in message
+    assert "DependencyNotSatisfied" not in message
+
+
+def test_a_failed_main_container_keeps_the_main_message():
+    failed = sidecar_failure("main")
+    assert failed.failed_container is not None and failed.failed_container.name == "main"
+    message = failure_message(failed, decide(failed, now=0.0, deadline=None), ["boom"])
+    assert "Failed container" not in message and "Main container exit code: 1." in message
+    assert message.endswith("Last log lines:\n  boom")
 
 
 def test_failure_message_of_a_timeout_names_the_limit_and_the_last_status():

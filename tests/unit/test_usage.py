@@ -92,3 +92,17 @@ def test_a_running_attempt_adds_no_seconds(missing: str) -> None:
     del attempt[missing]
     spent = job_usage(ecs_job([attempt]))
     assert spent.billed_seconds == 0 and spent.attempts[0].seconds is None
+
+
+def test_an_attempt_a_sidecar_failed_names_it_not_the_dependency_that_followed() -> None:
+    attempt = {"startedAt": STARTED, "stoppedAt": STOPPED, "statusReason": "Essential container in task exited",
+               "taskProperties": [{"containers": [
+                   {"name": "inputs", "exitCode": 1},
+                   {"name": "main", "reason": "DependencyNotSatisfied: a container it depends on failed"},
+                   {"name": "outputs", "reason": "DependencyNotSatisfied: a container it depends on failed"},
+               ]}]}
+    report = attempts_report(job_usage(ecs_job([attempt], status="FAILED")))
+    assert report.splitlines()[1] == (
+        "  #1: main container exit code none; status reason: Essential container in task exited; "
+        "container reason: inputs (exit code 1)"
+    )

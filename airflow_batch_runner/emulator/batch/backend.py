@@ -248,6 +248,7 @@ class BatchBackend:
             ecs_props = params["ecsProperties"]
         if container_props is not None:
             v.require(container_props, "image")
+            v.check_environment(container_props.get("environment"), "containerProperties")
             if fargate:
                 v.check_fargate_task(
                     {
@@ -263,6 +264,8 @@ class BatchBackend:
             if len(tasks) != 1:
                 raise ClientException("ecsProperties.taskProperties must contain exactly one task")
             v.check_ecs_containers(tasks[0].get("containers") or [])
+            for container in tasks[0]["containers"]:
+                v.check_environment(container.get("environment"), f"container {container['name']!r}")
             if fargate:
                 v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
         with self.lock:
@@ -335,6 +338,10 @@ class BatchBackend:
         v.check_tags(params.get("tags"))
         v.check_timeout(params.get("timeout"))
         retries.check_retry_strategy(params.get("retryStrategy"))
+        v.check_environment((params.get("containerOverrides") or {}).get("environment"), "containerOverrides")
+        for task in (params.get("ecsPropertiesOverride") or {}).get("taskProperties") or []:
+            for container in task.get("containers") or []:
+                v.check_environment(container.get("environment"), f"container override {container.get('name')!r}")
         size = deps.array_size(params.get("arrayProperties"))
         depends_on = deps.check_depends_on(params.get("dependsOn"), size)
         with self.lock:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
@@ -45,6 +46,7 @@ def handle(
 ) -> tuple[int, dict[str, str], bytes]:
     """Answer one Batch request: (status, headers, body)."""
     try:
+        v.check_request_size(operation_name(method, path), body)
         params: dict[str, Any] = json.loads(body) if body.strip() else {}
         result = _dispatch(backend, method, path, query, params)
         return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()

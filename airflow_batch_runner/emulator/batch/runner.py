@@ -184,7 +184,11 @@ class ProcessRunner:
                     continue
                 verdict = self._dependencies(task, container)
                 if verdict == "ready":
-                    self._start_container(task, container)
+                    try:
+                        self._start_container(task, container)
+                    except Exception as exc:  # an emulator bug must fail the container, not hang the job
+                        container.started, container.stopped = False, True
+                        container.reason = task.failure_reason = f"CannotStartContainerError: {exc!r}"
                     changed = True
                 elif verdict == "never":
                     container.stopped = True
@@ -240,7 +244,12 @@ class ProcessRunner:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
             env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
         for entry in container.spec.get("environment") or []:
-            env[entry["name"]] = map_container_paths(str(entry.get("value", "")), task.mounts)
+            # Docker hands a container ``name=value`` strings: a name with ``=`` in it sets the variable
+            # named by what precedes its first ``=``; an empty name sets none that a process can read.
+            name, _, head = str(entry["name"]).partition("=")
+            value = f"{head}={entry.get('value', '')}" if "=" in str(entry["name"]) else str(entry.get("value", ""))
+            if name:
+                env[name] = map_container_paths(value, task.mounts)
         return env
 
     def _start_container(self, task: TaskRuntime, container: ContainerRuntime) -> None:
@@ -274,10 +283,12 @@ class ProcessRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # ValueError: an environment the host cannot hand a process (a NUL byte, ...).
             container.stopped = True
             container.started = False
-            container.reason = f"CannotStartContainerError: {exc.strerror}: {command[0]}"
+            detail = exc.strerror if isinstance(exc, OSError) else str(exc)
+            container.reason = f"CannotStartContainerError: {detail}: {command[0]}"
             task.failure_reason = container.reason
             return
         container.proc = proc
@@ -362,6 +373,19 @@ class ProcessRunner:
     def _kill(self, task: TaskRuntime) -> None:
         for container in task.containers.values():
             self._signal(container, signal.SIGKILL)
+        self.loop.call_later(STOP_GRACE_SECONDS, self._abandon, task)
+
+    def _abandon(self, task: TaskRuntime) -> None:
+        """A stopped task ends whatever its containers do: one whose process is gone, or never was,
+        counts as killed rather than keeping the job RUNNING."""
+        if task.finished:
+            return
+        for container in task.containers.values():
+            if not container.stopped:
+                container.stopped = True
+                if container.exit_code is None and container.started:
+                    container.exit_code = 128 + signal.SIGKILL
+        self._finish(task)
 
     def _finish(self, task: TaskRuntime) -> None:
         if task.finished:

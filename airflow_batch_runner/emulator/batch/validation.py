@@ -18,6 +18,10 @@ DEPENDENCY_CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
 MAX_CONTAINERS = 10
 MIN_ATTEMPT_DURATION = 60
 MAX_TAGS = 50
+RESERVED_ENV_PREFIX = "AWS_BATCH"
+# Service quotas: "Maximum job definition size (for RegisterJobDefinition API operations) 24 KiB",
+# "Maximum job payload size (for SubmitJob API operations) 30 KiB".
+MAX_REQUEST_BYTES = {"RegisterJobDefinition": 24 * 1024, "SubmitJob": 30 * 1024}
 
 class ClientException(Exception):
     """A 400 ClientException, as AWS Batch answers a request it refuses."""
@@ -43,6 +47,31 @@ def check_name(value: str, field: str, pattern: re.Pattern[str] = NAME_RE) -> No
             "128 letters (uppercase and lowercase), numbers, hyphens, and underscores"
             + (", and must start with a letter or number." if pattern is JOB_NAME_RE else ".")
         )
+
+
+def check_request_size(operation: str, body: bytes) -> None:
+    """AWS's size quotas on a job definition and a job, measured on the request as sent."""
+    limit = MAX_REQUEST_BYTES.get(operation)
+    if limit is None or len(body) <= limit:
+        return
+    if operation == "SubmitJob":
+        got = -(-len(body) // 1024)
+        raise ClientException(f"Error executing request, Exception : Job size must be less than 30 KiB, got {got} KiB")
+    raise ClientException(
+        "Error executing request, Exception : Limits Error: JobDefinitionsize is above the limits 24 KB"
+    )
+
+
+def check_environment(entries: Iterable[Mapping[str, Any]] | None, where: str) -> None:
+    """``AWS_BATCH`` is the prefix of the variables Batch sets: no definition or override may use it."""
+    for entry in entries or []:
+        name = str(entry.get("name") or "")
+        if name.startswith(RESERVED_ENV_PREFIX):
+            raise ClientException(
+                f"Error executing request, Exception : {where}: environment variable {name!r} is invalid. "
+                f"Environment variables cannot start with {RESERVED_ENV_PREFIX}; it is reserved for variables "
+                "that AWS Batch sets."
+            )
 
 
 def check_tags(tags: Mapping[str, str] | None) -> None:

@@ -1,0 +1,29 @@
+"""Set ``[core] fernet_key`` for one test, in every place Airflow caches its Fernet object."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+
+def _clear_caches() -> None:
+    from airflow.models import crypto as core_crypto
+    from airflow.sdk import crypto as sdk_crypto
+
+    sdk_crypto.get_fernet.cache_clear()
+    core_crypto.get_fernet.cache_clear()
+
+
+@contextlib.contextmanager
+def fernet_key(key: str) -> Iterator[None]:
+    """``key`` as the Fernet key of this process (empty: none) until the block ends."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+        _clear_caches()
+        try:
+            yield
+        finally:
+            patch.undo()
+            _clear_caches()
