@@ -45,6 +45,9 @@ MIN_ATTEMPT_SECONDS = 60
 # (the instance is gone: "Host EC2 (instance i-...) terminated.") and Fargate Spot ("Your Spot Task was
 # interrupted."); any other end exits. The first matching rule wins.
 MAX_ATTEMPTS = 10
+MAX_TAGS = 50
+MAX_SCHEDULING_PRIORITY = 9999
+SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_]{1,255}")
 SPOT_RETRY_RULES: tuple[dict[str, str], ...] = (
     {"onStatusReason": "Host EC2*", "action": "RETRY"},
     {"onStatusReason": "Your Spot Task was interrupted*", "action": "RETRY"},
@@ -147,6 +150,11 @@ class JobSpec:
     task_role_arn: str | None = None
     region: str | None = None
     retry_strategy: Mapping[str, Any] | None = None
+    # The user's tags (ours are added on submission and win on our keys), and fair-share scheduling.
+    tags: Mapping[str, str] = field(default_factory=dict)
+    propagate_tags: bool = True
+    share_identifier: str | None = None
+    scheduling_priority: int | None = None
     sidecar_image: str = AWS_CLI_IMAGE
     # Each sidecar's share; None: the default share (see split_resources).
     sidecar_resources: Resources | None = None
@@ -250,6 +258,55 @@ def check_env(env: Any) -> dict[str, str]:
             raise ValueError(f"env: the value of {name!r} contains a NUL character, which no environment can hold")
         checked[name] = text
     return checked
+
+
+def check_tags(tags: Any, ours: Mapping[str, str]) -> dict[str, str]:
+    """The user's job tags as AWS takes them: at most MAX_TAGS with ours, keys of 1-128 and values of at most
+    256 characters, no ``aws:`` key. Our own keys are ours (dropped from the user's, with ours winning)."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise ValueError(f"tags must be a mapping of tag keys to values; got {type(tags).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise ValueError(f"tags: {key!r} is not a valid tag key: 1 to 128 characters, not starting with aws:")
+        if not isinstance(value, str) or len(value) > 256:
+            raise ValueError(f"tags[{key!r}] must be a string of at most 256 characters; got {value!r}")
+        checked[key] = value
+    total = len(set(checked) | set(ours))
+    if total > MAX_TAGS:
+        raise ValueError(
+            f"tags: AWS allows {MAX_TAGS} tags on a job and the runner sets {len(ours)}; "
+            f"give at most {MAX_TAGS - len(ours)} of your own (got {len(checked)})"
+        )
+    return checked
+
+
+def check_fair_share(
+    share_identifier: str | None, scheduling_priority: int | None, scheduling_policy_arn: str | None
+) -> None:
+    """Fair-share arguments against the queue: AWS requires a share identifier on a queue with a scheduling
+    policy and refuses one elsewhere; a priority is 0-9999 and only means something on such a queue."""
+    if scheduling_priority is not None and (
+        isinstance(scheduling_priority, bool) or not isinstance(scheduling_priority, int)
+        or not 0 <= scheduling_priority <= MAX_SCHEDULING_PRIORITY
+    ):
+        raise ValueError(f"scheduling_priority must be a whole number from 0 to {MAX_SCHEDULING_PRIORITY}; "
+                         f"got {scheduling_priority!r}")
+    if share_identifier is not None and not (isinstance(share_identifier, str)
+                                             and SHARE_IDENTIFIER_RE.fullmatch(share_identifier)):
+        raise ValueError(f"share_identifier must be 1-255 letters, digits or underscores; got {share_identifier!r}")
+    if scheduling_policy_arn and not share_identifier:
+        raise ValueError(
+            f"the job queue has the fair-share scheduling policy {scheduling_policy_arn}: AWS Batch requires a "
+            "share_identifier for its jobs"
+        )
+    if not scheduling_policy_arn and (share_identifier or scheduling_priority is not None):
+        raise ValueError(
+            "share_identifier and scheduling_priority need a fair-share queue: pass job_queue_arn of a queue with a "
+            "scheduling policy (the queue the runner creates has none)"
+        )
 
 
 def retry_strategy_for(spot_retries: int, retry_strategy: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -516,11 +573,15 @@ def build_submit_request(
         "jobQueue": job_queue,
         "jobDefinition": definition_name(spec),
         "ecsPropertiesOverride": {"taskProperties": [{"containers": _container_overrides(spec)}]},
-        "tags": identity.tags(),
-        "propagateTags": True,
+        "tags": {**spec.tags, **identity.tags()},
+        "propagateTags": spec.propagate_tags,
     }
     if spec.retry_strategy:
         request["retryStrategy"] = spec.retry_strategy
+    if spec.share_identifier:
+        request["shareIdentifier"] = spec.share_identifier
+    if spec.scheduling_priority is not None:
+        request["schedulingPriorityOverride"] = spec.scheduling_priority
     if attempt_duration_seconds is not None:
         request["timeout"] = {"attemptDurationSeconds": max(MIN_ATTEMPT_SECONDS, int(attempt_duration_seconds))}
     return request

@@ -96,6 +96,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param sts_role_session_name: session name for the assume-role call.
     :param sts_role_session_duration: assumed role session duration (default 15 minutes).
     :param sts_endpoint_override: STS endpoint for the assume-role call.
+    :param tags: the job's own tags, beside the runner's (``airflow:*``, which win on their keys).
+    :param propagate_tags: copy the job's tags to its ECS task (cost allocation); default True.
+    :param share_identifier: the job's share on a fair-share queue (``job_queue_arn`` with a scheduling policy).
+    :param scheduling_priority: the job's scheduling priority on a fair-share queue (0-9999).
     :param spot_retries: retry the job in AWS this many times when a Spot reclaim ends an attempt (EC2
         ``Host EC2*``, Fargate ``Your Spot Task was interrupted.``), never after any other end.
     :param retry_strategy: AWS Batch's own ``retryStrategy`` for the job, instead of ``spot_retries``.
@@ -109,6 +113,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     template_fields: Sequence[str] = aws_template_fields(
         "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env",
         "bucket", "job_queue_arn", "execution_role_arn", "task_role_arn", "endpoint_override", "sidecar_image",
+        "tags", "share_identifier",
         "access_key_id", "secret_key_id", "session_token",
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
     )
@@ -144,6 +149,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         sts_role_session_name: str | None = None,
         sts_role_session_duration: timedelta | float = timedelta(minutes=15),
         sts_endpoint_override: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        propagate_tags: bool = True,
+        share_identifier: str | None = None,
+        scheduling_priority: int | None = None,
         spot_retries: int = 0,
         retry_strategy: Mapping[str, Any] | None = None,
         sidecar_image: str = job_spec.AWS_CLI_IMAGE,
@@ -168,6 +177,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
         self.batch_resources = dict(resources or job_spec.DEFAULT_RESOURCES)
         self._resources = job_spec.parse_resources(self.batch_resources)
+        self.tags = dict(tags) if tags is not None else {}
+        self.propagate_tags = propagate_tags
+        self.share_identifier = share_identifier
+        self.scheduling_priority = scheduling_priority
+        self._scheduling_policy: str | None = None
         self.spot_retries = spot_retries
         self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self._retry_strategy = job_spec.retry_strategy_for(spot_retries, retry_strategy)
@@ -337,6 +351,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 )
             job_spec.check_fargate_resources(self._resources)
         queue = self._resolve_queue()
+        job_spec.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.
         if self.bucket and not (inputs or project) and not self.hook.bucket_exists(self.bucket):
             raise ValueError(f"bucket {self.bucket!r} does not exist or is not accessible with these credentials")
@@ -355,6 +370,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             task_role_arn=self.task_role_arn,
             region=self.hook.conn_region_name,
             retry_strategy=self._retry_strategy,
+            tags=job_spec.check_tags(self.tags, identity.tags()),
+            propagate_tags=self.propagate_tags,
+            share_identifier=self.share_identifier or None,
+            scheduling_priority=self.scheduling_priority,
             sidecar_image=job_spec.check_image(self.sidecar_image, "sidecar_image"),
             sidecar_resources=self._sidecar_resources,
         )
@@ -442,6 +461,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     f"job_queue_arn {self.job_queue_arn!r} is {queue.get('state')}/{queue.get('status')}; "
                     "it must be ENABLED and VALID"
                 )
+            self._scheduling_policy = queue.get("schedulingPolicyArn")
             return str(queue["jobQueueArn"])
         return job_spec.queue_name_for(self.compute_environment_arn)
 

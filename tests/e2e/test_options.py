@@ -39,3 +39,32 @@ def test_sidecars_that_leave_main_nothing_fail_before_anything_is_created(
     assert result.state == "failed"
     assert "sidecar_resources: 2 sidecar(s) of 0.5 vCPU and 1024 MiB leave the main container 0 vCPU" in result.output
     assert mutations(aws) == before
+
+
+def test_the_users_tags_are_on_the_job_beside_ours_which_win(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag = task_dag("tagged", bucket=None, commands=["true"], propagate_tags=False,
+                   tags={"team": "data", "run": "{{ run_id }}", "airflow:dag_id": "spoofed"})
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    batch = aws.client("batch")
+    job = batch.describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]
+    assert job["tags"]["team"] == "data"
+    assert job["tags"]["run"] == result.run_id  # templated
+    assert job["tags"]["airflow:dag_id"] == "tagged"
+    assert job["propagateTags"] is False
+    assert batch.list_tags_for_resource(resourceArn=job["jobArn"])["tags"] == job["tags"]
+
+
+def test_a_share_identifier_without_a_fair_share_queue_fails_before_anything_is_created(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue = aws.queue_where_jobs_never_start("no-policy")
+    before = mutations(aws)
+    result = run_dag(task_dag("share_without_policy", bucket=None, commands=["true"], job_queue_arn=queue,
+                              share_identifier="blue"), capsys)
+    assert result.state == "failed"
+    assert "share_identifier and scheduling_priority need a fair-share queue" in result.output
+    assert mutations(aws) == before
