@@ -63,6 +63,8 @@ class JobState:
     log_stream: str | None
     bucket_path: str | None
     containers: tuple[ContainerState, ...] = ()
+    started_at: int | None = None  # ms, when the job's containers started
+    stopped_at: int | None = None  # ms, when the job ended
 
     @property
     def terminal(self) -> bool:
@@ -121,6 +123,8 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
         log_stream=mine.get("logStreamName"),
         bucket_path=env.get("BUCKET_PATH"),
         containers=states,
+        started_at=description.get("startedAt"),
+        stopped_at=description.get("stoppedAt"),
     )
 
 

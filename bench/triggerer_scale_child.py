@@ -89,7 +89,7 @@ class PollTrace:
         trace = self
         poll_once = SharedPoller.poll_once
         describe_jobs = BatchRunnerHook.describe_jobs
-        filter_log_events = BatchRunnerHook.filter_log_events
+        filter_log_events_page = BatchRunnerHook.filter_log_events_page
 
         async def traced_poll_once(poller: SharedPoller) -> None:
             start = time.time()
@@ -102,13 +102,15 @@ class PollTrace:
             trace.wrap(hook.batch, "describe_jobs", trace.describe_calls, note_terminal=True)
             return describe_jobs(hook, ids)
 
-        def traced_filter_log_events(hook: BatchRunnerHook, streams: Any, start_time: int) -> list[dict[str, Any]]:
-            trace.wrap(hook.logs.conn, "filter_log_events", trace.log_calls)
-            return filter_log_events(hook, streams, start_time)
+        def traced_filter_log_events_page(
+            hook: BatchRunnerHook, streams: Any, start_time: int, token: str | None = None
+        ) -> tuple[list[dict[str, Any]], str | None]:
+            trace.wrap(hook._logs_single_try, "filter_log_events", trace.log_calls)
+            return filter_log_events_page(hook, streams, start_time, token)
 
         setattr(SharedPoller, "poll_once", traced_poll_once)  # noqa: B010
         setattr(BatchRunnerHook, "describe_jobs", traced_describe_jobs)  # noqa: B010
-        setattr(BatchRunnerHook, "filter_log_events", traced_filter_log_events)  # noqa: B010
+        setattr(BatchRunnerHook, "filter_log_events_page", traced_filter_log_events_page)  # noqa: B010
 
     def wrap(
         self, client: Any, name: str, calls: list[tuple[float, float, float, float]], note_terminal: bool = False

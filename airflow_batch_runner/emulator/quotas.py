@@ -32,6 +32,18 @@ class Quota:
 # Per account and Region. Each entry names where AWS documents it.
 DEFAULT_QUOTAS: dict[str, Quota] = {
     "batch:SubmitJob": Quota(50, 50, "AWS Batch service quotas: SubmitJob, 50 transactions per second"),
+    "logs:FilterLogEvents": Quota(
+        5, 5, "CloudWatch Logs quotas: FilterLogEvents, 5 transactions per second per account and Region, "
+        "not adjustable (AWS re:Post knowledge center, 'How do I determine throttling in my CloudWatch logs?')",
+    ),
+    "logs:GetLogEvents": Quota(
+        25, 25, "CloudWatch Logs quotas (docs.aws.amazon.com AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl): "
+        "GetLogEvents, 25 transactions per second per account and Region",
+    ),
+    "logs:CreateLogStream": Quota(
+        50, 50, "CloudWatch Logs API reference, CreateLogStream: a limit of 50 TPS, after which transactions "
+        "are throttled",
+    ),
 }
 
 

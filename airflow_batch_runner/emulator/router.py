@@ -21,6 +21,7 @@ from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.retries import Interruptions
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
+from airflow_batch_runner.emulator.cloudwatch import DEFAULT_INGESTION_DELAY, LogsSink
 from airflow_batch_runner.emulator.faults import THROTTLING, FaultsAndStats
 from airflow_batch_runner.emulator.quotas import RateQuotas
 
@@ -65,14 +66,19 @@ def s3_operation(method: str, path: str, query: dict[str, list[str]], environ: d
 
 
 class EmulatorApp:
-    def __init__(self, step_delay: float, unpullable: str | None = None, quotas: bool = True) -> None:
-        from airflow_batch_runner.emulator.cloudwatch import LogsSink
+    def __init__(
+        self,
+        step_delay: float,
+        unpullable: str | None = None,
+        quotas: bool = True,
+        logs_ingestion_delay: float = DEFAULT_INGESTION_DELAY,
+    ) -> None:
 
         self.endpoint_url = ""
         self.step_delay = step_delay
         self.lock = threading.RLock()
         kwargs = {"unpullable": unpullable} if unpullable else {}
-        self.logs = LogsSink()
+        self.logs = LogsSink(logs_ingestion_delay)
         self.runner = ProcessRunner(lambda: self.endpoint_url, self.logs, **kwargs)
         self.batch: dict[str, BatchBackend] = {}
         self.faults = FaultsAndStats()
@@ -94,6 +100,7 @@ class EmulatorApp:
                     backend.terminate_job({"jobId": job.job_id, "reason": "Emulator reset"})
             self.batch.clear()
         moto_api.moto_api_backend.reset()
+        self.logs.reset()
         self.faults.reset()
         self.quotas.reset()
         self.interruptions.reset()
@@ -153,6 +160,7 @@ class EmulatorApp:
                 payload: Any = self.faults.stats()
                 payload["jobs"] = self._job_counts()
                 payload["quotas"] = self.quotas.stats()
+                payload["logs"] = self.logs.settings()
             elif name == "faults" and method == "POST":
                 spec = json.loads(_read_body(environ) or b"{}")
                 self.faults.configure(spec)
@@ -164,6 +172,11 @@ class EmulatorApp:
                 payload = self.quotas.stats()
             elif name == "interruptions" and method == "POST":
                 payload = {"rules": self.interruptions.configure(json.loads(_read_body(environ) or b"{}"))}
+            elif name == "logs" and method == "GET":
+                payload = self.logs.settings()
+            elif name == "logs" and method == "POST":
+                self.logs.configure(json.loads(_read_body(environ) or b"{}"))
+                payload = self.logs.settings()
             elif name == "reset" and method == "POST":
                 self.reset()
                 payload = {"reset": True}

@@ -15,6 +15,7 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
 
 from airflow_batch_runner.emulator.batch.runner import DEFAULT_UNPULLABLE
+from airflow_batch_runner.emulator.cloudwatch import DEFAULT_INGESTION_DELAY
 from airflow_batch_runner.emulator.router import DEFAULT_REGION, EmulatorApp
 
 GC_YOUNG_THRESHOLD = 20_000  # CPython's default is 700
@@ -68,13 +69,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not enforce AWS's request-rate quotas (for raw capacity benchmarks only)",
     )
+    parser.add_argument(
+        "--logs-ingestion-delay",
+        type=float,
+        default=DEFAULT_INGESTION_DELAY,
+        help="seconds before a container's log line is readable, as CloudWatch Logs' ingestion delay "
+        "(default %(default)s; 0 turns it off)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _raise_fd_limit()
-    app = EmulatorApp(step_delay=args.step_delay, unpullable=args.unpullable_images, quotas=not args.no_quotas)
+    app = EmulatorApp(
+        step_delay=args.step_delay, unpullable=args.unpullable_images, quotas=not args.no_quotas,
+        logs_ingestion_delay=args.logs_ingestion_delay,
+    )
     server = ThreadedWSGIServer(args.host, args.port, app, handler=QuietRequestHandler)
     server.daemon_threads = True
     host, port = server.socket.getsockname()[:2]

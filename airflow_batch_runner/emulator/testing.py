@@ -61,10 +61,10 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def control(url: str, path: str, payload: Any | None = None) -> Any:
-    """Call a control endpoint (``stats``, ``faults``, ``quotas``, ``reset``) and return its JSON answer.
-    Without a payload, ``stats`` and ``quotas`` are read (GET)."""
+    """Call a control endpoint (``stats``, ``faults``, ``quotas``, ``logs``, ``reset``) and return its JSON
+    answer. Without a payload, ``stats``, ``quotas`` and ``logs`` are read (GET)."""
     data = None if payload is None else json.dumps(payload).encode()
-    method = "GET" if payload is None and path in ("stats", "quotas") else "POST"
+    method = "GET" if payload is None and path in ("stats", "quotas", "logs") else "POST"
     req = urllib.request.Request(f"{url}/_emulator/{path}", data=data, method=method)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"null")

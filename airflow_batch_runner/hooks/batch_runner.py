@@ -27,7 +27,9 @@ THROTTLING_CODES = frozenset(
 )
 # Throttling is routine at scale: retry with backoff and jitter well past botocore's default of 3.
 DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 10}
+SINGLE_TRY: Any = {"mode": "standard", "max_attempts": 1}
 MAX_LOG_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
+MAX_LOG_PAGES_PER_READ = 10  # GetLogEvents pages per read of one stream; the rest comes with the next read
 QUEUE_READY_TIMEOUT = 300.0
 QUEUE_POLL_SECONDS = 1.0
 DESCRIBE_BATCH = 100
@@ -389,11 +391,25 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
     # CloudWatch Logs
 
     def read_log_lines(self, stream: str, token: str | None) -> tuple[list[str], str | None]:
-        """New lines of a stream after ``token``, and the token to continue from."""
+        """New lines of a stream after ``token``, and the token to continue from. Each call is tried once
+        (the worker's log follower backs off on its own); a stream not created yet has no lines."""
         lines: list[str] = []
-        for events, page_token in self._log_pages(stream, token):
-            lines.extend(e["message"] for e in events)
-            token = page_token
+        for _ in range(MAX_LOG_PAGES_PER_READ):
+            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                page = self._logs_single_try.get_log_events(**kwargs)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    break
+                raise
+            new_token = page.get("nextForwardToken")
+            lines.extend(e["message"] for e in page.get("events", []))
+            if not page.get("events") or new_token == token:
+                token = new_token or token
+                break
+            token = new_token
         return lines, token
 
     def last_log_lines(self, stream: str, count: int) -> list[str]:
@@ -409,44 +425,29 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             raise
         return [e["message"] for e in page.get("events", [])]
 
-    def _log_pages(self, stream: str, token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
-        while True:
-            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
-            if token:
-                kwargs["nextToken"] = token
-            try:
-                client: Any = self.logs.conn
-                page = client.get_log_events(**kwargs)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    return
-                raise
-            new_token = page.get("nextForwardToken")
-            yield page.get("events", []), new_token
-            if not page.get("events") or new_token == token:
-                return
-            token = new_token
+    @cached_property
+    def _logs_single_try(self) -> Any:
+        """A Logs client whose calls are tried once: the log readers keep their own backoff and budget,
+        and a call they make must never sit in botocore's retries while a job's end waits."""
+        return self.logs.get_client_type(
+            region_name=self.logs.region_name, config=self.logs.config.merge(Config(retries=SINGLE_TRY))
+        )
 
-    def filter_log_events(self, streams: Iterable[str], start_time: int) -> list[dict[str, Any]]:
-        """Events of many streams since ``start_time`` (ms), with as few calls as FilterLogEvents allows."""
+    def filter_log_events_page(
+        self, streams: Iterable[str], start_time: int, token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One FilterLogEvents call over up to 100 streams from ``start_time`` (ms): a page of events and
+        the token of the next page (None: no more). A log group that does not exist yet has no events."""
         names = sorted(set(streams))
-        client: Any = self.logs.conn
-        events: list[dict[str, Any]] = []
-        for start in range(0, len(names), MAX_LOG_STREAMS_PER_CALL):
-            kwargs: dict[str, Any] = {
-                "logGroupName": LOG_GROUP,
-                "logStreamNames": names[start : start + MAX_LOG_STREAMS_PER_CALL],
-                "startTime": start_time,
-            }
-            while True:
-                try:
-                    page = client.filter_log_events(**kwargs)
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                        break
-                    raise
-                events.extend(page.get("events", []))
-                if not page.get("nextToken"):
-                    break
-                kwargs["nextToken"] = page["nextToken"]
-        return events
+        if len(names) > MAX_LOG_STREAMS_PER_CALL:
+            raise ValueError(f"FilterLogEvents takes at most {MAX_LOG_STREAMS_PER_CALL} streams; got {len(names)}")
+        kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamNames": names, "startTime": start_time}
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            page = self._logs_single_try.filter_log_events(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return [], None
+            raise
+        return list(page.get("events", [])), page.get("nextToken") or None

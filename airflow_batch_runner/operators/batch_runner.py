@@ -28,8 +28,10 @@ from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
 from airflow_batch_runner.masking import CREDENTIAL_FIELDS, can_seal, conceal, mask_credentials, redact, reveal
+from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
+from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,7 +58,6 @@ class _Run:
     job_name: str
     bucket_path: str | None
     deadline: float | None
-    log_token: str | None = None
     log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
     last_lines: list[str] | None = None
     results: Collected = field(default_factory=Collected)  # outputs and metrics the main container printed
@@ -516,13 +517,18 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._run.log_stream = stream
 
     def _wait_and_finish(self, context: Context) -> dict[str, Any]:
+        """Status on this thread, log lines on the follower's: no log read delays the job's end."""
         run = self._run
         assert run is not None
+        follower = LogFollower(self.hook, self.completion_check_interval, ingestion_allowance(), self._log_lines)
         while True:
             polled = time.time()
             description = self.hook.describe_jobs([run.job_id])[run.job_id]
             state = outcome.job_state(description)
-            self._follow_logs(context, state)
+            if state.log_stream:
+                if state.log_stream != run.log_stream:
+                    self._persist_logs_link(context, state.log_stream)
+                follower.follow(state.log_stream)
             verdict = outcome.decide(state, time.time(), run.deadline)
             if verdict.done:
                 break
@@ -530,22 +536,22 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             time.sleep(max(0.0, next_poll - time.time()))
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
+        problem = follower.finish(state.stopped_at, timed_out=verdict.timed_out)
+        if problem is not None:
+            self.log.warning(
+                "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
+                "log group %s, stream %s", run.job_id, problem, job_spec.LOG_GROUP, run.log_stream,
+            )
         return self._finish(state, verdict, description)
 
-    def _follow_logs(self, context: Context, state: outcome.JobState) -> None:
+    def _log_lines(self, lines: list[str]) -> None:
         run = self._run
         assert run is not None
-        if not state.log_stream:
-            return
-        if state.log_stream != run.log_stream:
-            self._persist_logs_link(context, state.log_stream)
-            run.log_token = None
-        lines, run.log_token = self.hook.read_log_lines(state.log_stream, run.log_token)
-        lines = [redact(line) for line in lines]
-        for line in lines:
+        redacted = [redact(line) for line in lines]
+        for line in redacted:
             self.log.info("[main] %s", line)
-        run.last_lines = ((run.last_lines or []) + lines)[-outcome.LAST_LOG_LINES :]
-        run.results.add_lines(lines)
+        run.last_lines = ((run.last_lines or []) + redacted)[-outcome.LAST_LOG_LINES :]
+        run.results.add_lines(redacted)
 
     def _finish(
         self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
@@ -587,6 +593,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return (self._run.last_lines if self._run else None) or []
         if not failed.log_stream:
             return []
+        if state.stopped_at:  # CloudWatch Logs makes the sidecar's last lines readable a little after its end
+            time.sleep(max(0.0, min(state.stopped_at / 1000 + ingestion_allowance() - time.time(), 10.0)))
         return [redact(line) for line in self.hook.last_log_lines(failed.log_stream, outcome.LAST_LOG_LINES)]
 
     def _cleanup(self, bucket_path: str | None) -> None:

@@ -13,6 +13,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import staging
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
+from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     CredentialsUnreadable,
@@ -23,7 +24,10 @@ from airflow_batch_runner.masking import (
 )
 from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
 from airflow_batch_runner.results import Collected
-from airflow_batch_runner.triggers.poller import Watch, shared_poller
+from airflow_batch_runner.triggers.poller import SharedPoller, Watch, shared_poller
+
+# After a job's end, how long past the moment its final read may start a failing read is retried.
+FINAL_READ_PATIENCE = 0.5
 
 
 class BatchRunnerTrigger(BaseTrigger):
@@ -123,39 +127,81 @@ class BatchRunnerTrigger(BaseTrigger):
         poller = shared_poller(self._poller_key(), self._hook)
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
-        last_lines: list[str] = []
-        results = Collected()
+        self.last_lines: list[str] = []
+        self.results = Collected()
+        began, told = time.time(), False
         try:
             while True:
                 update = await watch.queue.get()
-                lines = [redact(line) for line in update.lines]
-                for line in lines:
-                    self.log.info("[main] %s", line)
-                last_lines = (last_lines + lines)[-LAST_LOG_LINES:]
-                results.add_lines(lines)
+                self._log_lines(update.lines)
                 if update.error is not None:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
                     return
-                assert update.description is not None
-                verdict = decide(job_state(update.description), time.time(), self.deadline)
+                if update.description is None:
+                    continue
+                state = job_state(update.description)
+                if not told and state.log_stream and state.started_at and state.started_at / 1000 < began:
+                    told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
+                    self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
+                                  "lines already shown above appear once more", self.job_id)
+                verdict = decide(state, time.time(), self.deadline)
                 if not verdict.done:
                     continue
                 if verdict.timed_out:
                     self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
                     await asyncio.to_thread(poller.hook.terminate, self.job_id, deadline_reason(self.limit))
+                await self._read_last_lines(poller, watch, None if verdict.timed_out else state.stopped_at,
+                                            wait_for_ingestion=not verdict.timed_out)
                 yield TriggerEvent(
                     {
                         "status": "done",
                         "job_id": self.job_id,
                         "description": update.description,
                         "timed_out": verdict.timed_out,
-                        "last_lines": last_lines,
-                        "results": results.as_dict(),
+                        "last_lines": self.last_lines,
+                        "results": self.results.as_dict(),
                     }
                 )
                 return
         finally:
             poller.unwatch(watch)
+
+    def _log_lines(self, lines: list[str]) -> None:
+        redacted = [redact(line) for line in lines]
+        for line in redacted:
+            self.log.info("[main] %s", line)
+        self.last_lines = (self.last_lines + redacted)[-LAST_LOG_LINES:]
+        self.results.add_lines(redacted)
+
+    async def _read_last_lines(
+        self, poller: SharedPoller, watch: Watch, stopped_at: int | None, wait_for_ingestion: bool = True
+    ) -> None:
+        """The job is over: its remaining lines, read once CloudWatch Logs has them (bounded in time).
+        Past the deadline the read is made at once."""
+        allowance = poller.logs.allowance if wait_for_ingestion else 0.0
+        now = time.time()
+        not_before = (stopped_at / 1000 if stopped_at else now) + allowance
+        give_up_at = max(now, not_before) + FINAL_READ_PATIENCE
+        if not poller.read_last_lines(watch, not_before, give_up_at):
+            return  # the job never started a container: no log
+        # A read that fails is given up at give_up_at; one still waiting for the budget or for an answer
+        # gets a couple of the budget's slots more.
+        stop_at = give_up_at + 2.0 / poller.logs.budget.rate
+        problem: str | None = f"no answer from CloudWatch Logs within {stop_at - now:.1f} s"
+        while True:
+            try:
+                update = await asyncio.wait_for(watch.queue.get(), max(0.0, stop_at - time.time()))
+            except TimeoutError:
+                break
+            self._log_lines(update.lines)
+            if update.log_end:
+                problem = update.log_problem
+                break
+        if problem is not None:
+            self.log.warning(
+                "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
+                "log group %s, stream %s", self.job_id, problem, LOG_GROUP, watch.log_stream,
+            )
 
     async def on_kill(self) -> None:
         """A user marked the deferred task failed or success, or cleared it: stop the job too."""

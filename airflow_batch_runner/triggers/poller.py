@@ -1,9 +1,10 @@
 """One poller per (credentials, region, endpoint) in a triggerer process, shared by every trigger.
 
-Each interval it asks DescribeJobs for up to 100 jobs per call and reads the new log lines of all
-the jobs' main containers with FilterLogEvents (up to 100 streams per call), instead of one call
-per job per interval. Throttling and transient errors back off with jitter and never fail a task;
-an error that persists past a bound, or a job that vanished, ends that job's wait with an error.
+Each interval it asks DescribeJobs for up to 100 jobs per call, instead of one call per job per
+interval. Throttling and transient errors back off with jitter and never fail a task; an error that
+persists past a bound, or a job that vanished, ends that job's wait with an error. The jobs' log
+lines are read by the poller's ``LogReader``, a task of its own within the process's budget of
+CloudWatch Logs calls: no log read ever delays a status.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from airflow_batch_runner.hooks.batch_runner import DESCRIBE_BATCH, BatchRunnerHook, is_throttling
 from airflow_batch_runner.outcome import job_state
+from airflow_batch_runner.triggers.log_reader import LogReader, ingestion_allowance, process_budget
 
 MAX_BACKOFF_SECONDS = 60.0
 ERROR_BOUND_SECONDS = 300.0  # a non-throttling error that lasts this long fails the waits
@@ -26,9 +28,13 @@ VANISHED_POLLS = 3  # a job missing from this many DescribeJobs answers in a row
 
 @dataclass
 class Update:
+    """A status (``description``), new log lines, the end of the log (``log_end``), or an error."""
+
     description: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)
     error: str | None = None
+    log_end: bool = False
+    log_problem: str | None = None  # with log_end: why the last lines could not be read
 
 
 @dataclass(eq=False)
@@ -38,10 +44,16 @@ class Watch:
     job_id: str
     interval: float
     log_stream: str | None = None
-    log_after: int = 0  # ms timestamp of the last line delivered
-    log_seen: set[str] = field(default_factory=set)  # event ids at log_after
     missing: int = 0
+    log_read: bool = False  # the final read of the log is over: nothing more to follow
     queue: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
+
+    def deliver(self, lines: list[str]) -> None:
+        self.queue.put_nowait(Update(lines=lines))
+
+    def log_finished(self, problem: str | None) -> None:
+        self.log_read = True
+        self.queue.put_nowait(Update(log_end=True, log_problem=problem))
 
 
 class SharedPoller:
@@ -50,7 +62,7 @@ class SharedPoller:
         self.watches: set[Watch] = set()
         self.task: asyncio.Task[None] | None = None
         self.describe_calls = 0
-        self.log_calls = 0
+        self.logs = LogReader(hook, process_budget(), ingestion_allowance())
 
     def watch(self, watch: Watch) -> None:
         self.watches.add(watch)
@@ -59,6 +71,12 @@ class SharedPoller:
 
     def unwatch(self, watch: Watch) -> None:
         self.watches.discard(watch)
+        self.logs.forget(watch)
+
+    def read_last_lines(self, watch: Watch, not_before: float, give_up_at: float) -> bool:
+        """Ask for the job's final log read from ``not_before`` on; its lines, then an Update with
+        ``log_end``, arrive on the watch's queue. False when the job never named a log stream."""
+        return self.logs.final_read(watch, not_before, give_up_at)
 
     async def _run(self) -> None:
         backoff = 0.0
@@ -85,7 +103,7 @@ class SharedPoller:
             watch.queue.put_nowait(Update(error=message))
 
     async def poll_once(self) -> None:
-        """One round: per group of 100 jobs, one DescribeJobs, one FilterLogEvents, then the updates.
+        """One round: per group of 100 jobs, one DescribeJobs, then the updates.
 
         Each group's watchers hear back as soon as their group is read, not after the whole round, so
         a job's end reaches its trigger at most one interval plus one group's calls after it happened.
@@ -103,40 +121,18 @@ class SharedPoller:
         found = await asyncio.to_thread(self.hook.describe_jobs, ids)
         for watch in watches:
             description = found.get(watch.job_id)
-            if description is not None:
-                watch.missing = 0
-                watch.log_stream = job_state(description).log_stream or watch.log_stream
-        lines = await self._read_logs([w for w in watches if w.log_stream])
-        for watch in watches:
-            description = found.get(watch.job_id)
             if description is None:
                 watch.missing += 1
                 if watch.missing >= VANISHED_POLLS:
                     watch.queue.put_nowait(Update(error=f"AWS Batch job {watch.job_id} no longer exists"))
                 continue
-            watch.queue.put_nowait(Update(description=description, lines=lines.get(watch, [])))
-
-    async def _read_logs(self, watches: list[Watch]) -> dict[Watch, list[str]]:
-        if not watches:
-            return {}
-        start = min(w.log_after for w in watches)
-        self.log_calls += 1  # a group has at most 100 jobs, so at most 100 streams
-        events = await asyncio.to_thread(self.hook.filter_log_events, [w.log_stream or "" for w in watches], start)
-        events.sort(key=lambda e: e["timestamp"])  # stable: each stream keeps its own order
-        by_stream: dict[str, list[Watch]] = {}
-        for watch in watches:
-            by_stream.setdefault(watch.log_stream or "", []).append(watch)
-        out: dict[Watch, list[str]] = {w: [] for w in watches}
-        for event in events:
-            for watch in by_stream.get(event["logStreamName"], []):
-                stamp, event_id = event["timestamp"], event.get("eventId", "")
-                if stamp < watch.log_after or (stamp == watch.log_after and event_id in watch.log_seen):
-                    continue
-                if stamp > watch.log_after:
-                    watch.log_after, watch.log_seen = stamp, set()
-                watch.log_seen.add(event_id)
-                out[watch].append(event["message"])
-        return out
+            watch.missing = 0
+            state = job_state(description)
+            if state.log_stream and not watch.log_read:
+                watch.log_stream = state.log_stream
+                self.logs.follow(watch, state.log_stream, state.started_at, watch.interval,
+                                 watch.deliver, watch.log_finished)
+            watch.queue.put_nowait(Update(description=description))
 
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoller]] = (

@@ -247,8 +247,18 @@ def container_results(job: dict[str, Any], attempt: int = 0) -> dict[str, dict[s
     return {c["name"]: c for c in task["containers"]}
 
 
-def log_messages(logs: Any, stream: str, group: str = LOG_GROUP) -> list[str]:
-    """Every message of a log stream, oldest first; [] when the stream does not exist yet."""
+def wait_ingested(logs: Any, timeout: float = 30.0) -> None:
+    """Wait until every line written so far is readable (the emulator's Logs ingestion delay)."""
+    from airflow_batch_runner.emulator.testing import control
+
+    wait_until(lambda: control(logs.meta.endpoint_url, "logs")["pending_batches"] == 0, timeout=timeout)
+
+
+def log_messages(logs: Any, stream: str, group: str = LOG_GROUP, ingested: bool = True) -> list[str]:
+    """Every message of a log stream, oldest first; [] when the stream does not exist yet.
+    ``ingested``: first wait until every line written so far is readable."""
+    if ingested:
+        wait_ingested(logs)
     try:
         events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
     except ClientError as exc:

@@ -64,6 +64,7 @@ def test_cloudwatch_logs(logs: Any) -> None:
 def test_job_logs_are_found_with_filter_log_events(batch: Any, logs: Any, ec2_queue: str) -> None:
     definition = helpers.register_container(batch, ["sh", "-c", "echo needle-42"], name="searched")
     job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"]))
+    helpers.wait_ingested(logs)
     found = logs.filter_log_events(logGroupName=helpers.LOG_GROUP, logStreamNamePrefix="searched/")["events"]
     assert [(e["logStreamName"], e["message"]) for e in found] == [(job["container"]["logStreamName"], "needle-42")]
 

@@ -53,3 +53,16 @@ def test_the_decorator_refuses_commands_given_beside_the_function() -> None:
 
     with pytest.raises(TypeError, match="takes its commands from the function's return value"):
         shell()
+
+
+def test_provider_info_matches_airflows_schema_and_documents_the_logs_settings() -> None:
+    import json
+    from pathlib import Path
+
+    import airflow
+    import jsonschema
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    assert set(info["config"]["batch_runner"]["options"]) == {"logs_calls_per_second", "logs_ingestion_allowance"}

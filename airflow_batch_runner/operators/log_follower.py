@@ -1,0 +1,114 @@
+"""The worker path's log reading: a thread that follows the main container's stream with GetLogEvents.
+
+The operator's loop only asks DescribeJobs and decides; this thread reads the stream with forward
+tokens (each line once, in order), backs off when CloudWatch Logs throttles or fails, and at the job's
+end makes one final read once the ingestion allowance has passed. A slow or failing Logs never holds
+the job's end longer than that final read's short patience.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
+
+FINAL_READ_PATIENCE = 0.5  # s past the moment the final read may start
+FINAL_READ_RETRY = 0.2
+MAX_BACKOFF = 30.0
+
+
+class LogFollower:
+    def __init__(
+        self, hook: BatchRunnerHook, interval: float, allowance: float, emit: Callable[[list[str]], None]
+    ) -> None:
+        self.hook = hook
+        self.interval = interval
+        self.allowance = allowance
+        self.emit = emit
+        self.stream: str | None = None
+        self.token: str | None = None
+        self.problem: str | None = None
+        self._wake = threading.Condition()
+        self._final_after: float | None = None
+        self._give_up_at = 0.0
+        self._finished = threading.Event()
+        self._abandoned = False
+        self._thread: threading.Thread | None = None
+
+    def follow(self, stream: str) -> None:
+        """Read ``stream`` from its start (a new attempt's stream starts over)."""
+        with self._wake:
+            if stream == self.stream:
+                return
+            self.stream, self.token = stream, None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="batch-runner-logs", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def finish(self, stopped_at_ms: int | None, timed_out: bool = False) -> str | None:
+        """The job is over: wait for the final read of its remaining lines (bounded); None when every line
+        was read, else why not. Past the deadline the read is made at once: the task has no time left."""
+        if self._thread is None:
+            return None
+        now = time.time()
+        not_before = now if timed_out else (stopped_at_ms / 1000 if stopped_at_ms else now) + self.allowance
+        with self._wake:
+            self._final_after = not_before
+            self._give_up_at = max(now, not_before) + FINAL_READ_PATIENCE
+            self._wake.notify()
+        if not self._finished.wait(max(0.0, self._give_up_at + 0.2 - time.time())):
+            with self._wake:
+                self._abandoned = True  # a late answer is not logged after the task went on
+            return f"no answer from CloudWatch Logs within {self._give_up_at - now:.1f} s"
+        return self.problem
+
+    def _run(self) -> None:
+        backoff = 0.0
+        next_read = 0.0
+        while True:
+            with self._wake:
+                while True:
+                    if self._abandoned:
+                        return
+                    now = time.time()
+                    final = self._final_after is not None and now >= self._final_after
+                    if final or (self._final_after is None and now >= next_read):
+                        break
+                    until = next_read if self._final_after is None else self._final_after
+                    self._wake.wait(max(0.0, until - now))
+                stream, token = self.stream, self.token
+            assert stream is not None
+            started = time.time()
+            try:
+                lines, token = self.hook.read_log_lines(stream, token)
+            except Exception as exc:
+                self.problem = f"{type(exc).__name__}: {exc}"
+                if self._abandoned:
+                    return
+                if final and time.time() + FINAL_READ_RETRY > self._give_up_at:
+                    break
+                backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+                if not is_throttling(exc):
+                    self.hook.log.warning("Reading the container log failed (%s); retrying in about %.0f s",
+                                          self.problem, backoff)
+                next_read = time.time() + backoff * random.uniform(0.5, 1.5)
+                if final:
+                    with self._wake:
+                        self._final_after = time.time() + FINAL_READ_RETRY
+                continue
+            backoff, self.problem = 0.0, None
+            with self._wake:
+                if self._abandoned:
+                    return
+                if stream == self.stream:
+                    self.token = token
+                    if lines:
+                        self.emit(lines)
+            if final:
+                break
+            next_read = started + self.interval
+        self._finished.set()

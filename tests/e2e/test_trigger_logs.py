@@ -1,0 +1,193 @@
+"""The triggerer's log reading, against the emulator's CloudWatch Logs (quotas and ingestion delay on):
+every line once and in order, a final read at the job's end, status never held up by Logs, and the
+process's budget of Logs calls honoured."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from airflow_batch_runner.emulator.testing import control
+from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
+from airflow_batch_runner.triggers.poller import shared_poller
+from tests.e2e.conftest import AwsWorld
+from tests.e2e.test_trigger import _first_event, _submit, _trigger
+
+NO_RETRIES = {"retries": {"mode": "standard", "max_attempts": 1}}
+
+
+MAIN_LINE = re.compile(r"\[main\] (\S+) (\S+)")
+
+
+class TaskLog:
+    """What the triggers logged (Airflow's structlog writes it to the captured output)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        captured = capsys.readouterr()
+        self.text = captured.out + captured.err
+
+    def lines_by_job(self) -> dict[str, list[str]]:
+        """The ``[main]`` lines, by the job id each container line starts with."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for job_id, rest in MAIN_LINE.findall(self.text):
+            found[job_id].append(rest)
+        return found
+
+    def warnings(self) -> list[str]:
+        return [line for line in self.text.splitlines() if "Could not read the last lines" in line]
+
+
+async def _events(triggers: list[BatchRunnerTrigger], timeout: float = 120) -> list[tuple[dict[str, Any], float]]:
+    async def one(trigger: BatchRunnerTrigger) -> tuple[dict[str, Any], float]:
+        event = await _first_event(trigger, timeout)
+        return event, time.time()
+
+    return list(await asyncio.gather(*(one(t) for t in triggers)))
+
+
+def _end_to_event(event: dict[str, Any], received: float) -> float:
+    return received - event["description"]["stoppedAt"] / 1000
+
+
+def test_every_line_once_and_in_order_with_chatty_slow_and_silent_jobs(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chatty = _submit(aws, 'for i in $(seq 1 400); do echo "$AWS_BATCH_JOB_ID $i"; '
+                          '[ $((i % 100)) = 0 ] && sleep 1; done', count=4)
+    slow = _submit(aws, 'for i in 1 2 3; do echo "$AWS_BATCH_JOB_ID $i"; sleep 1.5; done', count=3)
+    silent = _submit(aws, "sleep 3", count=2)
+    last = _submit(aws, 'sleep 2; for i in $(seq 1 50); do echo "$AWS_BATCH_JOB_ID $i"; done')  # all at the end
+
+    async def run() -> tuple[list[tuple[dict[str, Any], float]], Any]:
+        triggers = [_trigger(aws, job_id, poll_interval=0.5) for job_id in chatty + slow + silent + last]
+        results = await _events(triggers)
+        return results, shared_poller(triggers[0]._poller_key(), triggers[0]._hook).logs
+
+    results, reader = asyncio.run(run())
+    assert [e["description"]["status"] for e, _ in results] == ["SUCCEEDED"] * 10
+    log = TaskLog(capsys)
+    lines = log.lines_by_job()
+    for job_id in chatty:
+        assert lines[job_id] == [str(i) for i in range(1, 401)], job_id
+    for job_id in slow:
+        assert lines[job_id] == ["1", "2", "3"]
+    for job_id in silent:
+        assert lines[job_id] == []
+    assert lines[last[0]] == [str(i) for i in range(1, 51)]  # the final read caught lines written at the end
+    assert log.warnings() == []
+    assert reader.lines_delivered == 4 * 400 + 3 * 3 + 50
+    assert reader.events_read <= 2 * reader.lines_delivered, (reader.events_read, reader.lines_delivered)
+
+
+def test_the_final_read_waits_out_the_ingestion_delay(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    control(aws.url, "logs", {"ingestion_delay": 1.5})  # within the default allowance of 2 s
+    (job_id,) = _submit(aws, 'for i in $(seq 1 30); do echo "$AWS_BATCH_JOB_ID $i"; done')
+    event = asyncio.run(_first_event(_trigger(aws, job_id, poll_interval=0.2)))
+    assert event["last_lines"][-1] == f"{job_id} 30"
+    assert TaskLog(capsys).lines_by_job()[job_id] == [str(i) for i in range(1, 31)]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"logs:FilterLogEvents": {"throttle_rate": 1.0}}, id="throttled"),
+        pytest.param({"logs:FilterLogEvents": {"error_rate": 1.0}}, id="erroring"),
+        pytest.param({"logs:FilterLogEvents": {"delay": 20.0}}, id="slow"),
+    ],
+)
+def test_a_jobs_end_never_waits_for_logs(aws: AwsWorld, capsys: pytest.CaptureFixture[str], fault: Any) -> None:
+    interval = 1.0
+    job_ids = _submit(aws, 'echo "$AWS_BATCH_JOB_ID hello"; sleep 2', count=3)
+    control(aws.url, "faults", fault)
+    try:
+        results = asyncio.run(_events([_trigger(aws, j, poll_interval=interval, botocore_config=NO_RETRIES)
+                                       for j in job_ids], timeout=60))
+    finally:
+        control(aws.url, "faults", {})
+    for event, received in results:
+        assert event["status"] == "done" and event["description"]["status"] == "SUCCEEDED"
+        # One interval, the final read's short patience, and room for a loaded machine.
+        assert _end_to_event(event, received) <= interval + 4.0
+    warnings = TaskLog(capsys).warnings()
+    assert len(warnings) == 3, warnings
+
+
+def test_a_deadline_and_a_vanished_job_never_wait_for_logs(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, 'while true; do echo "$AWS_BATCH_JOB_ID tick"; sleep 0.2; done')
+    control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 30.0}})
+    try:
+        async def both() -> list[tuple[dict[str, Any], float]]:
+            return await _events([
+                _trigger(aws, job_id, poll_interval=0.5, deadline=time.time() + 4, limit="4 s"),
+                _trigger(aws, "00000000-0000-0000-0000-000000000000", poll_interval=0.5),
+            ], timeout=60)
+
+        started = time.time()
+        (timed_out, at), (vanished, gone_at) = asyncio.run(both())
+    finally:
+        control(aws.url, "faults", {})
+    assert timed_out["timed_out"] is True
+    assert at - (started + 4) <= 0.5 + 4.0
+    assert vanished["status"] == "error"
+    assert gone_at - started <= 3 * 0.5 + 4.0
+
+
+def test_a_missing_log_group_ends_the_wait_like_any_other_job(aws: AwsWorld) -> None:
+    (job_id,) = _submit(aws, 'echo "$AWS_BATCH_JOB_ID gone"; sleep 3')
+    logs = aws.client("logs")
+    deadline = time.monotonic() + 30
+    while not logs.describe_log_groups()["logGroups"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for group in logs.describe_log_groups()["logGroups"]:
+        logs.delete_log_group(logGroupName=group["logGroupName"])
+    event, received = asyncio.run(_events([_trigger(aws, job_id, poll_interval=0.5)]))[0]
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert _end_to_event(event, received) <= 0.5 + 4.0
+
+
+def test_all_triggers_together_stay_within_the_budget_of_logs_calls(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__LOGS_CALLS_PER_SECOND", "1")
+    job_ids = _submit(aws, 'for i in $(seq 1 8); do echo "$AWS_BATCH_JOB_ID $i"; sleep 0.5; done', count=12)
+    before = control(aws.url, "stats")["calls"].get("logs", {}).get("FilterLogEvents", 0)
+    # Different credentials make different pollers: the budget is the process's, not a poller's.
+    triggers = [_trigger(aws, j, poll_interval=0.5, region_name="us-east-1",
+                         overrides={"endpoint_override": aws.url, "sts_role_session_name": f"s{i % 2}"})
+                for i, j in enumerate(job_ids)]
+    started = time.monotonic()
+    results = asyncio.run(_events(triggers))
+    elapsed = time.monotonic() - started
+    calls = control(aws.url, "stats")["calls"]["logs"]["FilterLogEvents"] - before
+    assert calls <= elapsed * 1 + 1, (calls, elapsed)
+    assert all(e["description"]["status"] == "SUCCEEDED" for e, _ in results)
+    log = TaskLog(capsys)
+    lines = log.lines_by_job()
+    assert all(lines[j] == [str(i) for i in range(1, 9)] for j in job_ids)  # slower, but every line
+
+
+def test_a_restarted_trigger_shows_the_lines_before_the_restart_once_more(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (job_id,) = _submit(aws, 'for i in $(seq 1 8); do echo "$AWS_BATCH_JOB_ID $i"; sleep 0.5; done')
+    trigger = _trigger(aws, job_id, poll_interval=0.2)
+
+    async def interrupted() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await _first_event(trigger, timeout=3.5)  # a triggerer restart: the wait stops mid-job
+
+    capsys.readouterr()
+    asyncio.run(interrupted())
+    before = TaskLog(capsys).lines_by_job()[job_id]
+    assert before == [str(i) for i in range(1, len(before) + 1)] and 0 < len(before) < 8
+    event = asyncio.run(_first_event(BatchRunnerTrigger(**trigger.serialize()[1])))
+    assert event["status"] == "done"
+    after = TaskLog(capsys)
+    # The revived trigger reads from the job's start, after saying so: the lines shown before repeat once.
+    assert after.lines_by_job()[job_id] == [str(i) for i in range(1, 9)]
+    assert f"Reading the log of job {job_id} from its start" in after.text

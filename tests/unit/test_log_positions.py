@@ -1,0 +1,95 @@
+"""Per-stream log positions: new lines once and in order, floors that advance for quiet streams too,
+and calls that read no busy stream from far behind its position."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_batch_runner import log_positions
+from airflow_batch_runner.log_positions import Cursor, accept, advance, choose, next_due, start_floor
+
+
+def _event(event_id: int, stamp: int, message: str | None = None) -> dict[str, Any]:
+    return {"eventId": str(event_id), "timestamp": stamp, "message": message or f"m{event_id}"}
+
+
+def test_a_new_stream_starts_at_its_jobs_start_not_the_epoch() -> None:
+    assert start_floor(1_700_000_000_000, now=1_800_000_000.0, allowance=2.0) == 1_699_999_998_000
+    assert start_floor(None, now=1_800_000_000.0, allowance=2.0) == 1_799_999_998_000
+
+
+def test_each_event_is_delivered_once_across_overlapping_reads() -> None:
+    cursor = Cursor("s", floor=1000, interval=5.0)
+    assert accept(cursor, [_event(1, 1000), _event(2, 1500)]) == ["m1", "m2"]
+    advance(cursor, read_started=2.0, allowance=1.0, found=True, now=2.0)  # floor 1000: lookback keeps both
+    assert accept(cursor, [_event(1, 1000), _event(2, 1500), _event(3, 1900)]) == ["m3"]
+    advance(cursor, read_started=3.0, allowance=1.0, found=True, now=3.0)  # floor 2000
+    assert cursor.floor == 2000
+    assert cursor.seen == {}  # ids below the floor are forgotten: they can no longer be returned
+    # A late-ingested event above the floor is new; one below it cannot be returned by a read from the floor.
+    assert accept(cursor, [_event(4, 2100)]) == ["m4"]
+    assert (cursor.read_events, cursor.delivered) == (6, 4)
+
+
+def test_a_quiet_stream_advances_and_is_read_less_often() -> None:
+    cursor = Cursor("s", floor=0, interval=5.0)
+    advance(cursor, read_started=100.0, allowance=2.0, found=False, now=100.5)
+    assert cursor.floor == 98_000
+    assert cursor.due == 100.5 + 5.0 * log_positions.QUIET_INTERVALS
+    advance(cursor, read_started=50.0, allowance=2.0, found=True, now=101.0)  # never backwards
+    assert cursor.floor == 98_000
+    assert cursor.due == 106.0
+
+
+def test_a_busy_stream_is_read_at_most_once_per_allowance() -> None:
+    """Each read takes the last ``allowance`` seconds again: with reads that far apart, at most half of
+    what a read returns was delivered before."""
+    cursor = Cursor("s", floor=0, interval=0.5)
+    advance(cursor, read_started=100.0, allowance=2.0, found=True, now=100.1)
+    assert cursor.due == 102.1
+
+
+def test_nothing_due_chooses_nothing() -> None:
+    assert choose([Cursor("a", 0, 5.0, due=10.0)], now=5.0, tolerance_ms=2000) is None
+    assert next_due([Cursor("a", 0, 5.0, due=10.0), Cursor("b", 0, 5.0, due=20.0, drain_after=7.0)]) == 7.0
+
+
+def test_the_most_overdue_stream_goes_first_and_sets_the_start() -> None:
+    late = Cursor("late", floor=5000, interval=5.0, due=1.0)
+    early = Cursor("early", floor=5000, interval=5.0, due=2.0)
+    picked = choose([early, late], now=3.0, tolerance_ms=2000)
+    assert picked == ([late, early], 5000)
+
+
+def test_busy_streams_far_ahead_of_the_start_wait_for_their_own_call() -> None:
+    anchor = Cursor("new", floor=1000, interval=5.0, due=0.0)
+    busy_ahead = Cursor("busy", floor=60_000, interval=5.0, due=1.0, busy=True)
+    busy_near = Cursor("near", floor=2500, interval=5.0, due=1.0, busy=True)
+    quiet_ahead = Cursor("quiet", floor=60_000, interval=5.0, due=1.0)
+    behind = Cursor("behind", floor=500, interval=5.0, due=1.0)
+    batch, start = choose([anchor, busy_ahead, busy_near, quiet_ahead, behind], now=2.0, tolerance_ms=2000) or ([], 0)
+    assert start == 1000
+    assert batch == [anchor, busy_near, quiet_ahead]
+    # The ones left out are read next, from their own floors.
+    rest = [busy_ahead, behind]
+    assert choose(rest, now=2.0, tolerance_ms=2000) == ([behind], 500)
+
+
+def test_a_final_read_goes_before_every_other_stream() -> None:
+    overdue = Cursor("overdue", floor=1000, interval=5.0, due=0.0)
+    ending = Cursor("ending", floor=9000, interval=5.0, due=50.0, drain_after=3.0)
+    assert choose([overdue, ending], now=2.0, tolerance_ms=2000) == ([overdue], 1000)  # not yet ready
+    assert choose([overdue, ending], now=4.0, tolerance_ms=2000) == ([ending], 9000)
+
+
+def test_at_most_a_hundred_streams_per_call() -> None:
+    cursors = [Cursor(f"s{i:03d}", floor=1000, interval=5.0, due=float(i)) for i in range(250)]
+    batch, _ = choose(cursors, now=1000.0, tolerance_ms=2000) or ([], 0)
+    assert [c.stream for c in batch] == [f"s{i:03d}" for i in range(100)]
+
+
+def test_two_watchers_of_one_stream_share_the_call() -> None:
+    one, two = Cursor("s", floor=1000, interval=5.0), Cursor("s", floor=1000, interval=5.0)
+    others = [Cursor(f"o{i}", floor=1000, interval=5.0, due=1.0) for i in range(99)]
+    batch, _ = choose([one, two, *others], now=2.0, tolerance_ms=0) or ([], 0)
+    assert len(batch) == 101 and len({c.stream for c in batch}) == 100
