@@ -57,8 +57,9 @@ class LogFollower:
         now = time.time()
         not_before = now if timed_out else (stopped_at_ms / 1000 if stopped_at_ms else now) + self.allowance
         with self._wake:
-            self._final_after = not_before
-            self._give_up_at = max(now, not_before) + FINAL_READ_PATIENCE
+            failing = self.problem is not None  # CloudWatch Logs is failing now: one try at once
+            self._final_after = now if failing else not_before
+            self._give_up_at = now if failing else max(now, not_before) + FINAL_READ_PATIENCE
             self._wake.notify()
         if not self._finished.wait(max(0.0, self._give_up_at + 0.2 - time.time())):
             with self._wake:

@@ -151,6 +151,10 @@ class LogReader:
         follow = self.follows.get(key)
         if follow is None:
             return False
+        now = time.time()
+        if now < self.backoff_until:
+            # CloudWatch Logs is failing now: waiting for late lines is pointless, one try at once.
+            not_before = give_up_at = now
         follow.cursor.drain_after = not_before
         follow.give_up_at = give_up_at
         self._poke()
