@@ -3,8 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PORT ?= 4566
+# The oldest versions pyproject.toml accepts, on the oldest Python it accepts, in a virtualenv of their own.
+FLOOR_VENV ?= .venv-floor
+FLOOR_PYTHON ?= $(firstword $(shell PYENV_VERSION=3.10 pyenv which python3.10 2>/dev/null) python3.10)
+FLOOR_PINS := .ci/floor-constraints.txt
+# The tests start their own Airflow home (tests/conftest.py): none of the caller's.
+NO_AIRFLOW_ENV := env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER -u AIRFLOW__CORE__LOAD_EXAMPLES
 
-.PHONY: install lint test test-system demo emulator clean
+.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,23 +20,42 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR_PINS)
+	test -x $(FLOOR_VENV)/bin/python || $(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install -q --upgrade pip
+	$(FLOOR_VENV)/bin/pip install -q --constraint $(FLOOR_PINS) -e '.[test]'
+	touch $@
+
+install-floor: $(FLOOR_VENV)/.installed
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples
 
 test: lint
-	$(VENV)/bin/pytest -m "not system"
+	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system"
+
+# The same unit, emulator and end-to-end tests on the floor versions (tests of newer Airflow behaviour skip).
+test-floor: install-floor
+	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
+	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider
 
 # A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install.
 test-system: install
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(VENV)/bin/pytest -m system tests/system
 
+# What would be uploaded: the sdist and the wheel, their metadata and the README as PyPI renders it.
+dist-check: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 emulator: install
 	$(PY) -m airflow_batch_runner.emulator --port $(PORT)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 demo: install
 	$(PY) scripts/demo.py

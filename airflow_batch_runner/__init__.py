@@ -1,3 +1,3 @@
 """Run an Airflow task's shell commands in a container of an AWS Batch job."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
+from tests.airflow_version import needs_airflow
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
 
 MUTATIONS = {
@@ -100,6 +101,7 @@ RECORD_EXCEPTION = """
 """
 
 
+@needs_airflow("3.3", "puts the exception into a failure callback's context under dag.test() (3.1's real worker does)")
 def test_the_failure_callback_gets_the_job_outcome_on_the_exception(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
+from tests.airflow_version import below
 from tests.e2e.conftest import AwsWorld, dags_folder, xcom_value
 from tests.e2e.test_failures import task_dag
 
@@ -98,6 +99,9 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[AwsWorld, str, dict[str, int]],
         lambda aws, dag_id, base: _calls(aws, "s3:ListObjectsV2") > base["s3:ListObjectsV2"], False),
 }
 
+# SubmitJob answered before the kill: the first try recorded the job id in the task state store.
+RECORDED = {"while_running", "while_deferred", "after_success_before_outputs"}
+
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_retry_after_worker_crash_runs_exactly_one_job(aws: AwsWorld, case: str) -> None:
@@ -119,8 +123,13 @@ def test_retry_after_worker_crash_runs_exactly_one_job(aws: AwsWorld, case: str)
         control(aws.url, "faults", {})
     time.sleep(max(f.get("delay", 0) for f in faults.values()) if faults else 0)  # held calls complete
 
+    listed_before = _calls(aws, "batch:ListJobs")
     retry = _start(dag_id, RETRY)
     assert retry.wait(timeout=180) == 0
+    if case in RECORDED:
+        # Airflow 3.3+ hands the retry the recorded job id; older Airflow has no task state store, and the
+        # retry finds the job by name on the queue.
+        assert (_calls(aws, "batch:ListJobs") > listed_before) == below("3.3"), "ListJobs calls by the retry"
 
     jobs = _jobs(aws, dag_id)
     assert [job["status"] for job in jobs] == ["SUCCEEDED"], jobs

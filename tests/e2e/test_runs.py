@@ -56,7 +56,8 @@ def _main_lines(output: str) -> list[tuple[datetime, str]]:
     for line in output.splitlines():
         if "[main] " in line:
             stamp, message = line.split(" ", 1)[0], line.split("[main] ", 1)[1]
-            found.append((datetime.fromisoformat(stamp), message.split()[0]))
+            # Python 3.10's fromisoformat does not read the "Z" suffix.
+            found.append((datetime.fromisoformat(stamp.replace("Z", "+00:00")), message.split()[0]))
     return found
 
 

@@ -31,7 +31,7 @@ PACKAGE = "airflow_batch_runner"
 DIST_NAME = "airflow-batch-runner"
 # Not part of the source tree: never copied into the build.
 BUILD_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"
+    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"
 )
 # A DAG file that must show up as an import error: proves the import-error check is not vacuous.
 CANARY = "canary_broken_dag.py"
@@ -51,6 +51,12 @@ def example_dag_ids(examples: list[Path]) -> set[str]:
 def project_version() -> str:
     found = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
     assert found, "pyproject.toml has no [project] version"
+    return found.group(1)
+
+
+def airflow_floor() -> str:
+    found = re.search(r'^\s*"apache-airflow>=([0-9.]+),<4"', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    assert found, "pyproject.toml declares no apache-airflow floor"
     return found.group(1)
 
 
@@ -182,7 +188,9 @@ def test_wheel_holds_the_package_and_its_metadata_only(installed: Installed) -> 
         entry_points, re.MULTILINE,
     ), entry_points
     assert f"\nVersion: {version}\n" in metadata
-    assert re.search(r"^Requires-Dist: apache-airflow<4,>=3\.1", metadata, re.MULTILINE), "apache-airflow pin missing"
+    assert f"\nRequires-Dist: apache-airflow<4,>={airflow_floor()}\n" in metadata, "apache-airflow floor missing"
+    assert "\nLicense-Expression: Apache-2.0\n" in metadata
+    assert f"{dist_info}licenses/LICENSE" in names
 
 
 def test_airflow_providers_list_shows_the_provider_and_its_version(installed: Installed) -> None:
@@ -190,7 +198,7 @@ def test_airflow_providers_list_shows_the_provider_and_its_version(installed: In
     rows = [line for line in out.splitlines() if line.split("|", 1)[0].strip() == DIST_NAME]
     assert len(rows) == 1, f"no single {DIST_NAME} row in `airflow providers list`:\n{out}"
     columns = [c.strip() for c in rows[0].split("|")]
-    assert columns[-1] == project_version() == "0.1.0", rows[0]
+    assert columns[-1] == project_version(), rows[0]
     assert "AWS Batch" in columns[1]
 
 
