@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import job_spec, outcome, resume, staging, usage
+from airflow_batch_runner import arguments, job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
@@ -34,7 +34,7 @@ from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overr
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 # Our deadline fires this long before Airflow's execution_timeout would, so the task fails with the
 # job's mapped exit code rather than a bare AirflowTaskTimeout.
@@ -71,12 +71,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     everything written to the output directory are collected back to S3, and the XCom
     ``return_value`` maps each output name to its ``s3://`` URI.
 
+    ``commands``, ``input_files``, ``output_files`` and ``env`` take literals (checked when the task is built),
+    Jinja strings or XComArgs (checked once rendered, in ``execute``, before any AWS call).
+
     :param compute_environment_arn: ECS compute environment (EC2, SPOT, FARGATE, FARGATE_SPOT).
     :param commands: shell commands, run in order in the working dir; the first failure fails the job.
     :param container_image: the image of the main container.
     :param input_files: name -> content, or name -> ``s3://`` URI copied server-side.
     :param output_files: names or globs relative to the working dir, collected after success.
     :param env: environment variables of the main container.
+
     :param project_files: globs relative to the DAG file's folder, uploaded into the working dir.
     :param bucket: S3 bucket for the per-run bucket path; required with files or the output dir.
     :param resources: ``{"request": {"cpu": "1", "memory": "2048"}}`` for the whole job.
@@ -126,11 +130,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self,
         *,
         compute_environment_arn: str,
-        commands: Sequence[str] | str,
+        commands: Sequence[str | XComArg] | str | XComArg,
         container_image: str = "ubuntu:24.04",
-        input_files: Mapping[str, str] | None = None,
-        output_files: Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
+        input_files: Mapping[str, str | XComArg] | str | XComArg | None = None,
+        output_files: Sequence[str | XComArg] | str | XComArg | None = None,
+        env: Mapping[str, str | XComArg] | str | XComArg | None = None,
         project_files: Sequence[str] | None = None,
         bucket: str | None = None,
         resources: Mapping[str, Mapping[str, str]] | None = None,
@@ -167,12 +171,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
         self.compute_environment_arn = compute_environment_arn
-        self.commands = [commands] if isinstance(commands, str) else list(commands)
-        job_spec.check_commands(self.commands)
+        # Literals are put in shape and checked now; XComArgs (and templates of a mapping) once rendered.
+        self.commands = arguments.at_construction(commands, arguments.commands)
+        if not arguments.resolved_later(self.commands):
+            job_spec.check_commands(self.commands)
         self.container_image = container_image
-        self.input_files = dict(input_files or {})
-        self.output_files = list(output_files or [])
-        self.env = dict(env or {})
+        self.input_files = arguments.at_construction(input_files, arguments.input_files, templates_later=True)
+        self.output_files = arguments.at_construction(output_files, arguments.output_files)
+        self.env = arguments.at_construction(env, arguments.env, templates_later=True)
         self.project_files = list(project_files or [])
         self.bucket = bucket
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
@@ -272,13 +278,26 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 "three, or put the token in the Airflow connection"
             )
 
+    def _shape_rendered_arguments(self) -> None:
+        """The rendered values (XComArgs resolved) in the shapes the task works with, or a ValueError naming
+        the argument."""
+        self.commands = arguments.commands(self.commands)
+        self.input_files = arguments.input_files(self.input_files)
+        self.output_files = arguments.output_files(self.output_files)
+        self.env = arguments.env(self.env)
+
     def _check_files_need_bucket(self, raw: bool = False) -> None:
+        """``raw``: when the task is built, where a value known only once rendered cannot tell yet."""
         if self.bucket:
             return
+
+        def given(value: Any) -> bool:
+            return bool(value) and not (raw and (arguments.resolved_later(value) or arguments.is_template(value)))
+
         needs = []
-        if self.input_files:
+        if given(self.input_files):
             needs.append("input_files")
-        if self.output_files:
+        if given(self.output_files):
             needs.append("output_files")
         if self.project_files:
             needs.append("project_files")
@@ -335,6 +354,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._started = time.time()
         identity = self._identity(context)
         self._check_credentials()  # again, rendered: a template may have given an empty value
+        self._shape_rendered_arguments()
         self._check_files_need_bucket()
         commands = job_spec.check_commands(self.commands)
         image = job_spec.check_image(self.container_image)

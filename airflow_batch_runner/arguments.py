@@ -1,0 +1,88 @@
+"""Pure: the shapes of the templated collection arguments (``commands``, ``input_files``, ``output_files``, ``env``).
+
+Each accepts a literal, a Jinja string, or an XComArg (``upstream()``, ``task.output``, nested in a list or a
+dict too), mapped or not. A literal is put in shape and checked when the task is built; a value Airflow
+resolves only when it renders the task is kept as given and put in shape in ``execute``, before anything is
+created in AWS, with the same errors naming the argument.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+JINJA_MARKERS = ("{{", "{%")
+
+
+def resolved_later(value: Any) -> bool:
+    """Whether Airflow resolves ``value`` when it renders the task: an XComArg (what Airflow's templater
+    resolves: anything with ``resolve``), alone or inside a list, tuple or dict."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return False
+    if callable(getattr(value, "resolve", None)):
+        return True
+    if isinstance(value, Mapping):
+        return any(resolved_later(item) for item in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(resolved_later(item) for item in value)
+    return False
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(marker in value for marker in JINJA_MARKERS)
+
+
+def _got(value: Any) -> str:
+    shown = repr(value)
+    return f"{type(value).__name__} {shown[:200]}{'…' if len(shown) > 200 else ''}"
+
+
+def as_list(value: Any, argument: str, item: str) -> list[Any]:
+    """A string is one item; a list or tuple is the items; None is none."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return list(value)
+    raise ValueError(f"{argument} must be a {item} string or a list of them; got {_got(value)}")
+
+
+def as_mapping(value: Any, argument: str, shape: str) -> dict[Any, Any]:
+    """A mapping; None is empty. A string here is a template that rendered to text, not to a mapping."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    hint = ""
+    if isinstance(value, str):
+        hint = (
+            ". A Jinja template renders to a string: pass a dict (its values may be templates), an XComArg "
+            "of a task that returns a dict, or set render_template_as_native_obj=True on the DAG"
+        )
+    raise ValueError(f"{argument} must be a mapping of {shape}; got {_got(value)}{hint}")
+
+
+def commands(value: Any) -> list[Any]:
+    return as_list(value, "commands", "shell command")
+
+
+def output_files(value: Any) -> list[Any]:
+    return as_list(value, "output_files", "file name or glob")
+
+
+def input_files(value: Any) -> dict[Any, Any]:
+    return as_mapping(value, "input_files", "file name to content or s3:// URI")
+
+
+def env(value: Any) -> dict[Any, Any]:
+    return as_mapping(value, "env", "variable name to value")
+
+
+def at_construction(value: Any, shape: Any, *, templates_later: bool = False) -> Any:
+    """A literal put in shape (``shape`` raises on a wrong one); a value known only once rendered (an XComArg,
+    or with ``templates_later`` a Jinja string that must render to another type) as given."""
+    if resolved_later(value) or (templates_later and is_template(value)):
+        return value
+    return shape(value)
