@@ -84,6 +84,7 @@ class EmulatorApp:
         self.faults = FaultsAndStats()
         self.quotas = RateQuotas(enabled=quotas)
         self.interruptions = Interruptions()
+        self.time_limit_scale = 1.0
         self.moto = DomainDispatcherApplication(create_backend_app)
 
     def batch_backend(self, region: str) -> BatchBackend:
@@ -91,6 +92,7 @@ class EmulatorApp:
             if region not in self.batch:
                 self.batch[region] = BatchBackend(region, self.runner, self.step_delay, self.lock)
                 self.batch[region].interruptions = self.interruptions
+                self.batch[region].time_limit_scale = self.time_limit_scale
             return self.batch[region]
 
     def reset(self) -> None:
@@ -104,6 +106,7 @@ class EmulatorApp:
         self.faults.reset()
         self.quotas.reset()
         self.interruptions.reset()
+        self.time_limit_scale = 1.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -177,6 +180,9 @@ class EmulatorApp:
             elif name == "logs" and method == "POST":
                 self.logs.configure(json.loads(_read_body(environ) or b"{}"))
                 payload = self.logs.settings()
+            elif name == "timing" and method == "POST":
+                scale = self._set_time_limit_scale(json.loads(_read_body(environ) or b"{}"))
+                payload = {"jobStateTimeLimitScale": scale}
             elif name == "reset" and method == "POST":
                 self.reset()
                 payload = {"reset": True}
@@ -188,6 +194,17 @@ class EmulatorApp:
             return [json.dumps({"message": str(exc)}).encode()]
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(payload).encode()]
+
+    def _set_time_limit_scale(self, spec: dict[str, Any]) -> float:
+        """Shorten jobStateTimeLimitActions' minutes to seconds in tests: ``{"jobStateTimeLimitScale": 0.01}``."""
+        scale = float(spec.get("jobStateTimeLimitScale", 1.0))
+        if set(spec) - {"jobStateTimeLimitScale"} or not 0 < scale <= 1:
+            raise ValueError('timing takes {"jobStateTimeLimitScale": a number in (0, 1]}')
+        with self.lock:
+            self.time_limit_scale = scale
+            for backend in self.batch.values():
+                backend.time_limit_scale = scale
+        return scale
 
     def _job_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import retries
+from airflow_batch_runner.emulator.batch import retries, stuck
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.jobs import (
     ACTIVE_STATUSES,
@@ -68,6 +69,8 @@ class BatchBackend:
         self.tags_by_arn: dict[str, dict[str, str]] = {}
         # Injected Spot-style interruptions; the app shares one set between its regions.
         self.interruptions = retries.Interruptions()
+        # Scales jobStateTimeLimitActions' maxTimeSeconds (at least 600 s on AWS), for tests only.
+        self.time_limit_scale = 1.0
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
@@ -133,6 +136,7 @@ class BatchBackend:
         name = params["jobQueueName"]
         v.check_name(name, "jobQueueName")
         v.check_tags(params.get("tags"))
+        actions = stuck.check_time_limit_actions(params.get("jobStateTimeLimitActions"))
         with self.lock:
             order = self._check_ce_order(params["computeEnvironmentOrder"])
             if name in self.queues:
@@ -144,6 +148,7 @@ class BatchBackend:
                 priority=int(params["priority"]),
                 compute_environment_order=order,
                 tags=tags_dict(params.get("tags")),
+                job_state_time_limit_actions=actions,
             )
             self.queues[name] = queue
             self.tags_by_arn[queue.arn] = queue.tags
@@ -195,6 +200,8 @@ class BatchBackend:
                 queue.priority = int(params["priority"])
             if "computeEnvironmentOrder" in params:
                 queue.compute_environment_order = self._check_ce_order(params["computeEnvironmentOrder"])
+            if "jobStateTimeLimitActions" in params:
+                queue.job_state_time_limit_actions = stuck.check_time_limit_actions(params["jobStateTimeLimitActions"])
             queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
         self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
@@ -573,10 +580,10 @@ class BatchBackend:
                     self._later(job, "RUNNABLE")
             elif expected == "RUNNABLE":
                 reason = self._placement_blocker(job)
-                if reason:
-                    # A real queue keeps such a job RUNNABLE, silently, until something changes.
-                    self._later(job, "RUNNABLE", max(self.step_delay, 0.5))
+                if reason is not None:
+                    self._blocked(job, reason)
                     return
+                job.blocked_since, job.status_reason = None, None
                 job.status = "STARTING"
                 job.stop_reason = None
                 job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
@@ -600,21 +607,29 @@ class BatchBackend:
                         interruption.after_seconds, self._interrupt, job, attempt, interruption.status_reason
                     )
 
+    def _blocked(self, job: Job, reason: str) -> None:
+        """A job that cannot be placed stays RUNNABLE with its cause as statusReason, until something changes or
+        a time-limit action of its queue for that cause cancels it."""
+        now = time.monotonic()
+        if reason and stuck.code_of(reason) != stuck.code_of(job.status_reason):
+            job.blocked_since = now
+        if reason:
+            job.status_reason = reason
+        limit = stuck.time_limit(job.queue.job_state_time_limit_actions, reason)
+        if limit is not None and job.blocked_since is not None and \
+                now - job.blocked_since >= limit * self.time_limit_scale:
+            job.is_cancelled = True
+            self._finish(job, "FAILED", stuck.CANCELED.format(stuck.code_of(reason)))
+            return
+        self._later(job, "RUNNABLE", max(self.step_delay, 0.5))
+
     def _placement_blocker(self, job: Job) -> str | None:
+        """None when the job can be placed; else its statusReason (``""``: it waits without one)."""
         queue = job.queue
-        if queue.state != "ENABLED":
-            return "queue disabled"
-        for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"]):
-            ce = self.find_compute_environment(entry["computeEnvironment"])
-            if (
-                ce
-                and ce.state == "ENABLED"
-                and ce.status == "VALID"
-                and ce.orchestration == "ECS"
-                and ce.platform == job.definition.platform
-            ):
-                return None
-        return "no compute environment can run this job"
+        environments = [self.find_compute_environment(entry["computeEnvironment"])
+                        for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"])]
+        vcpus = v.resource_totals(job.containers)[0] or float((job.container or {}).get("vcpus") or 0)
+        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, vcpus)
 
     def _attempt_timeout(self, job: Job, attempt: Attempt) -> None:
         with self.lock:

@@ -67,6 +67,8 @@ class Job:
     stop_reason: str | None = None
     # Reason of an injected interruption of the running attempt (a Spot reclaim), which may be retried.
     interrupt_reason: str | None = None
+    # When the job began to wait in RUNNABLE for its present statusReason (time.monotonic()).
+    blocked_since: float | None = None
     # retryStrategy.evaluateOnExit as submitted (or from the definition).
     evaluate_on_exit: list[dict[str, Any]] = field(default_factory=list)
     runtime: Any = None  # owned by the runner

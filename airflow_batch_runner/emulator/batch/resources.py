@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ACCOUNT_ID = "123456789012"
@@ -68,9 +68,10 @@ class JobQueue:
     tags: dict[str, str]
     status: str = "CREATING"
     status_reason: str = "Job queue is being created"
+    job_state_time_limit_actions: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "jobQueueName": self.name,
             "jobQueueArn": self.arn,
             "state": self.state,
@@ -81,6 +82,9 @@ class JobQueue:
             "tags": self.tags,
             "jobQueueType": "ECS",
         }
+        if self.job_state_time_limit_actions:
+            out["jobStateTimeLimitActions"] = self.job_state_time_limit_actions
+        return out
 
 
 @dataclass

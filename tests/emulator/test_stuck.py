@@ -1,0 +1,103 @@
+"""Jobs stuck in RUNNABLE: the statusReason of their cause and the queue's jobStateTimeLimitActions, as the AWS
+Batch user guide ("Jobs stuck in a RUNNABLE status") and the API reference (JobStateTimeLimitAction) describe."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from airflow_batch_runner.emulator.testing import control
+from tests.emulator import helpers
+from tests.emulator.helpers import container, resources
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def fargate_definition(batch: Any, vcpu: str = "1", memory: str = "2048") -> str:
+    main = container("main", ["true"], resourceRequirements=resources(vcpu, memory))
+    definition = helpers.register_ecs(batch, [main], fargate=True)
+    return str(definition["jobDefinitionArn"])
+
+
+def runnable_reason(batch: Any, job_id: str) -> str:
+    return str(helpers.wait_until(
+        lambda: (lambda j: j["status"] == "RUNNABLE" and j.get("statusReason"))(helpers.describe(batch, job_id))))
+
+
+def test_a_job_for_the_other_platform_says_its_resource_requirement_cannot_be_met(batch: Any, ec2_queue: str) -> None:
+    job_id = helpers.submit(batch, ec2_queue, fargate_definition(batch))
+    assert runnable_reason(batch, job_id).startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - ")
+    listed = batch.list_jobs(jobQueue=ec2_queue, jobStatus="RUNNABLE")["jobSummaryList"]
+    assert next(j.get("statusReason", "") for j in listed if j["jobId"] == job_id).startswith(
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
+
+
+def test_a_job_beyond_every_max_vcpus_says_so(batch: Any) -> None:
+    ce = batch.create_compute_environment(
+        computeEnvironmentName=helpers.unique("small"), type="MANAGED",
+        computeResources={"type": "FARGATE", "maxvCpus": 1, "subnets": ["subnet-0123456789abcdef0"],
+                          "securityGroupIds": ["sg-0123456789abcdef0"]})["computeEnvironmentArn"]
+    helpers.wait_until(lambda: batch.describe_compute_environments(computeEnvironments=[ce])
+                       ["computeEnvironments"][0]["status"] == "VALID")
+    queue = helpers.create_queue(batch, ce)
+    job_id = helpers.submit(batch, queue, fargate_definition(batch, "2", "4096"))
+    reason = runnable_reason(batch, job_id)
+    assert reason.startswith("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - ")
+    assert "2 vCPUs" in reason
+
+
+def test_a_time_limit_action_cancels_a_job_stuck_for_its_reason(
+    emulator_url: str, batch: Any, ec2_queue: str
+) -> None:
+    ce = batch.describe_job_queues(jobQueues=[ec2_queue])["jobQueues"][0]["computeEnvironmentOrder"][0]
+    actions = [{"reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "state": "RUNNABLE", "maxTimeSeconds": 600,
+                "action": "CANCEL"}]
+    queue = batch.create_job_queue(jobQueueName=helpers.unique("limited"), priority=1, state="ENABLED",
+                                   computeEnvironmentOrder=[ce], jobStateTimeLimitActions=actions)["jobQueueArn"]
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    assert batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["jobStateTimeLimitActions"] == actions
+    control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.002})  # 600 s -> 1.2 s
+    job_id = helpers.submit(batch, queue, fargate_definition(batch))
+    job = helpers.wait_for_status(batch, job_id, ("FAILED",), timeout=20)
+    assert job["statusReason"] == (
+        "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
+    assert job["isCancelled"] is True
+    assert job["attempts"] == []
+
+
+def test_a_time_limit_action_for_another_reason_leaves_the_job_waiting(
+    emulator_url: str, batch: Any, ec2_queue: str
+) -> None:
+    batch.update_job_queue(jobQueue=ec2_queue, jobStateTimeLimitActions=[
+        {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 600,
+         "action": "CANCEL"}])
+    control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.001})
+    job_id = helpers.submit(batch, ec2_queue, fargate_definition(batch))
+    runnable_reason(batch, job_id)
+    time.sleep(2)
+    assert helpers.describe(batch, job_id)["status"] == "RUNNABLE"
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"reason": "X", "state": "RUNNABLE", "maxTimeSeconds": 599, "action": "CANCEL"}, "between 600 and 86400"),
+        ({"reason": "X", "state": "RUNNABLE", "maxTimeSeconds": 86401, "action": "CANCEL"}, "between 600 and 86400"),
+        ({"reason": "X", "state": "STARTING", "maxTimeSeconds": 600, "action": "CANCEL"}, "state must be RUNNABLE"),
+        ({"reason": "X", "state": "RUNNABLE", "maxTimeSeconds": 600, "action": "TERMINATE"}, "action must be CANCEL"),
+        ({"state": "RUNNABLE", "maxTimeSeconds": 600, "action": "CANCEL"}, "is missing reason"),
+    ],
+)
+def test_invalid_time_limit_actions_are_refused(
+    emulator_url: str, batch: Any, ec2_queue: str, action: dict[str, Any], message: str
+) -> None:
+    raw = helpers.client(emulator_url, "batch", parameter_validation=False)
+    ce = batch.describe_job_queues(jobQueues=[ec2_queue])["jobQueues"][0]["computeEnvironmentOrder"][0]
+    with pytest.raises(ClientError) as excinfo:
+        raw.create_job_queue(jobQueueName=helpers.unique("bad"), priority=1, computeEnvironmentOrder=[ce],
+                             jobStateTimeLimitActions=[action])
+    code, text, _ = helpers.client_error(excinfo)
+    assert code == "ClientException" and message in text
