@@ -1,18 +1,24 @@
 """No credential value is persisted in clear anywhere Airflow keeps state: every table of the metadata
-database and every task log file, on the worker path and on the deferred (triggerer) path."""
+database and the task log (what dag.test() prints, worker and triggerer lines; and any log file Airflow
+wrote), on the worker path and on the deferred (triggerer) path, whose stored trigger row a triggerer
+with the same Fernet key turns back into a working wait."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 
+from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
 from tests import fernet
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_failures import Source, task_dag
+from tests.e2e.test_trigger import _first_event
 
 # Distinctive values, in the environment only: the DAG file (which Airflow keeps in its dag_code table) reads
 # them through Variable templates, or from os.environ at parse time.
@@ -48,6 +54,27 @@ def _log_files_text() -> str:
     return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
 
 
+def _as_the_triggerer_loads_it(job_id: str) -> BatchRunnerTrigger:
+    """The job's trigger, built from its stored row the way Airflow's triggerer builds it."""
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.serialization.decoders import smart_decode_trigger_kwargs as decode
+    except ImportError:  # Airflow before 3.2 hands the kwargs over as decrypted
+        def decode(value: Any) -> Any:
+            return value
+
+    with create_session() as session:
+        classpath = BatchRunnerTrigger(job_id="", deadline=None, limit="", poll_interval=1, aws_conn_id=None
+                                       ).serialize()[0]
+        for row in session.query(Trigger).filter(Trigger.classpath == classpath):
+            kwargs = {k: decode(v) for k, v in Trigger._decrypt_kwargs(row.encrypted_kwargs).items()}
+            if kwargs["job_id"] == job_id:
+                return BatchRunnerTrigger(**kwargs)
+    raise AssertionError(f"no stored trigger for job {job_id}")
+
+
 def _trigger_rows() -> int:
     return _database_text()["trigger"].count("BatchRunnerTrigger")
 
@@ -74,7 +101,14 @@ def test_no_credential_is_stored_in_clear_in_any_table_or_log(
     triggers_before = _trigger_rows()
     with fernet.fernet_key(Fernet.generate_key().decode() if fernet_key else ""):
         result = run_dag(dag, capsys)
-    assert result.state == "success", result.output[-3000:]
+        assert result.state == "success", result.output[-3000:]
+        assert result.xcom is not None
+        if deferrable and fernet_key:
+            # What a triggerer (with the same key) makes of the stored row: the credentials, and a working wait.
+            trigger = _as_the_triggerer_loads_it(result.xcom["job_id"])
+            assert {name: trigger.overrides.get(name) for name in SECRETS} == SECRETS
+            event = asyncio.run(_first_event(trigger))
+            assert (event["status"], event["description"]["status"]) == ("done", "SUCCEEDED")
     tables = _database_text()
     assert dag.dag_id in tables["dag_run"]
     # A deferral goes through the execution API, which stores the trigger's kwargs; without a Fernet key the
