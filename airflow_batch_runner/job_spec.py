@@ -367,10 +367,10 @@ def compute_environment_platform(description: Mapping[str, Any] | None, arn: str
 # Building
 
 
-def split_resources(spec: JobSpec) -> dict[str, Resources]:
+def split_resources(spec: JobSpec, sidecars: Sequence[str] | None = None) -> dict[str, Resources]:
     """Sidecars take a small share; main the rest, so that the job as a whole asks for ``resources``."""
     total = spec.resources
-    sidecars = sidecar_names(spec)
+    sidecars = sidecar_names(spec) if sidecars is None else list(sidecars)
     if spec.sidecar_resources is not None:
         cpu_share, memory_share = spec.sidecar_resources.cpu, spec.sidecar_resources.memory
     else:
@@ -381,11 +381,11 @@ def split_resources(spec: JobSpec) -> dict[str, Resources]:
     return shares
 
 
-def _requirements(resources: Resources) -> list[dict[str, str]]:
+def requirements(resources: Resources) -> list[dict[str, str]]:
     return [{"type": "VCPU", "value": f"{resources.cpu:g}"}, {"type": "MEMORY", "value": str(resources.memory)}]
 
 
-def _log_configuration(definition_name: str, region: str | None) -> dict[str, Any]:
+def log_configuration(definition_name: str, region: str | None) -> dict[str, Any]:
     options = {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": definition_name}
     if region:
         options["awslogs-region"] = region
@@ -444,8 +444,8 @@ def build_job_definition(spec: JobSpec) -> dict[str, Any]:
     shares = split_resources(spec)
     for container in body["ecsProperties"]["taskProperties"][0]["containers"]:
         # Resources and commands are overridden on every submission; these keep the definition valid.
-        container["resourceRequirements"] = _requirements(shares[container["name"]])
-        container["logConfiguration"] = _log_configuration(name, spec.region)
+        container["resourceRequirements"] = requirements(shares[container["name"]])
+        container["logConfiguration"] = log_configuration(name, spec.region)
         container["command"] = ["--version"] if container["name"] != MAIN else ["/bin/sh", "-c", "true"]
     return {"jobDefinitionName": name, **body, "tags": {"airflow:managed-by": "airflow-batch-runner"}}
 
@@ -553,7 +553,7 @@ def _container_overrides(spec: JobSpec) -> list[dict[str, Any]]:
         override: dict[str, Any] = {
             "name": name,
             "command": commands[name],
-            "resourceRequirements": _requirements(shares[name]),
+            "resourceRequirements": requirements(shares[name]),
         }
         if name == MAIN:
             override["environment"] = environment

@@ -65,6 +65,7 @@ class JobState:
     containers: tuple[ContainerState, ...] = ()
     started_at: int | None = None  # ms, when the job's containers started
     stopped_at: int | None = None  # ms, when the job ended
+    array_size: int | None = None  # an array parent's
 
     @property
     def terminal(self) -> bool:
@@ -125,6 +126,7 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
         containers=states,
         started_at=description.get("startedAt"),
         stopped_at=description.get("stoppedAt"),
+        array_size=(description.get("arrayProperties") or {}).get("size"),
     )
 
 

@@ -328,6 +328,19 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             kwargs["nextToken"] = page["nextToken"]
         return sorted(jobs, key=lambda j: j.get("createdAt", 0), reverse=True)
 
+    def list_array_children(self, array_job_id: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        """An array job's children in these statuses (ListJobs by arrayJobId, every page of 1,000)."""
+        children: list[dict[str, Any]] = []
+        for status in statuses:
+            kwargs: dict[str, Any] = {"arrayJobId": array_job_id, "jobStatus": status, "maxResults": 1000}
+            while True:
+                page = self.batch.list_jobs(**kwargs)
+                children.extend(page["jobSummaryList"])
+                if not page.get("nextToken"):
+                    break
+                kwargs["nextToken"] = page["nextToken"]
+        return children
+
     def job_tags(self, job_arn: str) -> dict[str, str]:
         return dict(self.batch.list_tags_for_resource(resourceArn=job_arn).get("tags", {}))
 

@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, job_spec, outcome, resume, staging, usage
+from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
@@ -61,6 +61,7 @@ class _Run:
     log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
     last_lines: list[str] | None = None
     results: Collected = field(default_factory=Collected)  # outputs and metrics the main container printed
+    array: array_spec.ArraySpec | None = None  # an array job's size and success rule
 
 
 class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
@@ -112,6 +113,12 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         cache of ``public.ecr.aws/aws-cli/aws-cli``); its entry point must be ``aws``.
     :param sidecar_resources: each sidecar's ``{"request": {"cpu": ..., "memory": ...}}``, taken out of
         ``resources``; default 0.125 vCPU and 128 MiB (an eighth of smaller jobs).
+    :param array_size: run the commands as an AWS Batch array job of this many children (2 to 10,000);
+        each reads its index from ``AWS_BATCH_JOB_ARRAY_INDEX``.
+    :param array_input_files: one ``{name: content or s3:// URI}`` per child, staged into that child's
+        working dir beside the shared ``input_files``; its length is the array's size.
+    :param allowed_failures: children that may fail with the task still succeeding: a count, or a
+        fraction of the size (default 0).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -121,6 +128,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "tags", "share_identifier",
         "access_key_id", "secret_key_id", "session_token",
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
+        "array_size", "array_input_files",
     )
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
@@ -162,6 +170,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         retry_strategy: Mapping[str, Any] | None = None,
         sidecar_image: str = job_spec.AWS_CLI_IMAGE,
         sidecar_resources: Mapping[str, Mapping[str, str]] | None = None,
+        array_size: int | str | None = None,
+        array_input_files: Sequence[Mapping[str, str]] | str | None = None,
+        allowed_failures: int | float = 0,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -214,6 +225,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.sts_role_session_name = sts_role_session_name
         self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
         self.sts_endpoint_override = sts_endpoint_override
+        self.array_size = array_size
+        self.array_input_files = array_input_files
+        self.allowed_failures = array_spec.check_allowed_failures(allowed_failures)
         self._check_credentials()
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
@@ -301,6 +315,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             needs.append("output_files")
         if self.project_files:
             needs.append("project_files")
+        if self.array_size not in (None, "") or self.array_input_files not in (None, ""):
+            needs.append("an array job (array_size or array_input_files: each child's outputs and the manifest)")
         if not raw and any(marker in command for command in self.commands for marker in OUTPUT_DIR_MARKERS):
             needs.append("the output dir (used in commands)")
         if needs:
@@ -360,6 +376,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         image = job_spec.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
         env = job_spec.check_env(self.env)
+        array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         project = self._project_file_paths()
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
@@ -400,13 +417,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         )
         # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
         spec = job_spec.fit_to_limits(spec, identity, queue, int(self._timeout_seconds))
-        job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(job_spec.sidecar_names(spec)))
+        containers = array_spec.container_names(spec, array) if array else job_spec.container_names(spec)
+        job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(containers) - 1)
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
-            self._run = self._reattach(existing)
+            self._run = self._reattach(existing, array)
         else:
-            self._run = self._submit(spec, identity, queue, inputs, project)
+            self._run = self._submit(spec, identity, queue, inputs, project, array)
             resume.remember_job(store, self._run.job_id)
         if self._killed:
             # Killed while submitting: on_kill had no job to stop then (Airflow lets the task go on).
@@ -452,10 +470,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 delete_inputs_of=run.bucket_path if self.delete else None,
             ),
             method_name="execute_complete",
-            kwargs={"bucket_path": run.bucket_path},
+            kwargs={"bucket_path": run.bucket_path, "array": _array_dict(run.array)},
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], bucket_path: str | None = None,
+        array: dict[str, Any] | None = None,
+    ) -> Any:
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.
@@ -467,7 +488,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []],
-                         results=Collected.from_dict(event.get("results")))
+                         results=Collected.from_dict(event.get("results")),
+                         array=array_spec.ArraySpec(**array) if array else None)
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict, description)
@@ -486,36 +508,49 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return str(queue["jobQueueArn"])
         return job_spec.queue_name_for(self.compute_environment_arn)
 
-    def _reattach(self, state: outcome.JobState) -> _Run:
+    def _reattach(self, state: outcome.JobState, array: array_spec.ArraySpec | None) -> _Run:
         self.log.info("Reattaching to AWS Batch job %s (%s) of an earlier try", state.job_id, state.status)
         created = (state.created_at or time.time() * 1000) / 1000
-        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created))
+        if state.array_size:  # the job's own size, whatever the arguments render to now
+            array = array_spec.ArraySpec(state.array_size, allowed_failures=self.allowed_failures)
+        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), array=array)
 
     def _submit(
-        self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str], project: Mapping[str, Path]
+        self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str],
+        project: Mapping[str, Path], array: array_spec.ArraySpec | None,
     ) -> _Run:
-        request = job_spec.build_submit_request(spec, identity, queue, int(self._timeout_seconds))
         if spec.staged_commands:
             inputs = {**inputs, job_spec.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
-        staged = bool(spec.bucket_path and (inputs or project))
+        attempt_seconds = int(self._timeout_seconds)
+        if array:
+            request = array_spec.build_submit_request(spec, array, identity, queue, attempt_seconds)
+            definition = array_spec.build_job_definition(spec, array)
+        else:
+            request = job_spec.build_submit_request(spec, identity, queue, attempt_seconds)
+            definition = job_spec.build_job_definition(spec)
+        staged = bool(spec.bucket_path and (inputs or project or (array and array.has_child_inputs)))
         try:
-            if spec.bucket_path and staged:
+            if spec.bucket_path and (inputs or project):
                 staging.stage_inputs(self.hook, spec.bucket_path, inputs, project)
+            if spec.bucket_path and array and array.has_child_inputs:
+                count = array_run.stage_child_inputs(self.hook, spec.bucket_path, array)
+                self.log.info("Staged %d input file(s) of %d children", count, array.size)
             try:
                 response = self.hook.submit_job(request)
             except SubmitRefused as refused:
                 # Only the first run of a new configuration gets here: make what is missing, try again.
                 self.log.info("SubmitJob refused (%s); ensuring job definition and queue", refused)
-                self.hook.ensure_job_definition(job_spec.build_job_definition(spec))
+                self.hook.ensure_job_definition(definition)
                 if not self.job_queue_arn:
                     self.hook.ensure_job_queue(queue, self.compute_environment_arn)
                 response = self.hook.submit_job(request)
         except BaseException:
             if staged and self.delete and spec.bucket_path:
-                staging.delete_inputs(self.hook, spec.bucket_path)
+                self._delete_inputs(spec.bucket_path, array)
             raise
-        self.log.info("Submitted AWS Batch job %s (%s)", response["jobName"], response["jobId"])
-        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()))
+        self.log.info("Submitted AWS Batch job %s (%s)%s", response["jobName"], response["jobId"],
+                      f", an array of {array.size} children" if array else "")
+        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), array=array)
 
     def _persist_links(self, context: Context, log_stream: str | None) -> None:
         """Both links before the wait. AWS names the log stream only when the job's containers start;
@@ -579,6 +614,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run = self._run
         assert run is not None
         bucket_path = state.bucket_path or run.bucket_path
+        if run.array:
+            return self._finish_array(state, verdict, bucket_path, run.array)
         spent = usage.job_usage(description)
         try:
             if not verdict.succeeded:
@@ -617,16 +654,54 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             time.sleep(max(0.0, min(state.stopped_at / 1000 + ingestion_allowance() - time.time(), 10.0)))
         return [redact(line) for line in self.hook.last_log_lines(failed.log_stream, outcome.LAST_LOG_LINES)]
 
-    def _cleanup(self, bucket_path: str | None) -> None:
+    def _finish_array(
+        self, state: outcome.JobState, verdict: outcome.Verdict, bucket_path: str | None, array: array_spec.ArraySpec
+    ) -> dict[str, Any]:
+        """The children once, at the end: the manifest in S3, the success rule, a small XCom."""
+        try:
+            children, result, last_lines = array_run.read_children(
+                self.hook, state.job_id, bucket_path, array, verdict.timed_out
+            )
+            manifest_uri = array_run.write_manifest(self.hook, state.job_id, bucket_path, result, children)
+        finally:
+            self._cleanup(bucket_path, array)
+        report = array_spec.failure_report(result, last_lines)
+        if not result.ok:
+            limit = f"did not finish within {self._limit}; it was terminated. " if verdict.timed_out else ""
+            raise BatchJobFailed(
+                f"AWS Batch array job {state.job_name} ({state.job_id}) {limit}ended {state.status}. {report}\n"
+                f"Manifest: {manifest_uri}",
+                job_id=state.job_id, status=state.status, exit_code=verdict.exit_code or 1,
+                container_exit_code=None, status_reason=state.status_reason, timed_out=verdict.timed_out,
+            )
+        if result.failed:
+            self.log.warning("Array job %s succeeded within allowed_failures. %s", state.job_id, report)
+        self.log.info("Array job %s: %d of %d children SUCCEEDED; manifest %s", state.job_id, result.succeeded,
+                      result.size, manifest_uri)
+        return array_spec.xcom_result(
+            state.job_id, state.job_name, state.status, bucket_path, manifest_uri, result, children
+        )
+
+    def _cleanup(self, bucket_path: str | None, array: array_spec.ArraySpec | None = None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
         if self.delete and bucket_path:
-            removed = staging.delete_inputs(self.hook, bucket_path)
+            removed = self._delete_inputs(bucket_path, array)
             if removed:
                 self.log.info("Deleted %d staged input file(s)", removed)
+
+    def _delete_inputs(self, bucket_path: str, array: array_spec.ArraySpec | None) -> int:
+        if array:
+            return array_run.delete_inputs(self.hook, bucket_path)
+        return staging.delete_inputs(self.hook, bucket_path)
 
     def on_kill(self) -> None:
         self._killed = True
         if self._run is not None:
             self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
             self.hook.terminate(self._run.job_id, outcome.KILL_REASON)
-            self._cleanup(self._run.bucket_path)
+            self._cleanup(self._run.bucket_path, self._run.array)
+
+
+def _array_dict(array: array_spec.ArraySpec | None) -> dict[str, Any] | None:
+    """What execute_complete needs of the array: its size and success rule (not the staged files)."""
+    return None if array is None else {"size": array.size, "allowed_failures": array.allowed_failures}

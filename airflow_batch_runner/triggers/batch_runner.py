@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_runner import staging
+from airflow_batch_runner import array_run
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.masking import (
@@ -214,7 +214,7 @@ class BatchRunnerTrigger(BaseTrigger):
         if self.delete_inputs_of:
             # Logged first: the triggerer gives on_kill 30 s, and a cut-off delete should leave a trace.
             self.log.info("Deleting the staged inputs under %s", self.delete_inputs_of)
-            removed = await asyncio.to_thread(staging.delete_inputs, hook, self.delete_inputs_of)
+            removed = await asyncio.to_thread(array_run.delete_inputs, hook, self.delete_inputs_of)
             self.log.info("Deleted %d staged input file(s)", removed)
 
 

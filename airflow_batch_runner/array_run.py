@@ -1,0 +1,132 @@
+"""An array job's files and children: each child's inputs staged, the children read once at the end,
+the manifest written. Every AWS call goes through ``BatchRunnerHook``; the decisions are ``array_spec``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from airflow_batch_runner import array_spec, job_spec, outcome, staging
+from airflow_batch_runner.array_spec import ArrayOutcome, ArraySpec, Child
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
+from airflow_batch_runner.masking import redact
+
+STAGING_THREADS = 8
+log = logging.getLogger(__name__)
+
+
+def stage_child_inputs(hook: BatchRunnerHook, bucket_path: str, array: ArraySpec) -> int:
+    """Each child's own files under ``children/<index>/inputs/`` (contents uploaded, s3:// URIs copied)."""
+    work = [(index, name, value) for index, files in enumerate(array.child_inputs) for name, value in files.items()]
+
+    def stage(item: tuple[int, str, str]) -> None:
+        index, name, value = item
+        target = f"{array_spec.child_inputs_prefix(bucket_path, index)}{name}"
+        if value.startswith("s3://"):
+            try:
+                hook.copy(value, target)
+            except NotFound as exc:
+                raise ValueError(f"array_input_files[{index}][{name!r}]: {value} does not exist ({exc})") from exc
+        else:
+            hook.upload_text(target, value)
+
+    try:
+        with ThreadPoolExecutor(STAGING_THREADS) as pool:
+            list(pool.map(stage, work))
+    except NotFound as exc:
+        bucket = job_spec.bucket_and_key(bucket_path)[0]
+        raise ValueError(
+            f"bucket {bucket!r} does not exist or is not accessible with these credentials ({exc})"
+        ) from exc
+    return len(work)
+
+
+def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
+    """The shared and every child's staged inputs; never the outputs or the manifest."""
+    removed = staging.delete_inputs(hook, bucket_path)
+    bucket, prefix = job_spec.bucket_and_key(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
+    keys = [key for key in hook.list_objects(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
+            if key[len(prefix):].split("/", 2)[1:2] == [job_spec.INPUTS_PREFIX.rstrip("/")]]
+    hook.delete_keys(bucket, keys)
+    return removed + len(keys)
+
+
+ReadLastLines = Callable[[str, int], list[str]]
+
+
+def read_children(
+    hook: BatchRunnerHook,
+    job_id: str,
+    bucket_path: str | None,
+    array: ArraySpec,
+    timed_out: bool,
+    read_last_lines: ReadLastLines | None = None,
+) -> tuple[list[Child], ArrayOutcome, dict[int, list[str]]]:
+    """Once, at the end: the children (ListJobs by arrayJobId), the failed ones' exit codes (DescribeJobs,
+    100 a call), the first few failed ones' last log lines, and every child's outputs (one listing)."""
+    statuses = array_spec.STATUSES if timed_out else ("SUCCEEDED", "FAILED")
+    children = {c.index: c for c in map(array_spec.child_from_summary, hook.list_array_children(job_id, statuses))}
+    failed_ids = [f"{job_id}:{i}" for i, c in sorted(children.items()) if c.status != "SUCCEEDED"]
+    for description in hook.describe_jobs(failed_ids).values():
+        state = outcome.job_state(description)
+        index = int(state.job_id.rsplit(":", 1)[-1])
+        children[index] = replace(children[index], exit_code=state.container_exit_code,
+                                  status_reason=state.status_reason or state.container_reason,
+                                  log_stream=state.log_stream)
+    if bucket_path:
+        for index, outputs in _outputs_by_child(hook, bucket_path).items():
+            if index in children:
+                children[index] = replace(children[index], output_files=outputs)
+    listed = sorted(children.values(), key=lambda c: c.index)
+    result = array_spec.judge(array, listed, timed_out)
+    read = read_last_lines or hook.last_log_lines
+    last_lines = {
+        c.index: [redact(line) for line in read(c.log_stream, array_spec.SHOWN_LOG_LINES)]
+        for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream
+    }
+    return listed, result, last_lines
+
+
+def _outputs_by_child(hook: BatchRunnerHook, bucket_path: str) -> dict[int, dict[str, str]]:
+    bucket, prefix = job_spec.bucket_and_key(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
+    found: dict[int, dict[str, str]] = {}
+    for key in hook.list_objects(f"{bucket_path}{array_spec.CHILDREN_PREFIX}"):
+        parsed = array_spec.child_output(key[len(prefix):])
+        if parsed:
+            found.setdefault(parsed[0], {})[parsed[1]] = f"s3://{bucket}/{key}"
+    return found
+
+
+def write_manifest(
+    hook: BatchRunnerHook, job_id: str, bucket_path: str | None, result: ArrayOutcome, children: Sequence[Child]
+) -> str | None:
+    if not bucket_path:
+        return None
+    uri = f"{bucket_path}{array_spec.MANIFEST_KEY}"
+    hook.upload_text(uri, json.dumps(array_spec.manifest(job_id, bucket_path, result, children)))
+    return uri
+
+
+def read_manifest(
+    result: Mapping[str, Any],
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    status: str | None = "SUCCEEDED",
+    hook: BatchRunnerHook | None = None,
+) -> list[dict[str, Any]]:
+    """The children of an array task's XCom, read from its manifest in S3: a list a downstream task
+    can ``expand`` over, each item ``{"index", "status", "exit_code", "output_files": {name: uri}, ...}``.
+    Only the succeeded children by default; ``status=None`` for all of them."""
+    uri = result.get("manifest")
+    if not uri:
+        raise ValueError("read_manifest needs the XCom of an array task (with array_size or array_input_files)")
+    hook = hook or BatchRunnerHook(aws_conn_id=aws_conn_id, region_name=region_name)
+    text = hook.read_text(str(uri), 1 << 30)
+    if text is None:
+        raise ValueError(f"the manifest {uri} does not exist")
+    return array_spec.manifest_items(json.loads(text), status)
