@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -17,6 +18,7 @@ from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
 from airflow_batch_runner.masking import redact
 
 STAGING_THREADS = 8
+MAX_LOGS_WAIT = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -65,10 +67,12 @@ def read_children(
     bucket_path: str | None,
     array: ArraySpec,
     timed_out: bool,
+    logs_readable_at: float | None = None,
     read_last_lines: ReadLastLines | None = None,
 ) -> tuple[list[Child], ArrayOutcome, dict[int, list[str]]]:
     """Once, at the end: the children (ListJobs by arrayJobId), the failed ones' exit codes (DescribeJobs,
-    100 a call), the first few failed ones' last log lines, and every child's outputs (one listing)."""
+    100 a call), the first few failed ones' last log lines (once CloudWatch Logs has them: after
+    ``logs_readable_at``, wall time, waiting at most MAX_LOGS_WAIT), and every child's outputs (one listing)."""
     statuses = array_spec.STATUSES if timed_out else ("SUCCEEDED", "FAILED")
     children = {c.index: c for c in map(array_spec.child_from_summary, hook.list_array_children(job_id, statuses))}
     failed_ids = [f"{job_id}:{i}" for i, c in sorted(children.items()) if c.status != "SUCCEEDED"]
@@ -85,6 +89,9 @@ def read_children(
     listed = sorted(children.values(), key=lambda c: c.index)
     result = array_spec.judge(array, listed, timed_out)
     read = read_last_lines or hook.last_log_lines
+    shown = [c for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream]
+    if shown and logs_readable_at:
+        time.sleep(max(0.0, min(logs_readable_at - time.time(), MAX_LOGS_WAIT)))
     last_lines = {
         c.index: [redact(line) for line in read(c.log_stream, array_spec.SHOWN_LOG_LINES)]
         for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream

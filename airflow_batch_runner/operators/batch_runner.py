@@ -659,8 +659,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     ) -> dict[str, Any]:
         """The children once, at the end: the manifest in S3, the success rule, a small XCom."""
         try:
+            # CloudWatch Logs makes a child's last lines readable a little after its end.
+            readable = (state.stopped_at / 1000 if state.stopped_at else time.time()) + ingestion_allowance()
             children, result, last_lines = array_run.read_children(
-                self.hook, state.job_id, bucket_path, array, verdict.timed_out
+                self.hook, state.job_id, bucket_path, array, verdict.timed_out, readable
             )
             manifest_uri = array_run.write_manifest(self.hook, state.job_id, bucket_path, result, children)
         finally:
