@@ -46,6 +46,16 @@ MIN_ATTEMPT_SECONDS = 60
 # interrupted."); any other end exits. The first matching rule wins.
 MAX_ATTEMPTS = 10
 MAX_TAGS = 50
+# The queue the runner creates cancels jobs AWS Batch cannot place, even with Airflow gone: after 10 minutes
+# (AWS's least) for a misconfiguration, which never resolves itself, after 4 hours for missing capacity.
+QUEUE_TIME_LIMIT_ACTIONS: tuple[dict[str, Any], ...] = (
+    {"reason": "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", "state": "RUNNABLE", "maxTimeSeconds": 600,
+     "action": "CANCEL"},
+    {"reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "state": "RUNNABLE", "maxTimeSeconds": 600,
+     "action": "CANCEL"},
+    {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 14_400,
+     "action": "CANCEL"},
+)
 MAX_SCHEDULING_PRIORITY = 9999
 SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_]{1,255}")
 SPOT_RETRY_RULES: tuple[dict[str, str], ...] = (

@@ -137,6 +137,8 @@ class Verdict:
     done: bool
     exit_code: int
     timed_out: bool = False
+    # Set when the job stayed RUNNABLE past max_runnable_time (this limit, as text) and was terminated.
+    stuck_for: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -160,7 +162,8 @@ def failure_message(
     head = (
         f"AWS Batch job {state.job_name} ({state.job_id}) "
         + (f"did not finish within {limit}; it was terminated while {state.status}. " if verdict.timed_out else
-           f"ended {state.status}. ")
+           f"stayed RUNNABLE longer than {verdict.stuck_for} (max_runnable_time); it was terminated. "
+           if verdict.stuck_for else f"ended {state.status}. ")
     )
     parts = [
         head + f"Exit code {verdict.exit_code} (status {state.status}).",

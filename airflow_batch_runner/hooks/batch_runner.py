@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
-from airflow_batch_runner.job_spec import LOG_GROUP, bucket_and_key
+from airflow_batch_runner.job_spec import LOG_GROUP, QUEUE_TIME_LIMIT_ACTIONS, bucket_and_key
 
 THROTTLING_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
@@ -273,6 +273,7 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
                     priority=1,
                     computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute_environment_arn}],
                     tags={"airflow:managed-by": "airflow-batch-runner"},
+                    jobStateTimeLimitActions=[dict(action) for action in QUEUE_TIME_LIMIT_ACTIONS],
                 )
                 self.log.info("Created job queue %s for %s", name, compute_environment_arn)
             except ClientError as exc:

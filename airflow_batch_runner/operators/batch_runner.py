@@ -30,6 +30,7 @@ from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, Task
 from airflow_batch_runner.masking import CREDENTIAL_FIELDS, can_seal, conceal, mask_credentials, redact, reveal
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
+from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
@@ -102,6 +103,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param sts_role_session_name: session name for the assume-role call.
     :param sts_role_session_duration: assumed role session duration (default 15 minutes).
     :param sts_endpoint_override: STS endpoint for the assume-role call.
+    :param max_runnable_time: seconds (or timedelta) a job may wait in RUNNABLE before it is terminated and the
+        task fails with exit code 3 and Batch's status reason; None waits until the deadline.
     :param tags: the job's own tags, beside the runner's (``airflow:*``, which win on their keys).
     :param propagate_tags: copy the job's tags to its ECS task (cost allocation); default True.
     :param share_identifier: the job's share on a fair-share queue (``job_queue_arn`` with a scheduling policy).
@@ -150,6 +153,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         execution_role_arn: str | None = None,
         task_role_arn: str | None = None,
         wait_until_completion: timedelta | float = timedelta(hours=1),
+        max_runnable_time: timedelta | float | None = None,
         completion_check_interval: timedelta | float = timedelta(seconds=5),
         delete: bool = True,
         resume: bool = True,
@@ -212,6 +216,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.execution_role_arn = execution_role_arn
         self.task_role_arn = task_role_arn
         self.wait_until_completion = _seconds(wait_until_completion, "wait_until_completion")
+        self.max_runnable_time = (
+            None if max_runnable_time is None else _seconds(max_runnable_time, "max_runnable_time")
+        )
         self.completion_check_interval = _seconds(completion_check_interval, "completion_check_interval")
         self.delete = delete
         self.resume = resume
@@ -468,6 +475,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 botocore_config=self.botocore_config,
                 overrides=overrides_dict(self._overrides),
                 delete_inputs_of=run.bucket_path if self.delete else None,
+                max_runnable_time=self.max_runnable_time,
             ),
             method_name="execute_complete",
             kwargs={"bucket_path": run.bucket_path, "array": _array_dict(run.array)},
@@ -486,6 +494,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         verdict = outcome.decide(state, time.time(), None)
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
+        if event.get("stuck_for"):
+            verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status),
+                                      stuck_for=event["stuck_for"])
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []],
                          results=Collected.from_dict(event.get("results")),
@@ -576,6 +587,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run = self._run
         assert run is not None
         follower = LogFollower(self.hook, self.completion_check_interval, ingestion_allowance(), self._log_lines)
+        runnable = RunnableWatch(self.max_runnable_time)
         while True:
             polled = time.time()
             description = self.hook.describe_jobs([run.job_id])[run.job_id]
@@ -584,14 +596,22 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 if state.log_stream != run.log_stream:
                     self._persist_logs_link(context, state.log_stream)
                 follower.follow(state.log_stream)
+            news, stuck = runnable.observe(state, time.time())
+            if news:
+                self.log.info(news)
             verdict = outcome.decide(state, time.time(), run.deadline)
+            if stuck and not verdict.done:
+                verdict = outcome.Verdict(True, outcome.exit_code_for(state.status),
+                                          stuck_for=f"{self.max_runnable_time:g} s")
             if verdict.done:
                 break
             next_poll = min(polled + self.completion_check_interval, run.deadline or math.inf)
             time.sleep(max(0.0, next_poll - time.time()))
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
-        problem = follower.finish(state.stopped_at, timed_out=verdict.timed_out)
+        if verdict.stuck_for:
+            self.hook.terminate(run.job_id, stuck_reason(verdict.stuck_for, state.status_reason))
+        problem = follower.finish(state.stopped_at, timed_out=verdict.timed_out or bool(verdict.stuck_for))
         if problem is not None:
             self.log.warning(
                 "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "

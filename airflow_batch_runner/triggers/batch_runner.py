@@ -22,8 +22,17 @@ from airflow_batch_runner.masking import (
     seal,
     unseal,
 )
-from airflow_batch_runner.outcome import KILL_REASON, LAST_LOG_LINES, deadline_reason, decide, job_state
+from airflow_batch_runner.outcome import (
+    KILL_REASON,
+    LAST_LOG_LINES,
+    Verdict,
+    deadline_reason,
+    decide,
+    exit_code_for,
+    job_state,
+)
 from airflow_batch_runner.results import Collected
+from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
 from airflow_batch_runner.triggers.poller import SharedPoller, Watch, shared_poller
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
@@ -56,9 +65,11 @@ class BatchRunnerTrigger(BaseTrigger):
         overrides: dict[str, Any] | None = None,
         delete_inputs_of: str | None = None,
         sealed_credentials: str | None = None,
+        max_runnable_time: float | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
+        self.max_runnable_time = max_runnable_time
         # The bucket path whose staged inputs go with the job when the task is killed (delete=True).
         self.delete_inputs_of = delete_inputs_of
         self.deadline = deadline
@@ -93,6 +104,7 @@ class BatchRunnerTrigger(BaseTrigger):
                 "overrides": {k: v for k, v in self.overrides.items() if k not in CREDENTIAL_FIELDS},
                 "delete_inputs_of": self.delete_inputs_of,
                 "sealed_credentials": self._sealed_credentials(),
+                "max_runnable_time": self.max_runnable_time,
             },
         )
 
@@ -130,6 +142,7 @@ class BatchRunnerTrigger(BaseTrigger):
         self.last_lines: list[str] = []
         self.results = Collected()
         began, told = time.time(), False
+        runnable = RunnableWatch(self.max_runnable_time)
         try:
             while True:
                 update = await watch.queue.get()
@@ -144,20 +157,31 @@ class BatchRunnerTrigger(BaseTrigger):
                     told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
                     self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
                                   "lines already shown above appear once more", self.job_id)
+                news, stuck = runnable.observe(state, time.time())
+                if news:
+                    self.log.info(news)
                 verdict = decide(state, time.time(), self.deadline)
+                if stuck and not verdict.done:
+                    verdict = Verdict(True, exit_code_for(state.status), stuck_for=f"{self.max_runnable_time:g} s")
                 if not verdict.done:
                     continue
                 if verdict.timed_out:
                     self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
                     await asyncio.to_thread(poller.hook.terminate, self.job_id, deadline_reason(self.limit))
-                await self._read_last_lines(poller, watch, None if verdict.timed_out else state.stopped_at,
-                                            wait_for_ingestion=not verdict.timed_out)
+                if verdict.stuck_for:
+                    self.log.info("RUNNABLE past max_runnable_time: terminating AWS Batch job %s", self.job_id)
+                    await asyncio.to_thread(poller.hook.terminate, self.job_id,
+                                            stuck_reason(verdict.stuck_for, state.status_reason))
+                ended = not (verdict.timed_out or verdict.stuck_for)
+                await self._read_last_lines(poller, watch, state.stopped_at if ended else None,
+                                            wait_for_ingestion=ended)
                 yield TriggerEvent(
                     {
                         "status": "done",
                         "job_id": self.job_id,
                         "description": update.description,
                         "timed_out": verdict.timed_out,
+                        "stuck_for": verdict.stuck_for,
                         "last_lines": self.last_lines,
                         "results": self.results.as_dict(),
                     }

@@ -26,6 +26,7 @@ ARGUMENTS_WITH_A_DEFAULT = {
     "job_queue_arn", "sts_role_session_duration", "task_role_arn", "wait_until_completion", "container_image",
     "sidecar_image", "sidecar_resources", "spot_retries", "retry_strategy", "tags", "propagate_tags",
     "share_identifier", "scheduling_priority", "array_size", "array_input_files", "allowed_failures",
+    "max_runnable_time",
 }
 UNITS = {"s": 1, "min": 60, "h": 3600}
 
@@ -98,6 +99,7 @@ def test_the_readme_defaults_mean_what_the_operator_holds() -> None:
         "sidecar_image": "public.ecr.aws/aws-cli/aws-cli:2.22.0", "sidecar_resources": None,
         "spot_retries": 0, "retry_strategy": None, "tags": {}, "propagate_tags": True, "share_identifier": None,
         "scheduling_priority": None, "array_size": None, "array_input_files": None, "allowed_failures": 0,
+        "max_runnable_time": None,
     }
 
 
