@@ -72,6 +72,7 @@ class EmulatorApp:
         unpullable: str | None = None,
         quotas: bool = True,
         logs_ingestion_delay: float = DEFAULT_INGESTION_DELAY,
+        cli_in_process: bool = True,
     ) -> None:
 
         self.endpoint_url = ""
@@ -79,7 +80,7 @@ class EmulatorApp:
         self.lock = threading.RLock()
         kwargs = {"unpullable": unpullable} if unpullable else {}
         self.logs = LogsSink(logs_ingestion_delay)
-        self.runner = ProcessRunner(lambda: self.endpoint_url, self.logs, **kwargs)
+        self.runner = ProcessRunner(lambda: self.endpoint_url, self.logs, cli_in_process=cli_in_process, **kwargs)
         self.batch: dict[str, BatchBackend] = {}
         self.faults = FaultsAndStats()
         self.quotas = RateQuotas(enabled=quotas)
@@ -164,6 +165,7 @@ class EmulatorApp:
                 payload["jobs"] = self._job_counts()
                 payload["quotas"] = self.quotas.stats()
                 payload["logs"] = self.logs.settings()
+                payload["aws_cli"] = dict(self.runner.cli_runs)
             elif name == "faults" and method == "POST":
                 spec = json.loads(_read_body(environ) or b"{}")
                 self.faults.configure(spec)

@@ -18,10 +18,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_batch_runner.emulator.batch import awscli
 from airflow_batch_runner.emulator.batch.jobs import (
     ESSENTIAL_EXITED,
     ContainerResult,
@@ -32,6 +34,8 @@ from airflow_batch_runner.emulator.batch.jobs import (
 from airflow_batch_runner.emulator.cloudwatch import LogsSink
 
 STOP_GRACE_SECONDS = 2.0
+# Threads running the AWS CLI image's s3 cp commands inside the emulator (see awscli.py).
+CLI_THREADS = 4
 AWS_CLI_IMAGE = re.compile(r"(^|/)(aws-cli|awscli)(:|@|$)")
 DEFAULT_UNPULLABLE = r"(does-not-exist|nonexistent)"
 
@@ -83,7 +87,10 @@ class TaskRuntime:
 class ProcessRunner:
     """Timers and container processes for every job of the emulator."""
 
-    def __init__(self, endpoint_url: Callable[[], str], logs: LogsSink, unpullable: str = DEFAULT_UNPULLABLE):
+    def __init__(
+        self, endpoint_url: Callable[[], str], logs: LogsSink, unpullable: str = DEFAULT_UNPULLABLE,
+        cli_in_process: bool = True,
+    ):
         self._endpoint_url = endpoint_url
         self._logs = logs
         self._unpullable = re.compile(unpullable)
@@ -96,6 +103,10 @@ class ProcessRunner:
         bin_dir = str(Path(sys.executable).parent)
         self._path = os.pathsep.join([bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
         self._aws = shutil.which("aws", path=self._path) or "aws"
+        self._cli_in_process = cli_in_process
+        self._cli_pool = ThreadPoolExecutor(CLI_THREADS, thread_name_prefix="aws-cli")
+        self._s3 = awscli.S3Client()
+        self.cli_runs = {"in_process": 0, "processes": 0}
 
     # Scheduler protocol
 
@@ -136,6 +147,7 @@ class ProcessRunner:
         done.wait(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        self._cli_pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self._root, ignore_errors=True)
 
     # The task
@@ -265,14 +277,24 @@ class ProcessRunner:
             task.failure_reason = container.reason
             return
         command = [map_container_paths(str(arg), task.mounts) for arg in container.spec.get("command") or []]
-        if AWS_CLI_IMAGE.search(image.split("@")[0]):
-            command = [self._aws, *command]
-        if not command:
-            command = ["true"]  # the image's own default command is unknown here
         home = task.root / "root" / container.name
         home.mkdir(parents=True, exist_ok=True)
         if container.log_target:
             self._logs.open_stream(task.job.region, *container.log_target)
+        if AWS_CLI_IMAGE.search(image.split("@")[0]):
+            env = self._environment(task, container, home)
+            copy = awscli.parse(command, env) if self._cli_in_process else None
+            if copy is not None:
+                self.cli_runs["in_process"] += 1
+                future = self._cli_pool.submit(lambda: awscli.run(copy, self._s3.get(env)))
+                future.add_done_callback(
+                    lambda done: self.loop.call_soon_threadsafe(self._cli_done, task, container, done)
+                )
+                return
+            self.cli_runs["processes"] += 1
+            command = [self._aws, *command]
+        if not command:
+            command = ["true"]  # the image's own default command is unknown here
         try:
             proc = subprocess.Popen(
                 command,
@@ -299,6 +321,17 @@ class ProcessRunner:
         self.loop.add_reader(container.pipe, self._read_output, task, container)
         container.pidfd = os.pidfd_open(proc.pid)
         self.loop.add_reader(container.pidfd, self._on_exit, task, container)
+
+    def _cli_done(self, task: TaskRuntime, container: ContainerRuntime, done: Future[tuple[int, list[str]]]) -> None:
+        """An in-emulator AWS CLI copy ended: its lines to the container's log, its exit code."""
+        try:
+            code, lines = done.result()
+        except Exception as exc:  # an emulator bug fails the container, as a crashing CLI would
+            code, lines = 255, [f"emulator AWS CLI stand-in failed: {exc!r}"]
+        self._emit(task, container, "".join(f"{line}\n" for line in lines).encode(), final=True)
+        container.exit_code = code
+        container.stopped = True
+        self._progress(task)
 
     def _read_output(self, task: TaskRuntime, container: ContainerRuntime) -> None:
         if container.pipe is None:
