@@ -480,16 +480,26 @@ _CHECK_OUTPUTS = r"""abr_check_outputs() {
 }"""
 # The AWS CLI cannot upload a dangling symbolic link, a fifo, a socket or a device, and fails the
 # outputs sidecar over any such entry under the volume: leave them out, saying so in the log.
-_SKIP_SPECIAL = r"""abr_skip_special() {
+_SKIP_SPECIAL = r"""abr_leave_out() {
+  if [ -L "$1" ] && [ ! -e "$1" ]; then
+    echo "airflow-batch-runner: not collecting $1: a dangling symbolic link" >&2; rm -f "$1"
+  elif [ -e "$1" ] && [ ! -f "$1" ] && [ ! -d "$1" ]; then
+    echo "airflow-batch-runner: not collecting $1: not a regular file (a fifo, socket or device)" >&2; rm -f "$1"
+  fi
+}
+abr_walk() {
   for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
-    if [ -L "$f" ] && [ ! -e "$f" ]; then
-      echo "airflow-batch-runner: not collecting $f: a dangling symbolic link" >&2; rm -f "$f"
-    elif [ -e "$f" ] && [ ! -f "$f" ] && [ ! -d "$f" ]; then
-      echo "airflow-batch-runner: not collecting $f: not a regular file (a fifo, socket or device)" >&2; rm -f "$f"
-    elif [ -d "$f" ] && [ ! -L "$f" ]; then
-      abr_skip_special "$f"
-    fi
+    abr_leave_out "$f"
+    if [ -d "$f" ] && [ ! -L "$f" ]; then abr_walk "$f"; fi
   done
+}
+abr_skip_special() {
+  if command -v find >/dev/null 2>&1; then
+    find "$1" \( -type l -o -type p -o -type s -o -type b -o -type c \) -print |
+      while IFS= read -r f; do abr_leave_out "$f"; done
+  else
+    abr_walk "$1"  # an image without find: the shell alone, slower on big trees
+  fi
 }"""
 
 

@@ -10,7 +10,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -709,14 +711,15 @@ def test_queue_name_is_valid_for_aws_even_for_long_environment_names(ce_name):
 
 
 def run_main_script(
-    tmp_path: Path, commands: list[str], outputs: tuple[str, ...] = (), collect: bool = False, staged: bool = False
+    tmp_path: Path, commands: list[str], outputs: tuple[str, ...] = (), collect: bool = False, staged: bool = False,
+    path: str | None = None,
 ) -> subprocess.CompletedProcess:
     """The main script run with /bin/sh, the volume under ``tmp_path`` (its container path rewritten, as
     the emulator does); ``staged``: the commands arrive as the staged script, as the inputs sidecar leaves it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     volume = tmp_path / "volume"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": path or os.environ.get("PATH", "/usr/bin:/bin"),
         "WORKING_DIR": str(volume / "work"),
         "OUTPUT_DIR": str(volume / "output"),
     }
@@ -900,7 +903,20 @@ def test_a_declared_output_that_is_a_dangling_link_is_not_written(tmp_path):
     assert "output file out.txt was not written" in result.stderr
 
 
-def test_dangling_links_fifos_and_sockets_are_left_out_with_a_line_naming_each(tmp_path):
+def path_without_find(tmp_path: Path) -> str:
+    """A PATH with the tools the test's commands use, but no ``find`` (as in a minimal image)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mkdir", "ls", "rm", "ln", "mkfifo", "cat", "mv", "rmdir"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    (bin_dir / "python3").symlink_to(sys.executable)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("with_find", [True, False], ids=["find", "shell-only"])
+def test_dangling_links_fifos_and_sockets_are_left_out_with_a_line_naming_each(tmp_path, with_find):
     commands = [
         'ln -s /nonexistent/abr "$OUTPUT_DIR/dangling"',
         'mkdir -p "$OUTPUT_DIR/sub" && mkfifo "$OUTPUT_DIR/sub/pipe"',
@@ -909,7 +925,8 @@ def test_dangling_links_fifos_and_sockets_are_left_out_with_a_line_naming_each(t
         'echo kept > "$OUTPUT_DIR/kept.txt"',
         'ln -s kept.txt "$OUTPUT_DIR/good-link"',
     ]
-    result = run_main_script(tmp_path, commands, collect=True)
+    path = None if with_find else path_without_find(tmp_path)
+    result = run_main_script(tmp_path, commands, collect=True, path=path)
     assert result.returncode == 0, result.stderr
     output = tmp_path / "volume" / "output"
     assert f"not collecting {output}/dangling: a dangling symbolic link" in result.stderr
