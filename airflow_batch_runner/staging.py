@@ -41,13 +41,15 @@ def stage_inputs(
     log.info("Staged %d input file(s) under %s", len(inputs) + len(project), prefix)
 
 
-def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> dict[str, str]:
-    """XCom names (relative to the working or the output dir, see ``job_spec.output_names``) -> ``s3://`` URIs."""
+def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> tuple[dict[str, str], bool]:
+    """XCom names (relative to the working or the output dir, see ``job_spec.output_names``) -> ``s3://`` URIs,
+    and whether the job wrote ``$OUTPUTS_FILE`` (one listing answers both: no GetObject for a file not there)."""
     if not bucket_path:
-        return {}
+        return {}, False
     bucket, prefix = job_spec.bucket_and_key(bucket_path)
-    names = job_spec.output_names(key[len(prefix) :] for key in hook.list_objects(bucket_path))
-    return {name: f"s3://{bucket}/{prefix}{key}" for name, key in names.items()}
+    keys = [key[len(prefix) :] for key in hook.list_objects(bucket_path)]
+    names = job_spec.output_names(keys)
+    return {name: f"s3://{bucket}/{prefix}{key}" for name, key in names.items()}, job_spec.OUTPUTS_FILE_KEY in keys
 
 
 def read_outputs_file(hook: BatchRunnerHook, bucket_path: str | None, max_bytes: int) -> str | None:

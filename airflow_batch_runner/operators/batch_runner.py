@@ -650,8 +650,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     timed_out=verdict.timed_out,
                     attempts=usage.xcom_fields(spent)["attempt_details"],
                 )
-            outputs = staging.collect_outputs(self.hook, bucket_path)
-            written = staging.read_outputs_file(self.hook, bucket_path, MAX_TOTAL_BYTES)
+            outputs, wrote_outputs_file = staging.collect_outputs(self.hook, bucket_path)
+            written = staging.read_outputs_file(self.hook, bucket_path, MAX_TOTAL_BYTES) if wrote_outputs_file else None
             if written is not None:
                 run.results.add_file(written, "$OUTPUTS_FILE (outputs.json)")
             if run.results.error:
