@@ -80,8 +80,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param commands: shell commands, run in order in the working dir; the first failure fails the job.
     :param container_image: the image of the main container.
     :param input_files: name -> content, or name -> ``s3://`` URI copied server-side.
-    :param output_files: names or globs relative to the working dir, collected after success.
-    :param env: environment variables of the main container.
+    :param output_files: names or globs relative to the working dir, collected after success; each
+        must have been written (a directory: with every file in it), or the job fails naming it.
+    :param env: environment variables of the main container; names ``[A-Za-z_][A-Za-z0-9_]*``, not
+        ``AWS_BATCH*`` nor the runner's own (``WORKING_DIR``, ``OUTPUT_DIR``, ``BUCKET_PATH``, ``OUTPUTS_FILE``).
 
     :param project_files: globs relative to the DAG file's folder, uploaded into the working dir.
     :param bucket: S3 bucket for the per-run bucket path; required with files or the output dir.
