@@ -10,7 +10,7 @@ import glob
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -244,12 +244,26 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._killed = False
         self._started = time.time()
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, with plain credential values kept out of the serialized DAG as in ``__init__``."""
+        for name in CREDENTIAL_FIELDS:
+            if name in kwargs:
+                kwargs[name] = conceal(kwargs[name])
+        return super().partial(**kwargs)
+
     # Rendering
 
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
         """Render ``bucket`` first: the bucket path (a template variable itself) is built from it.
-        Input file contents keep their last newline (Jinja drops it by default)."""
-        jinja_env = (jinja_env or self.get_template_env()).overlay(keep_trailing_newline=True)
+        Input file contents keep their last newline (Jinja drops it by default). Overridden here rather than
+        ``render_template_fields``, which a mapped task's rendering does not call."""
+        if parent is not self:  # an object nested in a templated field
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+            return
+        jinja_env = jinja_env.overlay(keep_trailing_newline=True)
         identity = self._identity(context)
         self.bucket = self.render_template(self.bucket, context, jinja_env)
         bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
@@ -257,7 +271,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         for kestra, airflow_name in job_spec.TEMPLATE_ALIASES.items():
             variables[kestra] = variables[airflow_name]
         context.update(variables)  # type: ignore[typeddict-item]
-        super().render_template_fields(context, jinja_env)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         mask_credentials(getattr(self, name) for name in CREDENTIAL_FIELDS)
 
     @property

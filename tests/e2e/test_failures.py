@@ -36,9 +36,10 @@ class Source(str):
         return str(self)
 
 
-def task_dag(name: str, preamble: str = "", **kwargs: Any) -> Any:
+def task_dag(name: str, preamble: str = "", expand: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """One BatchRunnerOperator "shell" in a DAG file; kwargs are written with repr() (``import datetime``
-    is in scope, so a timedelta works), and ``preamble`` is module-level source placed before the DAG."""
+    is in scope, so a timedelta works), and ``preamble`` is module-level source placed before the DAG.
+    With ``expand``, the task is ``BatchRunnerOperator.partial(**kwargs).expand(**expand)``."""
     args = {
         "compute_environment_arn": "{{ var.value.compute_environment_arn }}",
         "execution_role_arn": "{{ var.value.execution_role_arn }}",
@@ -53,10 +54,10 @@ def task_dag(name: str, preamble: str = "", **kwargs: Any) -> Any:
     from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 {textwrap.indent(textwrap.dedent(preamble), "    ")}
     with DAG({name!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
-        BatchRunnerOperator(
+        BatchRunnerOperator{".partial" if expand is not None else ""}(
             task_id="shell",
             {rendered},
-        )
+        ){f".expand(**{expand!r})" if expand is not None else ""}
     """)
 
 

@@ -79,11 +79,12 @@ def _trigger_rows() -> int:
     return _database_text()["trigger"].count("BatchRunnerTrigger")
 
 
-@pytest.mark.parametrize(("deferrable", "fernet_key"), [(False, True), (True, True), (True, False)],
-                         ids=["worker", "deferred", "deferred-without-fernet-key"])
+@pytest.mark.parametrize(("deferrable", "fernet_key", "mapped"),
+                         [(False, True, False), (False, True, True), (True, True, False), (True, False, False)],
+                         ids=["worker", "worker-mapped", "deferred", "deferred-without-fernet-key"])
 def test_no_credential_is_stored_in_clear_in_any_table_or_log(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool,
-    fernet_key: bool,
+    fernet_key: bool, mapped: bool,
 ) -> None:
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]}
@@ -91,12 +92,14 @@ def test_no_credential_is_stored_in_clear_in_any_table_or_log(
     for name, value in SECRETS.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_ABR_{name.upper()}", value)
     # Most come from templates; the access key id is a plain value the DAG file reads from the environment.
-    templated = {name: f"{{{{ var.value.abr_{name} }}}}" for name in SECRETS}
+    templated: dict[str, Any] = {name: f"{{{{ var.value.abr_{name} }}}}" for name in SECRETS}
     templated["access_key_id"] = Source('os.environ["AIRFLOW_VAR_ABR_ACCESS_KEY_ID"]')
+    # Mapped, the arguments given to partial() are the ones Airflow serializes.
+    commands = {"commands": [["echo ran"]]}
     dag = task_dag(
-        f"secrets_{deferrable}_{fernet_key}", preamble="import os", deferrable=deferrable, bucket=None,
-        endpoint_override=aws.url, aws_conn_id=None, region_name="us-east-1",
-        sts_role_arn=role["Role"]["Arn"], commands=["echo ran"], **templated,
+        f"secrets_{deferrable}_{fernet_key}_{mapped}", preamble="import os", deferrable=deferrable, bucket=None,
+        endpoint_override=aws.url, aws_conn_id=None, region_name="us-east-1", sts_role_arn=role["Role"]["Arn"],
+        **templated, **({"expand": commands} if mapped else {"commands": ["echo ran"]}),
     )
     triggers_before = _trigger_rows()
     with fernet.fernet_key(Fernet.generate_key().decode() if fernet_key else ""):

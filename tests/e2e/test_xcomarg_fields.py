@@ -3,10 +3,12 @@ and a value of the wrong shape fails the task naming the argument before anythin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag, xcom_value
 from tests.e2e.test_decorator import mapped_xcoms
 from tests.e2e.test_failures import mutations
@@ -96,6 +98,11 @@ MAPPED = HEADER + """
         BatchRunnerOperator.partial(
             task_id="by_commands", output_files=["out.txt"], deferrable=True, **ON_EMULATOR,
         ).expand(commands=command_lists())
+        BatchRunnerOperator.partial(  # a mapped task renders its templates as an unmapped one does
+            task_id="templated", output_files=["out.txt"], input_files={"in.txt": "kept newline\\n"},
+            commands=['echo "{{ working_dir }} {{ outputDir }} $N" > out.txt', "cat in.txt >> out.txt"],
+            **ON_EMULATOR,
+        ).expand(env=[{"N": "1"}])
 """
 
 
@@ -109,6 +116,10 @@ def test_mapped_over_an_upstream_task_input_files_or_commands(
     assert [aws.read(value["output_files"]["out.txt"]) for _, value in by_inputs] == ["first", "second"]
     by_commands = mapped_xcoms("xcomarg_mapped", result.run_id, "by_commands")
     assert [aws.read(value["output_files"]["out.txt"]) for _, value in by_commands] == ["one\n", "two\n"]
+    ((_, templated),) = mapped_xcoms("xcomarg_mapped", result.run_id, "templated")
+    # The emulator runs the container on the host, its volume paths rewritten under a temporary directory.
+    written = aws.read(templated["output_files"]["out.txt"])
+    assert re.fullmatch(rf"\S*{WORKING_DIR} \S*{OUTPUT_DIR} 1\nkept newline\n", written), written
 
 
 WRONG_SHAPE = HEADER + """
