@@ -19,6 +19,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
+from airflow_batch_runner.emulator.batch.infrastructure import MotoInfrastructure
 from airflow_batch_runner.emulator.batch.retries import Interruptions
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
 from airflow_batch_runner.emulator.cloudwatch import DEFAULT_INGESTION_DELAY, LogsSink
@@ -91,7 +92,9 @@ class EmulatorApp:
     def batch_backend(self, region: str) -> BatchBackend:
         with self.lock:
             if region not in self.batch:
-                self.batch[region] = BatchBackend(region, self.runner, self.step_delay, self.lock)
+                self.batch[region] = BatchBackend(
+                    region, self.runner, self.step_delay, self.lock, MotoInfrastructure()
+                )
                 self.batch[region].interruptions = self.interruptions
                 self.batch[region].time_limit_scale = self.time_limit_scale
             return self.batch[region]
@@ -254,5 +257,6 @@ def _error(start_response: StartResponse, service: str, status: int, code: str, 
             )
         start_response(f"{status} Error", [("Content-Type", "text/xml")])
         return [body.encode()]
-    start_response(f"{status} Error", [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)])
+    headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+    start_response(f"{status} Error", [*headers, *batch_responses.request_id().items()])
     return [json.dumps({"__type": code, "message": message}).encode()]

@@ -81,10 +81,13 @@ class AwsWorld:
         return str(job["ecsProperties"]["taskProperties"][0]["containers"][0]["logStreamName"])
 
     def queue_where_jobs_never_start(self, name: str) -> str:
-        """A queue on the EC2 compute environment: the Fargate jobs sent there stay RUNNABLE."""
-        queue = self.client("batch").create_job_queue(
+        """A queue on a DISABLED Fargate compute environment: the jobs sent there stay RUNNABLE."""
+        batch = self.client("batch")
+        ce = _compute_environment(batch, f"{name}-disabled-{uuid.uuid4().hex[:6]}", "FARGATE", state="DISABLED")
+        time.sleep(0.2)  # the compute environment becomes VALID one step after creation
+        queue = batch.create_job_queue(
             jobQueueName=name, priority=1, state="ENABLED",
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": self.ec2_ce}],
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
         )["jobQueueArn"]
         time.sleep(0.2)  # the queue becomes VALID one step after creation
         return str(queue)
@@ -95,8 +98,10 @@ class AwsWorld:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def _compute_environment(batch: Any, name: str, resource_type: str | None, eks: bool = False) -> str:
-    kwargs: dict[str, Any] = {"computeEnvironmentName": name, "type": "MANAGED"}
+def _compute_environment(
+    batch: Any, name: str, resource_type: str | None, eks: bool = False, state: str = "ENABLED"
+) -> str:
+    kwargs: dict[str, Any] = {"computeEnvironmentName": name, "type": "MANAGED", "state": state}
     if eks:
         kwargs["eksConfiguration"] = {"eksClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/c",
                                       "kubernetesNamespace": "batch"}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import retries, stuck
+from airflow_batch_runner.emulator.batch import retries, scheduling, stuck
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.jobs import (
     ACTIVE_STATUSES,
@@ -34,12 +34,14 @@ from airflow_batch_runner.emulator.batch.resources import (
     ComputeEnvironment,
     JobDefinition,
     JobQueue,
+    SchedulingPolicy,
     now_ms,
     tags_dict,
 )
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+MAX_QUEUE_COMPUTE_ENVIRONMENTS = 3
 
 
 class Scheduler(Protocol):
@@ -52,11 +54,29 @@ class Scheduler(Protocol):
     def stop_task(self, job: Job) -> None: ...
 
 
+class Infrastructure(Protocol):
+    """The ECS clusters and EC2 instance types behind compute environments (the other services')."""
+
+    def create_cluster(self, region: str, name: str) -> str: ...
+
+    def delete_cluster(self, region: str, arn: str) -> None: ...
+
+    def known_instance_type(self, name: str) -> bool: ...
+
+
 class BatchBackend:
     """One region's AWS Batch."""
 
-    def __init__(self, region: str, scheduler: Scheduler, step_delay: float, lock: threading.RLock) -> None:
+    def __init__(
+        self,
+        region: str,
+        scheduler: Scheduler,
+        step_delay: float,
+        lock: threading.RLock,
+        infrastructure: Infrastructure,
+    ) -> None:
         self.region = region
+        self.infrastructure = infrastructure
         self.scheduler = scheduler
         self.step_delay = step_delay
         self.lock = lock
@@ -71,6 +91,7 @@ class BatchBackend:
         self.interruptions = retries.Interruptions()
         # Scales jobStateTimeLimitActions' maxTimeSeconds (at least 600 s on AWS), for tests only.
         self.time_limit_scale = 1.0
+        self.scheduling_policies: dict[str, SchedulingPolicy] = {}
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
@@ -84,18 +105,22 @@ class BatchBackend:
         v.check_tags(params.get("tags"))
         if params["type"] not in ("MANAGED", "UNMANAGED"):
             raise ClientException("type must be MANAGED or UNMANAGED")
+        v.check_state(params.get("state", "ENABLED"), "ENABLED", "DISABLED")
         resources = params.get("computeResources")
         if params["type"] == "MANAGED" and not resources:
             raise ClientException("computeResources is required for a MANAGED compute environment")
+        if params["type"] == "UNMANAGED" and resources:
+            raise ClientException("computeResources is only valid for a MANAGED compute environment")
         if resources is not None:
-            if resources.get("type") not in ECS_TYPES:
+            if resources.get("type") not in (*ECS_TYPES, "ECS_MANAGED_INSTANCES"):
                 raise ClientException(f"computeResources.type must be one of {', '.join(ECS_TYPES)}")
-            v.require(resources, "maxvCpus", "subnets")
+            v.check_compute_resources(resources, self.infrastructure.known_instance_type)
         if params.get("eksConfiguration"):
             v.require(params["eksConfiguration"], "eksClusterArn", "kubernetesNamespace")
         with self.lock:
             if name in self.compute_environments:
                 raise ClientException(f"Object already exists: compute environment {name}")
+            cluster = self.infrastructure.create_cluster(self.region, f"AWSBatch-{name}-{uuid.uuid4()}")
             ce = ComputeEnvironment(
                 name=name,
                 arn=self._arn("compute-environment", name),
@@ -105,15 +130,87 @@ class BatchBackend:
                 eks_configuration=copy.deepcopy(params.get("eksConfiguration")),
                 service_role=params.get("serviceRole"),
                 tags=tags_dict(params.get("tags")),
+                ecs_cluster_arn=cluster,
             )
+            if "unmanagedvCpus" in params:
+                ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
             self.compute_environments[name] = ce
             self.tags_by_arn[ce.arn] = ce.tags
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce)
+        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
         return {"computeEnvironmentName": name, "computeEnvironmentArn": ce.arn}
 
-    def _settle_compute_environment(self, ce: ComputeEnvironment) -> None:
+    def _settle_compute_environment(self, ce: ComputeEnvironment, status: str) -> None:
         with self.lock:
-            ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+            if status == "DELETED":
+                if self.compute_environments.get(ce.name) is ce:
+                    del self.compute_environments[ce.name]
+                    self.tags_by_arn.pop(ce.arn, None)
+                self.infrastructure.delete_cluster(self.region, ce.ecs_cluster_arn)
+                ce.status, ce.status_reason = "DELETED", "Compute environment deleted"
+            else:
+                ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+
+    def _compute_environment(self, ref: str) -> ComputeEnvironment:
+        ce = self.find_compute_environment(ref)
+        if ce is None or ce.status in ("DELETING", "DELETED"):
+            raise ClientException(f"computeEnvironment {ref} does not exist")
+        return ce
+
+    def update_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "computeEnvironment")
+        unsupported = [k for k in ("updatePolicy", "ecsSettings", "eksConfiguration", "context") if k in params]
+        if unsupported:
+            raise ClientException(f"{unsupported[0]} is not supported by this emulator")
+        if "state" in params:
+            v.check_state(params["state"], "ENABLED", "DISABLED")
+        with self.lock:
+            ce = self._compute_environment(params["computeEnvironment"])
+            if ce.status != "VALID":
+                raise ClientException(
+                    f"Compute environment {ce.name} is {ce.status}; it can be updated only when VALID"
+                )
+            update = params.get("computeResources")
+            if update is not None:
+                if ce.compute_resources is None:
+                    raise ClientException("computeResources cannot be updated on an UNMANAGED compute environment")
+                if "type" in update and update["type"] != ce.compute_resources.get("type"):
+                    raise ClientException("computeResources.type cannot be changed by this emulator")
+                merged = {**ce.compute_resources, **update}
+                v.check_compute_resources(merged, self.infrastructure.known_instance_type)
+                ce.compute_resources = copy.deepcopy(merged)
+            if "unmanagedvCpus" in params:
+                ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
+            if "state" in params:
+                ce.state = params["state"]
+            if "serviceRole" in params:
+                ce.service_role = params["serviceRole"]
+            ce.status, ce.status_reason = "UPDATING", "Compute environment is being updated"
+        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
+        return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
+    def delete_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """AWS: set the state to DISABLED and take it out of every job queue first."""
+        v.require(params, "computeEnvironment")
+        with self.lock:
+            ce = self._compute_environment(params["computeEnvironment"])
+            if ce.state != "DISABLED":
+                raise ClientException(
+                    f"Cannot delete, found existing JobQueue relationship or state is not DISABLED: compute "
+                    f"environment {ce.name} is {ce.state}; disable it with UpdateComputeEnvironment first"
+                )
+            users = [q.name for q in self.queues.values() if any(
+                e["computeEnvironment"] == ce.arn for e in q.compute_environment_order
+            )]
+            if users:
+                raise ClientException(
+                    f"Cannot delete, found existing JobQueue relationship: compute environment {ce.name} is in "
+                    f"job queue {', '.join(sorted(users))}; remove it from the queue (or delete the queue) first"
+                )
+            if ce.status not in ("VALID", "INVALID"):
+                raise ClientException(f"Compute environment {ce.name} is {ce.status}; wait until it is VALID")
+            ce.status, ce.status_reason = "DELETING", "Compute environment is being deleted"
+        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "DELETED")
+        return {}
 
     def find_compute_environment(self, ref: str) -> ComputeEnvironment | None:
         name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
@@ -132,13 +229,20 @@ class BatchBackend:
     # Job queues
 
     def create_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "jobQueueName", "priority", "computeEnvironmentOrder")
+        v.require(params, "jobQueueName", "priority")
         name = params["jobQueueName"]
         v.check_name(name, "jobQueueName")
         v.check_tags(params.get("tags"))
         actions = stuck.check_time_limit_actions(params.get("jobStateTimeLimitActions"))
+        v.check_state(params.get("state", "ENABLED"), "ENABLED", "DISABLED")
         with self.lock:
-            order = self._check_ce_order(params["computeEnvironmentOrder"])
+            order = self._check_ce_order(params.get("computeEnvironmentOrder") or [])
+            policy = self._policy_arn(params.get("schedulingPolicyArn"))
+            queue_type = self._queue_type(order)
+            if params.get("jobQueueType") not in (None, queue_type):
+                raise ClientException(
+                    f"jobQueueType {params['jobQueueType']} does not match its compute environments ({queue_type})"
+                )
             if name in self.queues:
                 raise ClientException(f"Object already exists: job queue {name}")
             queue = JobQueue(
@@ -149,6 +253,8 @@ class BatchBackend:
                 compute_environment_order=order,
                 tags=tags_dict(params.get("tags")),
                 job_state_time_limit_actions=actions,
+                scheduling_policy_arn=policy,
+                queue_type=queue_type,
             )
             self.queues[name] = queue
             self.tags_by_arn[queue.arn] = queue.tags
@@ -156,17 +262,41 @@ class BatchBackend:
         return {"jobQueueName": name, "jobQueueArn": queue.arn}
 
     def _check_ce_order(self, order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not order:
+            raise ClientException(
+                "computeEnvironmentOrder is required: at least 1 compute environment must be provided"
+            )
+        if len(order) > MAX_QUEUE_COMPUTE_ENVIRONMENTS:
+            raise ClientException(
+                f"computeEnvironmentOrder: a job queue can have at most {MAX_QUEUE_COMPUTE_ENVIRONMENTS} "
+                "compute environments"
+            )
         resolved = []
         platforms = set()
         for entry in order:
-            ce = self.find_compute_environment(entry.get("computeEnvironment", ""))
-            if ce is None:
-                raise ClientException(f"computeEnvironment {entry.get('computeEnvironment')} does not exist")
+            if not isinstance(entry.get("order"), int) or not entry.get("computeEnvironment"):
+                raise ClientException(
+                    "computeEnvironmentOrder is malformed: each entry needs order and computeEnvironment"
+                )
+            ce = self.find_compute_environment(entry["computeEnvironment"])
+            if ce is None or ce.status in ("DELETING", "DELETED"):
+                raise ClientException(f"computeEnvironment {entry['computeEnvironment']} does not exist")
+            if ce.status != "VALID":
+                raise ClientException(
+                    f"computeEnvironment {ce.name} is {ce.status}; a job queue can use only VALID compute environments"
+                )
             platforms.add((ce.orchestration, ce.platform))
-            resolved.append({"order": int(entry.get("order", 1)), "computeEnvironment": ce.arn})
+            resolved.append({"order": entry["order"], "computeEnvironment": ce.arn})
         if len(platforms) > 1:
             raise ClientException("All compute environments of a job queue must share one orchestration and platform")
         return resolved
+
+    def _queue_type(self, order: list[dict[str, Any]]) -> str:
+        ce = self.find_compute_environment(order[0]["computeEnvironment"])
+        assert ce is not None
+        if ce.orchestration == "EKS":
+            return "EKS"
+        return "ECS_FARGATE" if ce.platform == "FARGATE" else "ECS"
 
     def _settle_queue(self, queue: JobQueue, status: str, reason: str) -> None:
         with self.lock:
@@ -194,14 +324,32 @@ class BatchBackend:
             queue = self.find_queue(params["jobQueue"])
             if queue is None:
                 raise ClientException(f"jobQueue {params['jobQueue']} does not exist")
+            # Everything is checked before anything changes: a refused update leaves the queue as it was.
             if "state" in params:
-                queue.state = params["state"]
+                v.check_state(params["state"], "ENABLED", "DISABLED")
+            policy = queue.scheduling_policy_arn
+            if "schedulingPolicyArn" in params:
+                if policy is None:
+                    raise ClientException(
+                        f"Job queue {queue.name} is a FIFO queue: a fair-share scheduling policy can't be added"
+                    )
+                policy = self._policy_arn(params["schedulingPolicyArn"])
+            order = queue.compute_environment_order
+            if "computeEnvironmentOrder" in params:
+                order = self._check_ce_order(params["computeEnvironmentOrder"])
+                if self._queue_type(order) != queue.queue_type:
+                    raise ClientException(
+                        f"computeEnvironmentOrder: job queue {queue.name} is of type {queue.queue_type}; "
+                        f"its compute environments can't be of type {self._queue_type(order)}"
+                    )
+            actions = queue.job_state_time_limit_actions
+            if "jobStateTimeLimitActions" in params:
+                actions = stuck.check_time_limit_actions(params["jobStateTimeLimitActions"])
+            queue.scheduling_policy_arn, queue.compute_environment_order = policy, order
+            queue.job_state_time_limit_actions = actions
+            queue.state = params.get("state", queue.state)
             if "priority" in params:
                 queue.priority = int(params["priority"])
-            if "computeEnvironmentOrder" in params:
-                queue.compute_environment_order = self._check_ce_order(params["computeEnvironmentOrder"])
-            if "jobStateTimeLimitActions" in params:
-                queue.job_state_time_limit_actions = stuck.check_time_limit_actions(params["jobStateTimeLimitActions"])
             queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
         self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
@@ -221,6 +369,82 @@ class BatchBackend:
         self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "DELETED", "Job queue deleted")
         return {}
 
+    def _check_platform(self, queue: JobQueue, definition: JobDefinition) -> None:
+        """AWS refuses at SubmitJob a job no compute environment of its queue could ever run."""
+        platforms = set()
+        for entry in queue.compute_environment_order:
+            ce = self.find_compute_environment(entry["computeEnvironment"])
+            if ce is not None:
+                platforms.add("EKS" if ce.orchestration == "EKS" else ce.platform)
+        if definition.platform not in platforms:
+            raise ClientException(
+                f"Job definition {definition.arn} has platformCapabilities {definition.platform}, which the compute "
+                f"environments of job queue {queue.name} ({', '.join(sorted(platforms)) or 'none'}) do not provide"
+            )
+
+    # Scheduling policies
+
+    def _policy_arn(self, ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        policy = self.scheduling_policies.get(ref)
+        if policy is None:
+            raise ClientException(f"schedulingPolicyArn {ref} does not exist")
+        return policy.arn
+
+    def create_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "name")
+        v.check_name(params["name"], "name")
+        v.check_tags(params.get("tags"))
+        policy_spec = scheduling.fairshare_policy(params.get("fairsharePolicy"))
+        with self.lock:
+            arn = self._arn("scheduling-policy", params["name"])
+            if arn in self.scheduling_policies:
+                raise ClientException(f"Object already exists: scheduling policy {params['name']}")
+            policy = SchedulingPolicy(params["name"], arn, policy_spec, tags_dict(params.get("tags")))
+            self.scheduling_policies[arn] = policy
+            self.tags_by_arn[arn] = policy.tags
+        return {"name": policy.name, "arn": arn}
+
+    def describe_scheduling_policies(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        arns = params.get("arns")
+        if not isinstance(arns, list) or not arns:
+            raise ClientException("arns is required")
+        with self.lock:
+            found = [self.scheduling_policies.get(arn) for arn in arns]
+            return {"schedulingPolicies": [p.describe() for p in found if p is not None]}
+
+    def list_scheduling_policies(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            items = [{"arn": arn} for arn in self.scheduling_policies]
+        return paginate(items, params, "schedulingPolicies")
+
+    def update_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "arn")
+        policy_spec = scheduling.fairshare_policy(params.get("fairsharePolicy"))
+        with self.lock:
+            policy = self.scheduling_policies.get(params["arn"])
+            if policy is None:
+                raise ClientException(f"Scheduling policy {params['arn']} does not exist")
+            if "fairsharePolicy" in params:
+                policy.fairshare_policy = policy_spec
+        return {}
+
+    def delete_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        v.require(params, "arn")
+        with self.lock:
+            policy = self.scheduling_policies.get(params["arn"])
+            if policy is None:
+                raise ClientException(f"Scheduling policy {params['arn']} does not exist")
+            users = sorted(q.name for q in self.queues.values() if q.scheduling_policy_arn == policy.arn)
+            if users:
+                raise ClientException(
+                    f"Scheduling policy {policy.name} is used by job queue {', '.join(users)} and can't be deleted"
+                )
+            del self.scheduling_policies[policy.arn]
+            self.tags_by_arn.pop(policy.arn, None)
+        return {}
+
     # Job definitions
 
     def register_job_definition(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,6 +454,9 @@ class BatchBackend:
         v.check_tags(params.get("tags"))
         v.check_timeout(params.get("timeout"))
         retries.check_retry_strategy(params.get("retryStrategy"))
+        priority = params.get("schedulingPriority")
+        if priority is not None:
+            scheduling.check_priority(priority, "schedulingPriority")
         def_type = params["type"]
         if def_type not in ("container", "multinode"):
             raise ClientException("type must be container or multinode")
@@ -250,7 +477,7 @@ class BatchBackend:
         container_props: dict[str, Any] | None = None
         ecs_props: dict[str, Any] | None = None
         if given[0] == "containerProperties":
-            container_props = params["containerProperties"]
+            container_props = v.container_defaults(params["containerProperties"], fargate)
         else:
             ecs_props = params["ecsProperties"]
         if container_props is not None:
@@ -288,8 +515,9 @@ class BatchBackend:
                 ecs_properties=copy.deepcopy(ecs_props),
                 parameters=dict(params.get("parameters") or {}),
                 timeout=params.get("timeout"),
-                retry_strategy=params.get("retryStrategy"),
-                propagate_tags=bool(params.get("propagateTags", False)),
+                retry_strategy=v.normalised_retry_strategy(params.get("retryStrategy")),
+                propagate_tags=params.get("propagateTags"),
+                scheduling_priority=priority,
                 tags=tags_dict(params.get("tags")),
             )
             revisions.append(definition)
@@ -351,6 +579,9 @@ class BatchBackend:
                 v.check_environment(container.get("environment"), f"container override {container.get('name')!r}")
         size = deps.array_size(params.get("arrayProperties"))
         depends_on = deps.check_depends_on(params.get("dependsOn"), size)
+        priority = params.get("schedulingPriorityOverride")
+        if priority is not None:
+            scheduling.check_priority(priority, "schedulingPriorityOverride")
         with self.lock:
             queue = self.find_queue(params["jobQueue"])
             if queue is None:
@@ -364,15 +595,17 @@ class BatchBackend:
                 raise ClientException(f"Job definition {params['jobDefinition']} does not exist")
             if definition.status != "ACTIVE":
                 raise ClientException(f"Job definition {definition.arn} is INACTIVE")
+            scheduling.check_job_share(queue.scheduling_policy_arn, queue.name, params.get("shareIdentifier"))
+            self._check_platform(queue, definition)
             targets = deps.resolve(depends_on, size, self.find_job)
             parameters = {**definition.parameters, **(params.get("parameters") or {})}
             ecs_task, container = self._effective_properties(definition, params, parameters)
             job_id = str(uuid.uuid4())
             tags = tags_dict(params.get("tags"))
-            propagate = bool(params.get("propagateTags", definition.propagate_tags))
+            propagate = bool(params.get("propagateTags", definition.propagate_tags or False))
             if propagate:
                 tags = {**definition.tags, **tags}
-            retry = params.get("retryStrategy") or definition.retry_strategy or {}
+            retry = v.normalised_retry_strategy(params.get("retryStrategy")) or definition.retry_strategy or {}
             job = Job(
                 job_id=job_id,
                 name=params["jobName"],
@@ -390,6 +623,8 @@ class BatchBackend:
                 container=container,
                 depends_on=depends_on,
                 array_size=size,
+                share_identifier=params.get("shareIdentifier"),
+                scheduling_priority=priority if priority is not None else definition.scheduling_priority,
             )
             self.jobs[job_id] = job
             self.tags_by_arn[job.arn] = job.tags
@@ -706,6 +941,14 @@ class BatchBackend:
     def active_jobs(self) -> list[Job]:
         with self.lock:
             return [job for job in self.jobs.values() if job.status in ACTIVE_STATUSES]
+
+
+def _unmanaged_vcpus(ce_type: str, value: Any) -> int:
+    if ce_type != "UNMANAGED":
+        raise ClientException("unmanagedvCpus is only valid for an UNMANAGED compute environment")
+    if not isinstance(value, int) or value < 0:
+        raise ClientException(f"unmanagedvCpus must be a non-negative integer, got {value!r}")
+    return value
 
 
 def paginate(

@@ -25,6 +25,8 @@ class ComputeEnvironment:
     eks_configuration: dict[str, Any] | None
     service_role: str | None
     tags: dict[str, str]
+    ecs_cluster_arn: str
+    unmanaged_vcpus: int | None = None
     status: str = "CREATING"
     status_reason: str = "Compute environment is being created"
 
@@ -47,7 +49,7 @@ class ComputeEnvironment:
             "statusReason": self.status_reason,
             "containerOrchestrationType": self.orchestration,
             "tags": self.tags,
-            "ecsClusterArn": self.arn.replace(":batch:", ":ecs:").replace("compute-environment/", "cluster/"),
+            "ecsClusterArn": self.ecs_cluster_arn,
         }
         if self.compute_resources is not None:
             out["computeResources"] = self.compute_resources
@@ -55,6 +57,8 @@ class ComputeEnvironment:
             out["eksConfiguration"] = self.eks_configuration
         if self.service_role:
             out["serviceRole"] = self.service_role
+        if self.unmanaged_vcpus is not None:
+            out["unmanagedvCpus"] = self.unmanaged_vcpus
         return out
 
 
@@ -66,6 +70,8 @@ class JobQueue:
     priority: int
     compute_environment_order: list[dict[str, Any]]
     tags: dict[str, str]
+    scheduling_policy_arn: str | None = None
+    queue_type: str = "ECS"
     status: str = "CREATING"
     status_reason: str = "Job queue is being created"
     job_state_time_limit_actions: list[dict[str, Any]] = field(default_factory=list)
@@ -80,10 +86,12 @@ class JobQueue:
             "priority": self.priority,
             "computeEnvironmentOrder": self.compute_environment_order,
             "tags": self.tags,
-            "jobQueueType": "ECS",
+            "jobQueueType": self.queue_type,
         }
         if self.job_state_time_limit_actions:
             out["jobStateTimeLimitActions"] = self.job_state_time_limit_actions
+        if self.scheduling_policy_arn:
+            out["schedulingPolicyArn"] = self.scheduling_policy_arn
         return out
 
 
@@ -99,8 +107,9 @@ class JobDefinition:
     parameters: dict[str, str]
     timeout: dict[str, Any] | None
     retry_strategy: dict[str, Any] | None
-    propagate_tags: bool
+    propagate_tags: bool | None  # reported only when given, as AWS does
     tags: dict[str, str]
+    scheduling_priority: int | None = None
     status: str = "ACTIVE"
 
     @property
@@ -116,7 +125,6 @@ class JobDefinition:
             "type": self.def_type,
             "parameters": self.parameters,
             "platformCapabilities": self.platform_capabilities,
-            "propagateTags": self.propagate_tags,
             "tags": self.tags,
             "containerOrchestrationType": "ECS",
         }
@@ -125,6 +133,8 @@ class JobDefinition:
             ("ecsProperties", self.ecs_properties),
             ("timeout", self.timeout),
             ("retryStrategy", self.retry_strategy),
+            ("propagateTags", self.propagate_tags),
+            ("schedulingPriority", self.scheduling_priority),
         ):
             if value is not None:
                 out[key] = value
@@ -133,3 +143,14 @@ class JobDefinition:
 
 def tags_dict(value: Any) -> dict[str, str]:
     return {str(k): str(val) for k, val in (value or {}).items()}
+
+
+@dataclass
+class SchedulingPolicy:
+    name: str
+    arn: str
+    fairshare_policy: dict[str, Any]
+    tags: dict[str, str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "arn": self.arn, "fairsharePolicy": self.fairshare_policy, "tags": self.tags}

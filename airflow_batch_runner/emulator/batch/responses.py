@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -15,6 +16,8 @@ from airflow_batch_runner.emulator.batch.validation import ClientException
 OPERATIONS: dict[str, tuple[str, str]] = {
     "createcomputeenvironment": ("CreateComputeEnvironment", "create_compute_environment"),
     "describecomputeenvironments": ("DescribeComputeEnvironments", "describe_compute_environments"),
+    "updatecomputeenvironment": ("UpdateComputeEnvironment", "update_compute_environment"),
+    "deletecomputeenvironment": ("DeleteComputeEnvironment", "delete_compute_environment"),
     "createjobqueue": ("CreateJobQueue", "create_job_queue"),
     "describejobqueues": ("DescribeJobQueues", "describe_job_queues"),
     "updatejobqueue": ("UpdateJobQueue", "update_job_queue"),
@@ -27,8 +30,36 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "listjobs": ("ListJobs", "list_jobs"),
     "terminatejob": ("TerminateJob", "terminate_job"),
     "canceljob": ("CancelJob", "cancel_job"),
+    "createschedulingpolicy": ("CreateSchedulingPolicy", "create_scheduling_policy"),
+    "describeschedulingpolicies": ("DescribeSchedulingPolicies", "describe_scheduling_policies"),
+    "listschedulingpolicies": ("ListSchedulingPolicies", "list_scheduling_policies"),
+    "updateschedulingpolicy": ("UpdateSchedulingPolicy", "update_scheduling_policy"),
+    "deleteschedulingpolicy": ("DeleteSchedulingPolicy", "delete_scheduling_policy"),
 }
 TAGS_PREFIX = "/v1/tags/"
+
+# Request members this emulator does not implement: refused by name rather than accepted and ignored.
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    "CreateComputeEnvironment": {"context": "context", "ecsSettings": "ECS settings"},
+    "UpdateComputeEnvironment": {
+        "updatePolicy": "infrastructure update policies", "context": "context", "ecsSettings": "ECS settings",
+        "eksConfiguration": "EKS compute environments",
+    },
+    "CreateJobQueue": {"serviceEnvironmentOrder": "service environments (SageMaker training jobs)"},
+    "UpdateJobQueue": {"serviceEnvironmentOrder": "service environments (SageMaker training jobs)"},
+    "RegisterJobDefinition": {
+        "nodeProperties": "multi-node parallel jobs",
+        "eksProperties": "EKS jobs",
+        "consumableResourceProperties": "consumable resources",
+    },
+    "SubmitJob": {
+        "nodeOverrides": "multi-node parallel jobs",
+        "eksPropertiesOverride": "EKS jobs",
+        "consumableResourcePropertiesOverride": "consumable resources",
+    },
+    "CreateSchedulingPolicy": {"quotaSharePolicy": "quota share policies"},
+    "UpdateSchedulingPolicy": {"quotaSharePolicy": "quota share policies"},
+}
 
 
 def operation_name(method: str, path: str) -> str:
@@ -49,7 +80,7 @@ def handle(
         v.check_request_size(operation_name(method, path), body)
         params: dict[str, Any] = json.loads(body) if body.strip() else {}
         result = _dispatch(backend, method, path, query, params)
-        return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        return 200, {"Content-Type": "application/json", **request_id()}, json.dumps(result).encode()
     except ClientException as exc:
         return error_response(exc.status, exc.code, exc.message)
     except (ValueError, KeyError, TypeError) as exc:
@@ -68,10 +99,18 @@ def _dispatch(backend: BatchBackend, method: str, path: str, query: str, params:
     entry = OPERATIONS.get(path.removeprefix("/v1/").strip("/").lower())
     if entry is None or method != "POST":
         raise ClientException(f"Unknown operation {method} {path}")
+    for member, feature in UNSUPPORTED.get(entry[0], {}).items():
+        if params.get(member) is not None:
+            raise ClientException(f"{member}: {feature} are not supported by this emulator")
     method_fn: Callable[[dict[str, Any]], Any] = getattr(backend, entry[1])
     return method_fn(params)
 
 
+def request_id() -> dict[str, str]:
+    """The header AWS puts on every answer, success or error."""
+    return {"x-amzn-RequestId": str(uuid.uuid4())}
+
+
 def error_response(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, **request_id()}
     return status, headers, json.dumps({"__type": code, "message": message}).encode()

@@ -6,7 +6,7 @@ Each rule raises ``ClientException`` with a message shaped like the one AWS retu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_batch_runner.fargate import is_valid_fargate_pair
@@ -74,6 +74,11 @@ def check_environment(entries: Iterable[Mapping[str, Any]] | None, where: str) -
             )
 
 
+def check_state(state: Any, *allowed: str) -> None:
+    if state not in allowed:
+        raise ClientException(f"state {state} must be one of {' | '.join(allowed)}")
+
+
 def check_tags(tags: Mapping[str, str] | None) -> None:
     if tags and len(tags) > MAX_TAGS:
         raise ClientException(f"tags: a resource can have at most {MAX_TAGS} tags")
@@ -86,6 +91,31 @@ def check_timeout(timeout: Mapping[str, Any] | None) -> None:
             raise ClientException(
                 f"timeout.attemptDurationSeconds must be at least {MIN_ATTEMPT_DURATION} seconds, got {seconds}"
             )
+
+
+def normalised_retry_strategy(strategy: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """As AWS stores it: evaluateOnExit actions in lower case (they are case-insensitive)."""
+    if strategy is None:
+        return None
+    out = dict(strategy)
+    if "evaluateOnExit" in out:
+        out["evaluateOnExit"] = [{**rule, "action": str(rule["action"]).lower()} for rule in out["evaluateOnExit"]]
+    return out
+
+
+# Fields of containerProperties AWS reports as an empty list when the definition omits them.
+CONTAINER_LIST_DEFAULTS = (
+    "command", "environment", "mountPoints", "volumes", "ulimits", "secrets", "resourceRequirements",
+)
+
+
+def container_defaults(container: Mapping[str, Any], fargate: bool) -> dict[str, Any]:
+    """containerProperties as AWS stores them: empty lists for what was omitted, Fargate platform LATEST."""
+    out: dict[str, Any] = {name: [] for name in CONTAINER_LIST_DEFAULTS}
+    out.update(container)
+    if fargate and "fargatePlatformConfiguration" not in out:
+        out["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+    return out
 
 
 def resource_totals(containers: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
@@ -173,3 +203,54 @@ def check_fargate_task(task: Mapping[str, Any], containers: list[Mapping[str, An
     vcpu, memory = resource_totals(containers)
     if vcpu or memory:
         check_fargate_resources(vcpu, memory)
+
+
+INSTANCE_TYPE_CHOICES = ("optimal", "default_x86_64", "default_arm64")
+# computeResources fields AWS documents as "isn't applicable to jobs that are running on Fargate
+# resources. Don't specify it."
+EC2_ONLY_RESOURCES = (
+    "allocationStrategy", "minvCpus", "desiredvCpus", "instanceTypes", "imageId", "ec2KeyPair", "instanceRole",
+    "tags", "placementGroup", "bidPercentage", "spotIamFleetRole", "launchTemplate", "ec2Configuration",
+    "scalingPolicy",
+)
+
+
+def check_compute_resources(resources: Mapping[str, Any], known_instance_type: Callable[[str], bool]) -> None:
+    """What CreateComputeEnvironment's computeResources must hold for its type (EC2, SPOT, FARGATE...)."""
+    resource_type = resources.get("type")
+    if resource_type == "ECS_MANAGED_INSTANCES":
+        raise ClientException("computeResources.type ECS_MANAGED_INSTANCES is not supported by this emulator")
+    require(resources, "maxvCpus", "subnets")
+    if resource_type in ("FARGATE", "FARGATE_SPOT"):
+        given = [name for name in EC2_ONLY_RESOURCES if name in resources]
+        if given:
+            raise ClientException(
+                f"Error executing request, Exception : computeResources.{given[0]} is not applicable to "
+                f"{resource_type} compute resources; don't specify it."
+            )
+        if not resources.get("securityGroupIds"):
+            raise ClientException(
+                f"Error executing request, Exception : computeResources.securityGroupIds is required for "
+                f"{resource_type} compute resources (at least one security group)."
+            )
+        return
+    if not resources.get("instanceRole"):
+        raise ClientException("Error executing request, Exception : Instance role is required.")
+    minimum = resources.get("minvCpus", 0)
+    if not 0 <= minimum <= resources["maxvCpus"]:
+        raise ClientException("computeResources.minvCpus must be between 0 and maxvCpus")
+    types = resources.get("instanceTypes")
+    if types is not None and not types:
+        raise ClientException("computeResources.instanceTypes: at least one instance type must be provided")
+    for instance_type in types or []:
+        if instance_type not in INSTANCE_TYPE_CHOICES and not known_instance_type(instance_type):
+            raise ClientException(f"Instance type {instance_type} does not exist")
+    if (
+        resource_type == "SPOT"
+        and resources.get("allocationStrategy", "BEST_FIT") == "BEST_FIT"
+        and not resources.get("spotIamFleetRole")
+    ):
+        raise ClientException(
+            "computeResources.spotIamFleetRole is required for a SPOT compute environment with the "
+            "BEST_FIT allocation strategy (the default)"
+        )

@@ -1,0 +1,91 @@
+"""Fair-share scheduling policies and the fair-share fields of queues and jobs, as pure rules.
+
+AWS: a queue without a scheduling policy is FIFO and can never get one; a queue with one can have it
+replaced, never removed. A job on a fair-share queue needs a shareIdentifier; a job on a FIFO queue
+may not have one. Priorities go from 0 to 9999.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_batch_runner.emulator.batch.validation import ClientException
+
+SHARE_IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
+MAX_SHARE_DECAY_SECONDS = 604_800
+MAX_SHARE_DISTRIBUTION = 500
+MIN_WEIGHT, MAX_WEIGHT = 0.0001, 999.9999
+MAX_PRIORITY = 9999
+
+
+def check_share_identifier(value: Any, field: str) -> None:
+    if not isinstance(value, str) or not SHARE_IDENTIFIER_RE.match(value):
+        raise ClientException(
+            f"{field} {value!r} is invalid: up to 255 letters and numbers, optionally followed by an asterisk (*)"
+        )
+
+
+def check_priority(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PRIORITY:
+        raise ClientException(f"{field} must be an integer from 0 to {MAX_PRIORITY}, got {value!r}")
+    return value
+
+
+def fairshare_policy(policy: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A validated fairsharePolicy, as DescribeSchedulingPolicies reports it."""
+    out = dict(policy or {})
+    decay = out.get("shareDecaySeconds", 0)
+    if not isinstance(decay, int) or not 0 <= decay <= MAX_SHARE_DECAY_SECONDS:
+        raise ClientException(
+            f"fairsharePolicy.shareDecaySeconds must be from 0 to {MAX_SHARE_DECAY_SECONDS}, got {decay!r}"
+        )
+    reservation = out.get("computeReservation", 0)
+    if not isinstance(reservation, int) or not 0 <= reservation <= 99:
+        raise ClientException(f"fairsharePolicy.computeReservation must be from 0 to 99, got {reservation!r}")
+    shares = out.get("shareDistribution") or []
+    if len(shares) > MAX_SHARE_DISTRIBUTION:
+        raise ClientException(f"fairsharePolicy.shareDistribution can have at most {MAX_SHARE_DISTRIBUTION} entries")
+    identifiers: list[str] = []
+    for share in shares:
+        identifier = share.get("shareIdentifier")
+        check_share_identifier(identifier, "fairsharePolicy.shareDistribution shareIdentifier")
+        weight = share.get("weightFactor", 1.0)
+        if not isinstance(weight, int | float) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise ClientException(
+                f"weightFactor of share {identifier} must be from {MIN_WEIGHT} to {MAX_WEIGHT}, got {weight!r}"
+            )
+        for other in identifiers:
+            if _overlap(identifier, other):
+                raise ClientException(f"shareDistribution identifiers {other!r} and {identifier!r} overlap")
+        identifiers.append(identifier)
+    return out
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two share identifiers (either may be a prefix ending in *) can name the same share."""
+    a_prefix, b_prefix = a.endswith("*"), b.endswith("*")
+    a_text, b_text = a.rstrip("*"), b.rstrip("*")
+    if a_prefix and b_prefix:
+        return a_text.startswith(b_text) or b_text.startswith(a_text)
+    if a_prefix:
+        return b_text.startswith(a_text)
+    if b_prefix:
+        return a_text.startswith(b_text)
+    return a == b
+
+
+def check_job_share(queue_policy: str | None, queue_name: str, share: Any) -> None:
+    """SubmitJob's shareIdentifier against its queue: required with a policy, refused without."""
+    if queue_policy is None:
+        if share is not None:
+            raise ClientException(
+                f"shareIdentifier can't be specified: job queue {queue_name} has no fair-share scheduling policy"
+            )
+        return
+    if share is None:
+        raise ClientException(
+            f"shareIdentifier is required: job queue {queue_name} has a fair-share scheduling policy"
+        )
+    check_share_identifier(share, "shareIdentifier")

@@ -1,0 +1,165 @@
+"""Compute environments and job queues as the AWS Batch API reference describes them: what
+CreateComputeEnvironment requires of each resource type, the ECS cluster behind each environment,
+UpdateComputeEnvironment and DeleteComputeEnvironment with their state rules, queue creation rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.emulator import helpers
+from tests.emulator.test_batch_validation import refused
+
+EC2 = {"type": "EC2", "maxvCpus": 8, "subnets": ["subnet-1"], "instanceRole": "ecsInstanceRole"}
+FARGATE = {"type": "FARGATE", "maxvCpus": 8, "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]}
+
+
+def _create(batch: Any, resources: dict[str, Any], **params: Any) -> str:
+    arn: str = batch.create_compute_environment(
+        computeEnvironmentName=helpers.unique("ce"), type="MANAGED", computeResources=resources, **params
+    )["computeEnvironmentArn"]
+    return arn
+
+
+def _describe(batch: Any, arn: str) -> dict[str, Any] | None:
+    found = batch.describe_compute_environments(computeEnvironments=[arn])["computeEnvironments"]
+    return found[0] if found else None
+
+
+def _status(batch: Any, arn: str) -> str | None:
+    ce = _describe(batch, arn)
+    return None if ce is None else str(ce["status"])
+
+
+def test_each_compute_environment_has_its_own_ecs_cluster(batch: Any, emulator_url: str) -> None:
+    ecs = helpers.client(emulator_url, "ecs")
+    first, second = helpers.create_compute_environment(batch), helpers.create_compute_environment(batch)
+    clusters = [_describe(batch, arn)["ecsClusterArn"] for arn in (first, second)]  # type: ignore[index]
+    assert clusters[0] != clusters[1]
+    assert set(clusters) <= set(ecs.list_clusters()["clusterArns"])
+    described = ecs.describe_clusters(clusters=clusters)["clusters"]
+    assert [c["status"] for c in described] == ["ACTIVE", "ACTIVE"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({**EC2, "instanceRole": None}, "Instance role is required"),
+        ({**EC2, "instanceTypes": ["m5.large", "nonexistent.huge"]}, "Instance type nonexistent.huge does not exist"),
+        ({**EC2, "instanceTypes": []}, "instanceTypes"),
+        ({**EC2, "minvCpus": 9}, "minvCpus"),
+        ({**EC2, "type": "SPOT"}, "spotIamFleetRole"),
+        ({**FARGATE, "securityGroupIds": None}, "securityGroupIds"),
+        ({**FARGATE, "instanceTypes": ["optimal"]}, "instanceTypes"),
+        ({**FARGATE, "minvCpus": 0}, "minvCpus"),
+        ({**FARGATE, "subnets": None}, "subnets"),
+        ({**EC2, "maxvCpus": None}, "maxvCpus"),
+        ({**EC2, "type": "ECS_MANAGED_INSTANCES"}, "ECS_MANAGED_INSTANCES"),
+    ],
+)
+def test_compute_resources_aws_refuses(raw_batch: Any, resources: dict[str, Any], expected: str) -> None:
+    given = {k: v for k, v in resources.items() if v is not None}
+    assert expected in refused(_create, raw_batch, given)
+
+
+@pytest.mark.parametrize("types", [["optimal"], ["m5", "c5.xlarge"], ["default_x86_64"], ["default_arm64"]])
+def test_instance_types_and_families_are_accepted(batch: Any, types: list[str]) -> None:
+    assert _create(batch, {**EC2, "instanceTypes": types, "minvCpus": 0})
+
+
+def test_spot_with_a_fleet_role_or_another_strategy_is_accepted(batch: Any) -> None:
+    assert _create(batch, {**EC2, "type": "SPOT", "spotIamFleetRole": "arn:aws:iam::123456789012:role/fleet"})
+    assert _create(batch, {**EC2, "type": "SPOT", "allocationStrategy": "SPOT_CAPACITY_OPTIMIZED"})
+
+
+def test_state_must_be_enabled_or_disabled(raw_batch: Any) -> None:
+    assert "ENABLED | DISABLED" in refused(_create, raw_batch, EC2, state="PAUSED")
+
+
+def test_unmanaged_environment_keeps_its_unmanaged_vcpus(batch: Any) -> None:
+    arn = batch.create_compute_environment(
+        computeEnvironmentName=helpers.unique("unmanaged"), type="UNMANAGED", unmanagedvCpus=4
+    )["computeEnvironmentArn"]
+    assert _describe(batch, arn)["unmanagedvCpus"] == 4  # type: ignore[index]
+    assert "unmanagedvCpus" in refused(_create, batch, EC2, unmanagedvCpus=4)
+
+
+def test_update_compute_environment(batch: Any) -> None:
+    arn = helpers.create_compute_environment(batch)
+    answer = batch.update_compute_environment(
+        computeEnvironment=arn, state="DISABLED", computeResources={"maxvCpus": 32, "minvCpus": 2}
+    )
+    assert answer["computeEnvironmentArn"] == arn
+    ce = _describe(batch, arn)
+    assert ce is not None
+    assert (ce["state"], ce["status"]) == ("DISABLED", "UPDATING")
+    busy = refused(batch.update_compute_environment, computeEnvironment=arn, state="ENABLED")
+    assert "updated only when VALID" in busy
+    helpers.wait_until(lambda: _status(batch, arn) == "VALID")
+    ce = _describe(batch, arn)
+    assert ce is not None
+    assert (ce["computeResources"]["maxvCpus"], ce["computeResources"]["minvCpus"]) == (32, 2)
+    assert "minvCpus" in refused(
+        batch.update_compute_environment, computeEnvironment=arn, computeResources={"minvCpus": 64}
+    )
+    assert "does not exist" in refused(batch.update_compute_environment, computeEnvironment="nope", state="ENABLED")
+
+
+def test_delete_needs_a_disabled_environment_in_no_queue(batch: Any, emulator_url: str) -> None:
+    ecs = helpers.client(emulator_url, "ecs")
+    arn = helpers.create_compute_environment(batch)
+    cluster = _describe(batch, arn)["ecsClusterArn"]  # type: ignore[index]
+    queue = helpers.create_queue(batch, arn)
+    assert "DISABLED" in refused(batch.delete_compute_environment, computeEnvironment=arn)
+    batch.update_compute_environment(computeEnvironment=arn, state="DISABLED")
+    helpers.wait_until(lambda: _status(batch, arn) == "VALID")
+    assert "job queue" in refused(batch.delete_compute_environment, computeEnvironment=arn)
+    batch.update_job_queue(jobQueue=queue, state="DISABLED")
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    batch.delete_job_queue(jobQueue=queue)
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) is None)
+    batch.delete_compute_environment(computeEnvironment=arn)
+    assert _status(batch, arn) == "DELETING"
+    helpers.wait_until(lambda: _status(batch, arn) is None)
+    assert cluster not in ecs.list_clusters()["clusterArns"]
+    assert "does not exist" in refused(batch.delete_compute_environment, computeEnvironment=arn)
+
+
+# Job queues
+
+
+def test_queue_state_must_be_enabled_or_disabled(raw_batch: Any) -> None:
+    ce = helpers.create_compute_environment(raw_batch)
+    message = refused(
+        raw_batch.create_job_queue, jobQueueName="junk", state="JUNK", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
+    assert message == "state JUNK must be one of ENABLED | DISABLED"
+    queue = helpers.create_queue(raw_batch, ce)
+    assert "ENABLED | DISABLED" in refused(raw_batch.update_job_queue, jobQueue=queue, state="JUNK")
+
+
+def test_queue_refuses_a_compute_environment_not_yet_valid(batch: Any) -> None:
+    creating = helpers.create_compute_environment(batch, wait=False)
+    message = refused(
+        batch.create_job_queue, jobQueueName="early", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": creating}],
+    )
+    assert "VALID" in message
+    helpers.wait_until(lambda: _status(batch, creating) == "VALID")
+    assert helpers.create_queue(batch, creating)
+
+
+def test_queue_type_follows_its_compute_environments(batch: Any) -> None:
+    fargate = helpers.create_queue(batch, helpers.create_compute_environment(batch, platform="FARGATE"))
+    ec2_ce = helpers.create_compute_environment(batch)
+    assert batch.describe_job_queues(jobQueues=[fargate])["jobQueues"][0]["jobQueueType"] == "ECS_FARGATE"
+    assert "ECS_FARGATE" in refused(
+        batch.update_job_queue, jobQueue=fargate, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ec2_ce}]
+    )
+
+
+@pytest.fixture
+def raw_batch(emulator_url: str) -> Any:
+    return helpers.client(emulator_url, "batch", parameter_validation=False)
