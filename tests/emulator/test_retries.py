@@ -42,7 +42,9 @@ def test_evaluate_on_exit_decides_whether_a_failed_attempt_is_retried(
     job = run(batch, ec2_queue, "exit 7", {"attempts": 3, "evaluateOnExit": rules})
     assert job["status"] == "FAILED"
     assert len(job["attempts"]) == attempts
-    assert job["retryStrategy"] == {"attempts": 3, "evaluateOnExit": rules}
+    # AWS stores the (case-insensitive) action in lower case.
+    stored = [{**rule, "action": rule["action"].lower()} for rule in rules]
+    assert job["retryStrategy"] == {"attempts": 3, "evaluateOnExit": stored}
 
 
 @pytest.mark.parametrize(
