@@ -87,8 +87,7 @@ def test_every_answer_carries_a_request_id(batch: Any, ec2_queue: str) -> None:
         ("submit_job", "eksPropertiesOverride", {"podProperties": {}}),
         ("register_job_definition", "nodeProperties", {"numNodes": 2, "mainNode": 0, "nodeRangeProperties": []}),
         ("register_job_definition", "eksProperties", {"podProperties": {"containers": []}}),
-        ("create_job_queue", "jobStateTimeLimitActions", [{"reason": "r", "state": "RUNNABLE",
-                                                           "maxTimeSeconds": 600, "action": "CANCEL"}]),
+        ("create_job_queue", "serviceEnvironmentOrder", [{"order": 1, "serviceEnvironment": "se"}]),
     ],
 )
 def test_features_not_implemented_are_refused_by_name(

@@ -27,55 +27,57 @@ def runnable_reason(batch: Any, job_id: str) -> str:
         lambda: (lambda j: j["status"] == "RUNNABLE" and j.get("statusReason"))(helpers.describe(batch, job_id))))
 
 
-def test_a_job_for_the_other_platform_says_its_resource_requirement_cannot_be_met(batch: Any, ec2_queue: str) -> None:
-    job_id = helpers.submit(batch, ec2_queue, fargate_definition(batch))
-    assert runnable_reason(batch, job_id).startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - ")
-    listed = batch.list_jobs(jobQueue=ec2_queue, jobStatus="RUNNABLE")["jobSummaryList"]
-    assert next(j.get("statusReason", "") for j in listed if j["jobId"] == job_id).startswith(
-        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
-
-
-def test_a_job_beyond_every_max_vcpus_says_so(batch: Any) -> None:
+def small_fargate_queue(batch: Any, **params: Any) -> str:
+    """A queue on a Fargate compute environment of maxvCpus 1: a 2-vCPU job can never be placed there."""
     ce = batch.create_compute_environment(
         computeEnvironmentName=helpers.unique("small"), type="MANAGED",
         computeResources={"type": "FARGATE", "maxvCpus": 1, "subnets": ["subnet-0123456789abcdef0"],
                           "securityGroupIds": ["sg-0123456789abcdef0"]})["computeEnvironmentArn"]
     helpers.wait_until(lambda: batch.describe_compute_environments(computeEnvironments=[ce])
                        ["computeEnvironments"][0]["status"] == "VALID")
-    queue = helpers.create_queue(batch, ce)
+    queue = str(batch.create_job_queue(jobQueueName=helpers.unique("small"), priority=1, state="ENABLED",
+                                       computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+                                       **params)["jobQueueArn"])
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    return queue
+
+
+def test_a_job_beyond_every_max_vcpus_says_so(batch: Any) -> None:
+    queue = small_fargate_queue(batch)
     job_id = helpers.submit(batch, queue, fargate_definition(batch, "2", "4096"))
     reason = runnable_reason(batch, job_id)
     assert reason.startswith("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - ")
     assert "2 vCPUs" in reason
+    listed = batch.list_jobs(jobQueue=queue, jobStatus="RUNNABLE")["jobSummaryList"]
+    assert next(j.get("statusReason", "") for j in listed if j["jobId"] == job_id).startswith(
+        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE")
 
 
 def test_a_time_limit_action_cancels_a_job_stuck_for_its_reason(
-    emulator_url: str, batch: Any, ec2_queue: str
+    emulator_url: str, batch: Any
 ) -> None:
-    ce = batch.describe_job_queues(jobQueues=[ec2_queue])["jobQueues"][0]["computeEnvironmentOrder"][0]
-    actions = [{"reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "state": "RUNNABLE", "maxTimeSeconds": 600,
-                "action": "CANCEL"}]
-    queue = batch.create_job_queue(jobQueueName=helpers.unique("limited"), priority=1, state="ENABLED",
-                                   computeEnvironmentOrder=[ce], jobStateTimeLimitActions=actions)["jobQueueArn"]
-    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    actions = [{"reason": "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", "state": "RUNNABLE",
+                "maxTimeSeconds": 600, "action": "CANCEL"}]
+    queue = small_fargate_queue(batch, jobStateTimeLimitActions=actions)
     assert batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["jobStateTimeLimitActions"] == actions
     control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.002})  # 600 s -> 1.2 s
-    job_id = helpers.submit(batch, queue, fargate_definition(batch))
+    job_id = helpers.submit(batch, queue, fargate_definition(batch, "2", "4096"))
     job = helpers.wait_for_status(batch, job_id, ("FAILED",), timeout=20)
     assert job["statusReason"] == (
-        "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
+        "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE")
     assert job["isCancelled"] is True
     assert job["attempts"] == []
 
 
 def test_a_time_limit_action_for_another_reason_leaves_the_job_waiting(
-    emulator_url: str, batch: Any, ec2_queue: str
+    emulator_url: str, batch: Any
 ) -> None:
-    batch.update_job_queue(jobQueue=ec2_queue, jobStateTimeLimitActions=[
+    queue = small_fargate_queue(batch)
+    batch.update_job_queue(jobQueue=queue, jobStateTimeLimitActions=[
         {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 600,
          "action": "CANCEL"}])
     control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.001})
-    job_id = helpers.submit(batch, ec2_queue, fargate_definition(batch))
+    job_id = helpers.submit(batch, queue, fargate_definition(batch, "2", "4096"))
     runnable_reason(batch, job_id)
     time.sleep(2)
     assert helpers.describe(batch, job_id)["status"] == "RUNNABLE"
