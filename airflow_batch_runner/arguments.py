@@ -1,4 +1,5 @@
-"""Pure: the shapes of the templated collection arguments (``commands``, ``input_files``, ``output_files``, ``env``).
+"""Pure: the shapes of the templated collection arguments (``commands``, ``input_files``, ``output_files``,
+``env``, ``tags``).
 
 Each accepts a literal, a Jinja string, or an XComArg (``upstream()``, ``task.output``, nested in a list or a
 dict too), mapped or not. A literal is put in shape and checked when the task is built; a value Airflow
@@ -78,6 +79,10 @@ def input_files(value: Any) -> dict[Any, Any]:
 
 def env(value: Any) -> dict[Any, Any]:
     return as_mapping(value, "env", "variable name to value")
+
+
+def tags(value: Any) -> dict[Any, Any]:
+    return as_mapping(value, "tags", "tag key to value")
 
 
 def at_construction(value: Any, shape: Any, *, templates_later: bool = False) -> Any:

@@ -201,7 +201,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
         self.batch_resources = dict(resources or job_spec.DEFAULT_RESOURCES)
         self._resources = job_spec.parse_resources(self.batch_resources)
-        self.tags = dict(tags) if tags is not None else {}
+        self.tags = arguments.at_construction(tags, arguments.tags, templates_later=True)
         self.propagate_tags = propagate_tags
         self.share_identifier = share_identifier
         self.scheduling_priority = scheduling_priority
@@ -322,6 +322,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.input_files = arguments.input_files(self.input_files)
         self.output_files = arguments.output_files(self.output_files)
         self.env = arguments.env(self.env)
+        self.tags = arguments.tags(self.tags)
 
     def _check_files_need_bucket(self, raw: bool = False) -> None:
         """``raw``: when the task is built, where a value known only once rendered cannot tell yet."""

@@ -78,3 +78,21 @@ def test_resolved_later_looks_inside_lists_and_dicts_only() -> None:
     assert arguments.resolved_later([1, {"k": value}])
     assert not arguments.resolved_later(["{{ ds }}", {"k": "v"}])
     assert not arguments.resolved_later("{{ ti.xcom_pull('x') }}")
+
+
+CREDENTIALS = ("access_key_id", "secret_key_id", "session_token")
+
+
+@pytest.mark.parametrize("field", sorted(BatchRunnerOperator.template_fields))
+@pytest.mark.parametrize("given", ["xcomarg", "jinja"])
+def test_every_templated_field_takes_an_xcomarg_or_a_jinja_string_when_the_dag_is_parsed(
+    field: str, given: str
+) -> None:
+    with DAG(f"parse_{field}_{given}", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
+        fields = CREDENTIALS if field in CREDENTIALS else (field,)  # the keys go together
+        values = {name: upstream() if given == "xcomarg" else "{{ params.value }}" for name in fields}
+        op = BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED, **values})
+    # A single string in commands or output_files is one command or name, a template or not.
+    expected = {name: [value] if name in ("commands", "output_files") and given == "jinja" else value
+                for name, value in values.items()}
+    assert {name: getattr(op, name) for name in fields} == expected
