@@ -21,6 +21,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_batch_runner import job_spec
+from airflow_batch_runner.masking import redact
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
 if TYPE_CHECKING:
@@ -74,6 +75,19 @@ class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
         # Rendered as commands= would be: the template variables (working_dir, ...) are in the context.
         self.commands = list(self.render_template(list(commands), context))
         return super().execute(context)
+
+    def _resume_kwargs(self) -> dict[str, Any]:
+        # The function ran in this execution only: the resumed one shows its commands too (rendered templates
+        # are written again at its end). Masked, as the rendered-template view masks them.
+        return {"commands": [redact(command) for command in self.commands]}
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], bucket_path: str | None = None,
+        array: dict[str, Any] | None = None, commands: list[str] | None = None,
+    ) -> Any:
+        if commands:
+            self.commands = list(commands)
+        return super().execute_complete(context, event, bucket_path=bucket_path, array=array)
 
 
 def batch_runner_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:

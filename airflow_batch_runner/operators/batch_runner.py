@@ -495,8 +495,12 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 max_runnable_time=self.max_runnable_time,
             ),
             method_name="execute_complete",
-            kwargs={"bucket_path": run.bucket_path, "array": _array_dict(run.array)},
+            kwargs={"bucket_path": run.bucket_path, "array": _array_dict(run.array), **self._resume_kwargs()},
         )
+
+    def _resume_kwargs(self) -> dict[str, Any]:
+        """More of this execution for ``execute_complete`` after the deferral (a subclass's own state)."""
+        return {}
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], bucket_path: str | None = None,

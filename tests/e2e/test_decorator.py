@@ -74,6 +74,21 @@ def test_a_returned_command_takes_upstream_values_and_template_variables(
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     assert aws.read(result.xcom["output_files"]["said.txt"]) == "hello from upstream\n"
+    # The rendered-template view shows what the function returned. (After a deferral too, in a running Airflow:
+    # dag.test() resumes a task with the trigger's event alone, without the deferral's kwargs; the UI system
+    # test covers that.)
+    if not deferrable:
+        assert rendered_commands(dag_id) == ["echo hello from upstream > /airflow-batch/output/said.txt"]
+
+
+def rendered_commands(dag_id: str) -> Any:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id, task_id="shell").first()
+        assert row is not None
+        return row.rendered_fields["commands"]
 
 
 @pytest.mark.parametrize("returns", ["None", "''", "[1, 2]"])
