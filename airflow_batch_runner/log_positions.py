@@ -86,14 +86,20 @@ def choose(
 ) -> tuple[list[Cursor], int] | None:
     """The streams of the next call and its ``startTime``, or None when nothing is due.
 
-    Final reads come first, then the most overdue. The first picked sets the start time; others join
-    when their floor is at or after it and, if they are busy, within ``tolerance_ms`` of it (a busy
-    stream read from further back would read its lines again).
+    Final reads come first, all that are ready in one call. Otherwise the most overdue stream sets the
+    start time; others join when their floor is at or after it and, if they are busy, within
+    ``tolerance_ms`` of it (a busy stream read from further back would read its lines again).
     """
     due = [c for c in cursors if c.due <= now or final_read_ready(c, now)]
     if not due:
         return None
-    due.sort(key=lambda c: (not final_read_ready(c, now), c.due, c.floor))
+    finals = sorted((c for c in due if final_read_ready(c, now)), key=lambda c: c.floor)
+    if finals:
+        # A job's last read goes first, with every other job's that is ready: each is read once more
+        # whatever its position (reading some lines again once is cheaper than a job's end waiting).
+        batch = finals[:limit]
+        return batch, min(c.floor for c in batch)
+    due.sort(key=lambda c: (c.due, c.floor))
     anchor = due[0]
     start = anchor.floor
     batch = [anchor]

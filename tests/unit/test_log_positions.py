@@ -82,6 +82,15 @@ def test_a_final_read_goes_before_every_other_stream() -> None:
     assert choose([overdue, ending], now=4.0, tolerance_ms=2000) == ([ending], 9000)
 
 
+def test_every_ready_final_read_shares_one_call_whatever_its_position() -> None:
+    """At scale many jobs end together: their last reads must not wait for one call each."""
+    ending = [Cursor(f"e{i}", floor=1000 * i, interval=5.0, due=50.0, busy=True, drain_after=1.0)
+              for i in range(1, 30)]
+    batch, start = choose(ending, now=2.0, tolerance_ms=2000) or ([], 0)
+    assert sorted(c.stream for c in batch) == sorted(c.stream for c in ending)
+    assert start == 1000
+
+
 def test_at_most_a_hundred_streams_per_call() -> None:
     cursors = [Cursor(f"s{i:03d}", floor=1000, interval=5.0, due=float(i)) for i in range(250)]
     batch, _ = choose(cursors, now=1000.0, tolerance_ms=2000) or ([], 0)
