@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_failures import task_dag, the_job
 
-REASON = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
+REASON = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
+
+
+def queue_too_small(aws: AwsWorld, name: str) -> str:
+    """A queue whose only (Fargate) compute environment has maxvCpus 1: a 2-vCPU job can never be placed."""
+    batch = aws.client("batch")
+    ce = batch.create_compute_environment(
+        computeEnvironmentName=f"{name}-small", type="MANAGED",
+        computeResources={"type": "FARGATE", "maxvCpus": 1, "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]},
+    )["computeEnvironmentArn"]
+    time.sleep(0.2)  # VALID one step after creation
+    queue = batch.create_job_queue(jobQueueName=name, priority=1, state="ENABLED",
+                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
+    time.sleep(0.2)
+    return str(queue)
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
 def test_a_job_runnable_past_max_runnable_time_is_terminated_and_fails_with_code_3_and_the_reason(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
 ) -> None:
-    queue = aws.queue_where_jobs_never_start(f"never-{deferrable}")
+    queue = queue_too_small(aws, f"small-{deferrable}")
     dag_id = f"stuck_{deferrable}"
     result = run_dag(task_dag(dag_id, bucket=None, commands=["true"], job_queue_arn=queue, deferrable=deferrable,
-                              max_runnable_time=3, wait_until_completion=600), capsys)
+                              max_runnable_time=3, wait_until_completion=600,
+                              resources={"request": {"cpu": "2", "memory": "4096"}}), capsys)
     assert result.state == "failed"
     assert "stayed RUNNABLE longer than 3 s (max_runnable_time); it was terminated. Exit code 3 (status RUNNABLE)." \
         in result.output
