@@ -15,6 +15,8 @@ import psutil
 
 from airflow_batch_runner.emulator.testing import running_emulator
 
+CLI = "public.ecr.aws/aws-cli/aws-cli:latest"
+
 
 def _client(url: str, service: str) -> Any:
     make: Any = boto3.client
@@ -40,15 +42,16 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--step-delay", type=float, default=0.2)
     parser.add_argument("--no-sidecars", action="store_true", help="main container only")
+    parser.add_argument("--inputs", type=int, default=10, help="staged input files; child i reads file i %% n")
+    parser.add_argument("--aws-cli-processes", action="store_true", help="run the CLI as processes, not in-process")
     args = parser.parse_args()
-    with running_emulator(step_delay=args.step_delay, extra_args=["--no-quotas"]) as url:
-        port = url.rsplit(":", 1)[1]
-        emulator = next(p for p in psutil.Process().children()
-                        if "airflow_batch_runner.emulator" in " ".join(p.cmdline()) and port)
+    extra = ["--no-quotas", *(["--aws-cli-processes"] if args.aws_cli_processes else [])]
+    with running_emulator(step_delay=args.step_delay, extra_args=extra) as url:
+        emulator = next(p for p in psutil.Process().children() if "airflow_batch_runner.emulator" in p.cmdline())
         batch, s3 = _client(url, "batch"), _client(url, "s3")
         s3.create_bucket(Bucket="fanout")
-        for i in range(args.size):
-            s3.put_object(Bucket="fanout", Key=f"in/{i}/data.txt", Body=f"input {i}\n".encode())
+        for i in range(args.inputs):
+            s3.put_object(Bucket="fanout", Key=f"in/{i}.txt", Body=f"input {i}\n".encode())
         ce = batch.create_compute_environment(
             computeEnvironmentName="ce", type="MANAGED",
             computeResources={"type": "EC2", "maxvCpus": 256, "minvCpus": 0, "instanceTypes": ["optimal"],
@@ -57,19 +60,21 @@ def main() -> int:
         queue = batch.create_job_queue(jobQueueName="q", priority=1, state="ENABLED",
                                        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
         time.sleep(1)
-        index = "$AWS_BATCH_JOB_ARRAY_INDEX"
-        main = _container("main", "busybox", ["sh", "-c", "tr a-z A-Z < /work/data.txt > /work/out.txt"],
-                          args.no_sidecars, None if args.no_sidecars else "inputs")
+        # As the operator's job: the inputs sidecar copies the staged prefix in (the same for every child:
+        # the AWS CLI image has no shell to read the index), main picks a file by its array index, the
+        # outputs sidecar copies back what main wrote (one key per child).
+        pick = (f'i=$AWS_BATCH_JOB_ARRAY_INDEX; mkdir -p /work/out; '
+                f'tr a-z A-Z < "/work/in/$((i % {args.inputs})).txt" > "/work/out/$i.txt"')
+        main = _container("main", "busybox", ["sh", "-c", pick], args.no_sidecars,
+                          None if args.no_sidecars else "inputs")
+        copy = ["s3", "cp", "--recursive", "--only-show-errors"]
         containers = [main] if args.no_sidecars else [
-            # The AWS CLI as the sidecars run it, through a shell so that each child picks its own index.
-            _container("inputs", "busybox", ["sh", "-c", f"aws s3 cp s3://fanout/in/{index}/data.txt /work/data.txt"],
-                       False, None),
+            _container("inputs", CLI, [*copy, "s3://fanout/in/", "/work/in/"], False, None),
             main,
-            _container("outputs", "busybox", ["sh", "-c", f"aws s3 cp /work/out.txt s3://fanout/out/{index}.txt"],
-                       True, "main"),
+            _container("outputs", CLI, [*copy, "/work/out/", "s3://fanout/out/"], True, "main"),
         ]
         if args.no_sidecars:
-            main["command"] = ["sh", "-c", f"echo {index}"]
+            main["command"] = ["sh", "-c", "echo $AWS_BATCH_JOB_ARRAY_INDEX"]
         definition = batch.register_job_definition(
             jobDefinitionName="fanout", type="container", platformCapabilities=["EC2"],
             ecsProperties={"taskProperties": [{"containers": containers, "volumes": [{"name": "work"}]}]},
