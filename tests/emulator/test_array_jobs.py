@@ -12,7 +12,7 @@ from tests.emulator import helpers
 from tests.emulator.helpers import container
 from tests.emulator.test_batch_validation import refused
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 STATUSES = helpers.ALL_STATUSES
 ECHO_INDEX = 'echo "index=$AWS_BATCH_JOB_ARRAY_INDEX size=$AWS_BATCH_JOB_ARRAY_SIZE id=$AWS_BATCH_JOB_ID"'
@@ -245,3 +245,26 @@ def test_terminate_a_running_array_ends_every_child_quickly(batch: Any, ec2_queu
     assert parent["statusReason"] == "stop all"
     children = _children(batch, parent_id, 4).values()
     assert all(c["status"] == "FAILED" and c["isTerminated"] for c in children)
+
+
+@pytest.mark.slow
+def test_hundreds_of_operator_shaped_children_all_run(batch: Any, s3: Any, ec2_queue: str) -> None:
+    """Inputs sidecar (AWS CLI image), main, outputs sidecar on a shared volume, in each of 300 children."""
+    size, bucket = 300, helpers.unique("fanout")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in/data.txt", Body=b"payload\n")
+    cli, copy = "public.ecr.aws/aws-cli/aws-cli:latest", ["s3", "cp", "--recursive", "--only-show-errors"]
+    mounts = [("work", "/work")]
+    pick = "mkdir -p /work/out && cp /work/in/data.txt /work/out/$AWS_BATCH_JOB_ARRAY_INDEX"
+    definition = helpers.register_ecs(batch, [
+        container("inputs", [*copy, f"s3://{bucket}/in/", "/work/in/"], essential=False, image=cli, mounts=mounts),
+        container("main", ["sh", "-c", pick], essential=False, depends_on=[("inputs", "SUCCESS")], mounts=mounts),
+        container("outputs", [*copy, "/work/out/", f"s3://{bucket}/out/"], image=cli, mounts=mounts,
+                  depends_on=[("main", "SUCCESS")]),
+    ], volumes=["work"])["jobDefinitionArn"]
+    parent_id = helpers.submit(batch, ec2_queue, definition, arrayProperties={"size": size})
+    parent = helpers.wait_for_status(batch, parent_id, timeout=100, interval=0.5)
+    assert parent["arrayProperties"]["statusSummary"] == _summary(SUCCEEDED=size)
+    keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/")
+            for o in page.get("Contents", [])}
+    assert keys == {f"out/{i}" for i in range(size)}
