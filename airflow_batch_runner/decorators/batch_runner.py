@@ -83,11 +83,11 @@ class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], bucket_path: str | None = None,
-        array: dict[str, Any] | None = None, commands: list[str] | None = None,
+        commands: list[str] | None = None,
     ) -> Any:
         if commands:
             self.commands = list(commands)
-        return super().execute_complete(context, event, bucket_path=bucket_path, array=array)
+        return super().execute_complete(context, event, bucket_path=bucket_path)
 
 
 def batch_runner_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:

@@ -446,7 +446,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
-            self._run = self._reattach(existing, array)
+            self._run = self._reattach(existing)
         else:
             self._run = self._submit(spec, identity, queue, inputs, project, array)
             resume.remember_job(store, self._run.job_id)
@@ -495,17 +495,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 max_runnable_time=self.max_runnable_time,
             ),
             method_name="execute_complete",
-            kwargs={"bucket_path": run.bucket_path, "array": _array_dict(run.array), **self._resume_kwargs()},
+            kwargs={"bucket_path": run.bucket_path, **self._resume_kwargs()},
         )
 
     def _resume_kwargs(self) -> dict[str, Any]:
         """More of this execution for ``execute_complete`` after the deferral (a subclass's own state)."""
         return {}
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], bucket_path: str | None = None,
-        array: dict[str, Any] | None = None,
-    ) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.
@@ -521,7 +518,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []],
                          results=Collected.from_dict(event.get("results")),
-                         array=array_spec.ArraySpec(**array) if array else None)
+                         array=self._array_of(state))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict, description)
@@ -540,12 +537,17 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return str(queue["jobQueueArn"])
         return job_spec.queue_name_for(self.compute_environment_arn)
 
-    def _reattach(self, state: outcome.JobState, array: array_spec.ArraySpec | None) -> _Run:
+    def _reattach(self, state: outcome.JobState) -> _Run:
         self.log.info("Reattaching to AWS Batch job %s (%s) of an earlier try", state.job_id, state.status)
         created = (state.created_at or time.time() * 1000) / 1000
-        if state.array_size:  # the job's own size, whatever the arguments render to now
-            array = array_spec.ArraySpec(state.array_size, allowed_failures=self.allowed_failures)
-        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created), array=array)
+        return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created),
+                    array=self._array_of(state))
+
+    def _array_of(self, state: outcome.JobState) -> array_spec.ArraySpec | None:
+        """An array parent's size as AWS reports it (whatever the arguments render to now), and the rule."""
+        if not state.array_size:
+            return None
+        return array_spec.ArraySpec(state.array_size, allowed_failures=self.allowed_failures)
 
     def _submit(
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str],
@@ -744,7 +746,3 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             self.hook.terminate(self._run.job_id, outcome.KILL_REASON)
             self._cleanup(self._run.bucket_path, self._run.array)
 
-
-def _array_dict(array: array_spec.ArraySpec | None) -> dict[str, Any] | None:
-    """What execute_complete needs of the array: its size and success rule (not the staged files)."""
-    return None if array is None else {"size": array.size, "allowed_failures": array.allowed_failures}

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import AwsWorld, run_dag
-from tests.e2e.test_failures import staged_inputs, task_dag
+from tests.e2e.conftest import AwsWorld, dags_folder, run_dag, xcom_value
+from tests.e2e.test_failures import staged_inputs, task_dag, the_job
+from tests.e2e.test_resume import FIRST_TRY, RETRY, _jobs, _start
 
 # Each child copies the shared file and its own into its outputs, naming its index.
 COPY = 'cat shared.txt own.txt > out.txt; echo "child $AWS_BATCH_JOB_ARRAY_INDEX of $AWS_BATCH_JOB_ARRAY_SIZE"'
@@ -54,17 +61,6 @@ def test_each_child_gets_shared_and_own_inputs_and_returns_its_outputs(
     assert staged_inputs(aws) == []  # delete: the shared and every child's staged inputs
 
 
-def test_one_submit_and_describe_of_the_parent_only(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
-    before = aws.calls()
-    result = run_dag(array_dag("array_calls", 3), capsys)
-    assert result.state == "success", result.output[-3000:]
-    after = aws.calls()
-    calls = {op: after.get(op, 0) - before.get(op, 0) for op in after}
-    assert calls.get("SubmitJob") == 2 or calls.get("SubmitJob") == 1  # 2 on the first run: the definition
-    # The children are read once at the end by ListJobs(arrayJobId), one call per final status.
-    assert calls.get("ListJobs", 0) <= 2 + 1
-
-
 def test_size_without_files_runs_children_that_read_their_index(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,19 +88,6 @@ def test_allowed_failures_lets_the_task_succeed_and_logs_the_failed_children(
     assert "[2] bad item 2" in result.output
 
 
-def test_more_failures_than_allowed_fail_the_task_naming_each_child(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
-) -> None:
-    dag = array_dag("array_failed", 2, commands=['echo "broken $AWS_BATCH_JOB_ARRAY_INDEX"; exit 3'])
-    result = run_dag(dag, capsys)
-    assert result.state == "failed"
-    assert "2 of 2 children did not succeed (0 succeeded; allowed failures 0)" in result.output
-    assert "Failed indexes: 0, 1." in result.output
-    assert "Child 1: FAILED, main container exit code 3" in result.output
-    assert "[1] broken 1" in result.output
-    assert staged_inputs(aws) == []
-
-
 def test_bad_array_arguments_fail_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,3 +98,162 @@ def test_bad_array_arguments_fail_before_anything_is_created(
     assert aws.calls().get("SubmitJob", 0) == before.get("SubmitJob", 0)
     with pytest.raises(ValueError, match="array job"):
         task_dag("array_nobucket", bucket=None, array_size=2, commands=["true"])
+
+
+
+THOUSAND = 1000
+SIZES = [2, THOUSAND]
+# Children that fail in the allowed-failures cases: 1 of 2, 101 of 1,000.
+FAILING = 'case "$AWS_BATCH_JOB_ARRAY_INDEX" in *7|1) echo "bad item $AWS_BATCH_JOB_ARRAY_INDEX"; exit 5;; esac'
+
+
+def calls_during(aws: AwsWorld, before: dict[str, int]) -> dict[str, int]:
+    after = aws.calls()
+    return {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_children_succeed_within_allowed_failures_deferred(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], size: int
+) -> None:
+    failing = {i for i in range(size) if str(i).endswith("7") or i == 1}  # FAILING's pattern
+    allowed = len(failing)
+    dag = array_dag(f"array_deferred_{size}", size, deferrable=True, allowed_failures=allowed,
+                    completion_check_interval=1.0 if size > 2 else 0.2, commands=[FAILING, COPY])
+    before = aws.calls()
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-3000:]
+    xcom = result.xcom
+    assert xcom is not None
+    assert (xcom["succeeded"], xcom["failed"], xcom["failed_indexes"]) == (size - allowed, allowed, sorted(failing))
+    assert ("children" in xcom) == (size <= 100)
+    document = manifest(aws, xcom)
+    by_index = {c["index"]: c for c in document["children"]}
+    assert len(by_index) == size
+    for index in sorted(failing)[:3]:
+        assert (by_index[index]["status"], by_index[index]["exit_code"], by_index[index]["output_files"]) == (
+            "FAILED", 5, {})
+    for index in [i for i in range(size) if i not in failing][:: max(1, size // 10)]:
+        assert aws.read(by_index[index]["output_files"]["out.txt"]) == f"shared\nown-{index}\n"
+    first = sorted(failing)[0]
+    assert f"Child {first}: FAILED, main container exit code 5" in result.output
+    assert f"[{first}] bad item {first}" in result.output
+    calls = calls_during(aws, before)
+    # One SubmitJob (two on a fresh account), the parent alone polled, the children listed once at the end.
+    assert calls.get("SubmitJob", 0) <= 2 and calls.get("ListJobs", 0) <= 2 + 2, calls
+    assert calls.get("DescribeJobs", 0) <= 200, calls
+    assert staged_inputs(aws) == []
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_child_failing_fails_the_task_and_says_so(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], size: int
+) -> None:
+    dag = array_dag(f"array_all_failed_{size}", size, completion_check_interval=1.0,
+                    commands=['echo "broken $AWS_BATCH_JOB_ARRAY_INDEX"; exit 3'])
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert f"{size} of {size} children did not succeed (0 succeeded; allowed failures 0)" in result.output
+    assert "Child 1: FAILED, main container exit code 3" in result.output and "[1] broken 1" in result.output
+    prefix = [line for line in result.output.splitlines() if "Manifest: s3://" in line]
+    assert prefix, result.output[-3000:]
+    document = json.loads(aws.read(prefix[0].split("Manifest: ", 1)[1].strip()))
+    assert document["counts"] == {"FAILED": size}
+    assert {c["exit_code"] for c in document["children"]} == {3}
+    assert staged_inputs(aws) == []
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_deadline_terminates_the_parent_and_every_child(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], size: int
+) -> None:
+    seconds = 8 if size == 2 else 30
+    dag = array_dag(f"array_deadline_{size}", size, commands=["sleep 300"], wait_until_completion=seconds,
+                    completion_check_interval=1.0)
+    result = run_dag(dag, capsys)
+    assert result.state == "failed"
+    assert f"did not finish within {seconds} s; it was terminated" in result.output
+    assert f"{size} of {size} children did not succeed" in result.output
+    parent = the_job(aws, f"array_deadline_{size}")
+    assert parent["status"] == "FAILED" and f"limit of {seconds} s passed" in parent["statusReason"]
+    assert parent["arrayProperties"]["statusSummary"]["FAILED"] == size
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_killing_the_task_ends_every_child(aws: AwsWorld, size: int) -> None:
+    name = f"array_killed_{size}"
+    array_dag(name, size, commands=["sleep 300"], completion_check_interval=60)
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", name], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        parent = _wait_for_children_running(aws, name, timeout=240)
+        os.killpg(proc.pid, signal.SIGTERM)
+        parent = _wait_until(lambda: (lambda j: j if j["status"] == "FAILED" else None)(
+            parent_job(aws, parent["jobId"])), 120)
+        assert "task was killed" in parent["statusReason"]
+        assert parent["arrayProperties"]["statusSummary"]["FAILED"] == size
+        _wait_until(lambda: staged_inputs(aws) == [], 30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        (dags_folder() / f"{name}.py").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_retry_after_a_worker_crash_mid_array_reattaches_to_the_parent(aws: AwsWorld, size: int) -> None:
+    name = f"array_resume_{size}"
+    array_dag(name, size, commands=["sleep 5", COPY], completion_check_interval=1.0)
+    first = _start(name, FIRST_TRY)
+    try:
+        parent = _wait_for_children_running(aws, name, timeout=240)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        retry = _start(name, RETRY)
+        assert retry.wait(timeout=600) == 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert [job["jobId"] for job in _jobs(aws, name)] == [parent["jobId"]]  # exactly one array job ran
+    runs = xcom_runs(name)
+    xcom = xcom_value(name, runs[0], "shell")
+    assert xcom is not None and xcom["job_id"] == parent["jobId"] and xcom["succeeded"] == size
+    document = manifest(aws, xcom)
+    assert aws.read(document["children"][-1]["output_files"]["out.txt"]) == f"shared\nown-{size - 1}\n"
+    assert staged_inputs(aws) == []
+
+
+def xcom_runs(dag_id: str) -> list[str]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [run.run_id for run in session.query(DagRun).filter(DagRun.dag_id == dag_id)]
+
+
+def _wait_until(condition: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def _wait_for_children_running(aws: AwsWorld, name: str, timeout: float) -> dict[str, Any]:
+    """The array parent once every child runs (its statusSummary says so)."""
+
+    def running() -> dict[str, Any] | None:
+        for summary in _jobs(aws, name):
+            parent = parent_job(aws, summary["jobId"])
+            summary_counts = parent.get("arrayProperties", {}).get("statusSummary", {})
+            if summary_counts.get("RUNNING", 0) == parent["arrayProperties"]["size"]:
+                return parent
+        return None
+
+    found: dict[str, Any] = _wait_until(running, timeout)
+    return found
+
+
