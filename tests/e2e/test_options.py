@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.conftest import AwsWorld, run_dag
@@ -67,4 +69,38 @@ def test_a_share_identifier_without_a_fair_share_queue_fails_before_anything_is_
                               share_identifier="blue"), capsys)
     assert result.state == "failed"
     assert "share_identifier and scheduling_priority need a fair-share queue" in result.output
+    assert mutations(aws) == before
+
+
+def fair_share_queue(aws: AwsWorld, name: str) -> str:
+    batch = aws.client("batch")
+    policy = batch.create_scheduling_policy(
+        name=f"{name}-policy", fairsharePolicy={"shareDecaySeconds": 3600,
+                                                "shareDistribution": [{"shareIdentifier": "blue", "weightFactor": 1}]},
+    )["arn"]
+    queue = batch.create_job_queue(jobQueueName=name, priority=1, state="ENABLED", schedulingPolicyArn=policy,
+                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.fargate_ce}])
+    time.sleep(0.2)  # VALID one step after creation
+    return str(queue["jobQueueArn"])
+
+
+def test_a_fair_share_job_carries_its_share_and_priority(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    queue = fair_share_queue(aws, "fair")
+    dag = task_dag("fair_share", bucket=None, commands=["true"], job_queue_arn=queue, share_identifier="blue",
+                   scheduling_priority=7)
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    job = aws.client("batch").describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]
+    assert (job["shareIdentifier"], job["schedulingPriority"]) == ("blue", 7)
+
+
+def test_a_fair_share_queue_without_a_share_identifier_fails_before_anything_is_created(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue = fair_share_queue(aws, "fair-unnamed")
+    before = mutations(aws)
+    result = run_dag(task_dag("fair_share_unnamed", bucket=None, commands=["true"], job_queue_arn=queue), capsys)
+    assert result.state == "failed"
+    assert "has the fair-share scheduling policy" in result.output and "requires a share_identifier" in result.output
     assert mutations(aws) == before
