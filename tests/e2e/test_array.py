@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import AwsWorld, dags_folder, run_dag, xcom_value
+from tests.e2e.conftest import AwsWorld, dags_folder, link_data, load_dag, run_dag, xcom_value
 from tests.e2e.test_failures import staged_inputs, task_dag, the_job
 from tests.e2e.test_resume import FIRST_TRY, RETRY, _jobs, _start
 
@@ -257,3 +257,17 @@ def _wait_for_children_running(aws: AwsWorld, name: str, timeout: float) -> dict
     return found
 
 
+
+
+def test_the_example_dag_fans_out_to_the_children_its_form_asks_for(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_dag("array_fan_out")
+    result = run_dag(dag, capsys, conf={"children": 4}, task_id="summarise")
+    assert result.state == "success", result.output[-3000:]
+    assert result.xcom is not None and result.xcom["succeeded"] == 4
+    assert aws.read(result.xcom["first"]) == "child 0 of 4: item 0\n"
+    fan_out = xcom_value("array_fan_out", result.run_id, "fan_out")
+    assert fan_out is not None and fan_out["array_size"] == 4 and fan_out["counts"] == {"SUCCEEDED": 4}
+    links = link_data("array_fan_out", result.run_id, "fan_out")
+    assert links["batch_job_details"]["job_id"] == fan_out["job_id"]  # the parent's console page

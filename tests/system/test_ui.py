@@ -270,3 +270,44 @@ def test_ui_taskflow_decorator_mapped_instances_show_the_commands_their_function
         value = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
         assert value["status"] == "SUCCEEDED", value
         assert world.read(value["output_files"]["length.txt"]).strip() == length
+
+
+ARRAY_DAG = "array_fan_out"
+ARRAY_PARAM_TITLE = "Number of children"
+
+
+def test_ui_array_fan_out_form_sets_the_number_of_children(airflow: Cluster, world: World, browser: Browser) -> None:
+    """The array example's form takes the number of children; the run makes one array job of that size, its
+    task's XCom counts them and its extra link opens the parent's console page."""
+    airflow.wait_for_dag(ARRAY_DAG)
+    directory = screenshot_dir()
+    run_id = f"ui_array_{uuid.uuid4().hex[:10]}"
+    with browsing(browser, airflow, directory) as page:
+        log_in(page, airflow)
+        page.goto(f"{airflow.url}/dags/{ARRAY_DAG}")
+        page.get_by_role("button", name="Trigger Dag").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Advanced Options").click()
+        dialog.get_by_label("Run ID").fill(run_id)
+        params = dialog.get_by_role("button", name="Run Parameters")
+        if params.get_attribute("aria-expanded") != "true":
+            params.click()
+        field = dialog.get_by_role("group").filter(has_text=ARRAY_PARAM_TITLE).get_by_role("spinbutton")
+        expect(field).to_have_count(1)
+        expect(field).to_have_value("5")
+        field.fill("7")
+        save(page, directory, "7-array-trigger-form")
+        dialog.get_by_role("button", name="Trigger", exact=True).click()
+        page.wait_for_url(re.compile(rf"/dags/{ARRAY_DAG}/runs/{re.escape(run_id)}/?$"), timeout=UI_TIMEOUT_MS)
+        assert wait_for_run_end(page, run_id) == "Success"
+        xcom = airflow.xcom(ARRAY_DAG, run_id, "fan_out")
+        assert xcom["array_size"] == 7 and xcom["counts"] == {"SUCCEEDED": 7}, xcom
+        page.goto(f"{airflow.url}/dags/{ARRAY_DAG}/runs/{run_id}/tasks/fan_out")
+        page.get_by_role("link", name="Details", exact=True).click()
+        link = page.get_by_role("link", name="Batch Job Details", exact=True)
+        expect(link).to_have_count(1)
+        assert link.get_attribute("href") == (
+            f"https://console.aws.amazon.com/batch/home?region=us-east-1#jobs/detail/{xcom['job_id']}")
+        save(page, directory, "8-array-extra-link")
+    assert airflow.xcom(ARRAY_DAG, run_id, "summarise")["succeeded"] == 7
+    assert world.read(airflow.xcom(ARRAY_DAG, run_id, "summarise")["first"]) == "child 0 of 7: item 0\n"
