@@ -254,3 +254,22 @@ def check_compute_resources(resources: Mapping[str, Any], known_instance_type: C
             "computeResources.spotIamFleetRole is required for a SPOT compute environment with the "
             "BEST_FIT allocation strategy (the default)"
         )
+
+
+def paginate(
+    items: list[dict[str, Any]], params: Mapping[str, Any], key: str, max_page: int = 100
+) -> dict[str, Any]:
+    """Pages with an opaque nextToken (the offset, as AWS's tokens are opaque to clients anyway)."""
+    limit = int(params.get("maxResults") or max_page)
+    if not 1 <= limit <= max_page:
+        raise ClientException(f"maxResults must be between 1 and {max_page}")
+    token = params.get("nextToken")
+    try:
+        start = int(token) if token else 0
+    except ValueError as exc:
+        raise ClientException("nextToken is invalid") from exc
+    page = items[start : start + limit]
+    out: dict[str, Any] = {key: page}
+    if start + limit < len(items):
+        out["nextToken"] = str(start + limit)
+    return out
