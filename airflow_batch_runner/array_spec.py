@@ -429,6 +429,18 @@ def xcom_result(
     return out
 
 
+def progress_line(description: Mapping[str, Any], previous: str | None) -> str | None:
+    """An array parent's children by status (its ``statusSummary``), when it changed since ``previous``:
+    what the task log shows while the array runs."""
+    summary = (description.get("arrayProperties") or {}).get("statusSummary")
+    if not summary:
+        return None
+    counts = ", ".join(f"{summary[s]} {s}" for s in STATUSES if summary.get(s))
+    size = description["arrayProperties"].get("size")
+    line = f"Array job {description.get('jobId')}: {counts or 'no child yet'} of {size} children"
+    return None if line == previous else line
+
+
 def manifest_items(document: Mapping[str, Any], status: str | None = "SUCCEEDED") -> list[dict[str, Any]]:
     """The manifest's children (by default the succeeded ones), each ``{"index", "output_files", ...}``."""
     return [dict(c) for c in document.get("children", []) if status is None or c.get("status") == status]

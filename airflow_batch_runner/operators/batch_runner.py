@@ -611,10 +611,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         follower = LogFollower(self.hook, self.completion_check_interval, ingestion_allowance(), self._log_lines)
         runnable = RunnableWatch(self.max_runnable_time)
+        progress: str | None = None
         while True:
             polled = time.time()
             description = self.hook.describe_jobs([run.job_id])[run.job_id]
             state = outcome.job_state(description)
+            if (line := array_spec.progress_line(description, progress)) is not None:
+                self.log.info(progress := line)
             if state.log_stream:
                 if state.log_stream != run.log_stream:
                     self._persist_logs_link(context, state.log_stream)

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import array_run
+from airflow_batch_runner.array_spec import progress_line
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.masking import (
@@ -143,6 +144,7 @@ class BatchRunnerTrigger(BaseTrigger):
         self.results = Collected()
         began, told = time.time(), False
         runnable = RunnableWatch(self.max_runnable_time)
+        progress: str | None = None
         try:
             while True:
                 update = await watch.queue.get()
@@ -153,6 +155,8 @@ class BatchRunnerTrigger(BaseTrigger):
                 if update.description is None:
                     continue
                 state = job_state(update.description)
+                if (line := progress_line(update.description, progress)) is not None:
+                    self.log.info(progress := line)
                 if not told and state.log_stream and state.started_at and state.started_at / 1000 < began:
                     told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
                     self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "

@@ -168,3 +168,12 @@ def test_child_outputs_are_read_from_their_keys() -> None:
     assert array_spec.child_output("12/output/r/x.csv") == (12, "r/x.csv")
     assert array_spec.child_output("12/inputs/own.txt") is None
     assert array_spec.child_output("manifest.json") is None
+
+
+def test_progress_is_logged_when_the_status_summary_changes() -> None:
+    summary = {**dict.fromkeys(array_spec.STATUSES, 0), "RUNNING": 2, "SUCCEEDED": 1}
+    parent: dict[str, Any] = {"jobId": "p", "arrayProperties": {"size": 3, "statusSummary": summary}}
+    line = array_spec.progress_line(parent, None)
+    assert line == "Array job p: 2 RUNNING, 1 SUCCEEDED of 3 children"
+    assert array_spec.progress_line(parent, line) is None
+    assert array_spec.progress_line({"jobId": "single"}, None) is None
