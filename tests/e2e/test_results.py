@@ -92,3 +92,16 @@ def test_a_malformed_outputs_file_fails_the_task_showing_its_content(
     assert result.state == "failed"
     assert ('$OUTPUTS_FILE (outputs.json) is malformed: "outputs" must be an object; got int. '
             'Its content: {"outputs": 1}') in result.output
+
+
+def test_the_example_reports_the_containers_value_and_the_jobs_use(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.conftest import load_dag
+
+    result = run_dag(load_dag("results_and_retries"), capsys, conf={"rows": 5}, task_id="report")
+    assert result.state == "success", result.output[-3000:]
+    assert result.xcom is not None
+    assert (result.xcom["rows"], result.xcom["attempts"]) == (5, 1)
+    assert result.xcom["metrics"] == [{"name": "rows", "type": "counter", "value": 5, "tags": {}}]
+    assert result.xcom["vcpu_seconds"] > 0
