@@ -174,8 +174,10 @@ def test_the_deadline_terminates_the_parent_and_every_child(
     assert result.state == "failed"
     assert f"did not finish within {seconds} s; it was terminated" in result.output
     assert f"{size} of {size} children did not succeed" in result.output
-    parent = the_job(aws, f"array_deadline_{size}")
-    assert parent["status"] == "FAILED" and f"limit of {seconds} s passed" in parent["statusReason"]
+    # The children stop (SIGTERM, then SIGKILL after a grace period); the parent ends once they all have.
+    parent = _wait_until(lambda: (lambda j: j if j["status"] == "FAILED" else None)(
+        the_job(aws, f"array_deadline_{size}")), 120)
+    assert f"limit of {seconds} s passed" in parent["statusReason"]
     assert parent["arrayProperties"]["statusSummary"]["FAILED"] == size
 
 
@@ -243,13 +245,13 @@ def _wait_until(condition: Callable[[], Any], timeout: float) -> Any:
 
 
 def _wait_for_children_running(aws: AwsWorld, name: str, timeout: float) -> dict[str, Any]:
-    """The array parent once every child runs (its statusSummary says so)."""
+    """The array parent once its children run (all of 2; at least 100 of 1,000, mid-array)."""
 
     def running() -> dict[str, Any] | None:
         for summary in _jobs(aws, name):
             parent = parent_job(aws, summary["jobId"])
             summary_counts = parent.get("arrayProperties", {}).get("statusSummary", {})
-            if summary_counts.get("RUNNING", 0) == parent["arrayProperties"]["size"]:
+            if summary_counts.get("RUNNING", 0) >= min(100, parent["arrayProperties"]["size"]):
                 return parent
         return None
 
