@@ -219,7 +219,7 @@ class BatchRunnerTrigger(BaseTrigger):
         while True:
             try:
                 update = await asyncio.wait_for(watch.queue.get(), max(0.0, stop_at - time.time()))
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 break
             self._log_lines(update.lines)
             if update.log_end:

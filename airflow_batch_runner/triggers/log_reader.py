@@ -180,7 +180,7 @@ class LogReader:
                 self.wakeup.clear()
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), wake_at - now)
-                except TimeoutError:
+                except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                     pass
                 continue
             await self.budget.take(urgent=bool(finals))
