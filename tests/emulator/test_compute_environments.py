@@ -163,3 +163,35 @@ def test_queue_type_follows_its_compute_environments(batch: Any) -> None:
 @pytest.fixture
 def raw_batch(emulator_url: str) -> Any:
     return helpers.client(emulator_url, "batch", parameter_validation=False)
+
+
+def test_a_job_knows_the_compute_environment_it_runs_on(batch: Any, logs: Any) -> None:
+    disabled = helpers.create_compute_environment(batch, state="DISABLED")
+    enabled = helpers.create_compute_environment(batch)
+    queue = batch.create_job_queue(
+        jobQueueName=helpers.unique("two"), priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": disabled},
+                                 {"order": 2, "computeEnvironment": enabled}],
+    )["jobQueueArn"]
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    definition = helpers.register_container(batch, ["sh", "-c", "echo $AWS_BATCH_CE_NAME"])["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, queue, definition))
+    assert helpers.log_messages(logs, job["container"]["logStreamName"]) == [enabled.rsplit("/", 1)[-1]]
+
+
+def test_listjobs_with_a_filter_pages_at_most_100(batch: Any, emulator_url: str) -> None:
+    from airflow_batch_runner.emulator.testing import control
+
+    control(emulator_url, "quotas", {"enabled": False})
+    queue = helpers.create_queue(batch, helpers.create_compute_environment(batch, state="DISABLED"))
+    definition = helpers.register_container(batch, ["true"])["jobDefinitionArn"]
+    for _ in range(101):
+        helpers.submit(batch, queue, definition, name="same")
+    by_name = [{"name": "JOB_NAME", "values": ["same"]}]
+    first = batch.list_jobs(jobQueue=queue, filters=by_name)
+    assert len(first["jobSummaryList"]) == 100 and first["nextToken"]
+    assert len(batch.list_jobs(jobQueue=queue, filters=by_name, maxResults=500)["jobSummaryList"]) == 100
+    rest = batch.list_jobs(jobQueue=queue, filters=by_name, nextToken=first["nextToken"])
+    assert len(rest["jobSummaryList"]) == 1 and "nextToken" not in rest
+    # Without a filter a page holds up to 1000 (the jobs wait RUNNABLE: their environment is disabled).
+    helpers.wait_until(lambda: len(batch.list_jobs(jobQueue=queue, jobStatus="RUNNABLE")["jobSummaryList"]) == 101)

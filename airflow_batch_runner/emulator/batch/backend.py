@@ -39,6 +39,7 @@ from airflow_batch_runner.emulator.batch.resources import (
 from airflow_batch_runner.emulator.batch.validation import ClientException, paginate
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+MAX_FILTERED_PAGE = 100
 MAX_QUEUE_COMPUTE_ENVIRONMENTS = 3
 
 
@@ -371,6 +372,9 @@ class BatchBackend(Environments):
                 status = params.get("jobStatus", "RUNNING")
                 jobs = [job for job in jobs if job.status == status]
             items = [job.summary() for job in jobs]
+        if filters:  # "When --filters is used, Batch returns up to 100 values" (a page)
+            asked = int(params.get("maxResults") or MAX_FILTERED_PAGE)
+            params = {**params, "maxResults": min(asked, MAX_FILTERED_PAGE)}
         return paginate(items, params, "jobSummaryList", max_page=1000)
 
     def terminate_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -466,6 +470,7 @@ class BatchBackend(Environments):
                     self._blocked(job, reason)
                     return
                 job.blocked_since, job.status_reason = None, None
+                job.compute_environment = self._placed_on(job)
                 job.status = "STARTING"
                 job.stop_reason = None
                 job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
@@ -510,8 +515,19 @@ class BatchBackend(Environments):
         queue = job.queue
         environments = [self.find_compute_environment(entry["computeEnvironment"])
                         for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"])]
-        vcpus = v.resource_totals(job.containers)[0] or float((job.container or {}).get("vcpus") or 0)
-        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, vcpus)
+        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, self._vcpus(job))
+
+    def _placed_on(self, job: Job) -> str | None:
+        """The first compute environment of the queue's order that can take the job (AWS_BATCH_CE_NAME)."""
+        for entry in sorted(job.queue.compute_environment_order, key=lambda e: e["order"]):
+            ce = self.find_compute_environment(entry["computeEnvironment"])
+            if ce is not None and stuck.blocked_reason(True, [ce], job.definition.platform, self._vcpus(job)) is None:
+                return ce.name
+        return None
+
+    @staticmethod
+    def _vcpus(job: Job) -> float:
+        return v.resource_totals(job.containers)[0] or float((job.container or {}).get("vcpus") or 0)
 
     def _attempt_timeout(self, job: Job, attempt: Attempt) -> None:
         with self.lock:

@@ -84,6 +84,7 @@ class Job:
     status_summary_at: int | None = None
     share_identifier: str | None = None
     scheduling_priority: int | None = None
+    compute_environment: str | None = None  # the name of the one its last attempt was placed on
 
     @property
     def containers(self) -> list[dict[str, Any]]:

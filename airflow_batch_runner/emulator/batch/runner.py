@@ -252,6 +252,8 @@ class ProcessRunner:
         }
         if attempt is not None:
             env["ECS_TASK_ID"] = attempt.task_id
+        if job.compute_environment:
+            env["AWS_BATCH_CE_NAME"] = job.compute_environment
         if job.parent is not None and job.array_index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
             env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
