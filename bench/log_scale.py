@@ -97,6 +97,7 @@ class Result:
     throttled: int = 0
     peak_calls_5s: float = float("nan")
     lags: list[float] = field(default_factory=list)
+    ingestion: list[float] = field(default_factory=list)  # the emulator's ingestion delay of each line (ours)
     end_to_event: list[float] = field(default_factory=list)
     cpu_s: float = float("nan")
     warnings: int = 0
@@ -134,7 +135,8 @@ class CallSampler:
 
     def _run(self) -> None:
         while not self.stopping.is_set():
-            self.samples.append((time.monotonic(), self.count()))
+            count = self.count()  # the time after the answer: a slow answer must not shrink a window
+            self.samples.append((time.monotonic(), count))
             self.stopping.wait(0.5)
 
     def stop(self) -> float:
@@ -178,6 +180,7 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
         for event in events:
             if str(event.get("eventId", "")) in cursor.seen and str(event.get("eventId", "")) not in before:
                 r.lags.append(now - event["timestamp"] / 1000)
+                r.ingestion.append((event.get("ingestionTime", event["timestamp"]) - event["timestamp"]) / 1000)
         return new
 
     delivered: dict[str, list[str]] = defaultdict(list)
@@ -498,7 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "delivered": r.delivered, "written": r.written, "ratio": fmt(r.ratio),
                 "calls_s": fmt(r.calls_per_second), "lag_p99": fmt(pct(r.lags, 99), 1),
                 "end_event_max": fmt(max(r.end_to_event, default=float("nan"))), "cpu_interval": fmt(
-                    r.cpu_per_interval, 3), "could_not_read_last_lines": r.warnings, "problems": r.problems}),
+                    r.cpu_per_interval, 3), "could_not_read_last_lines": r.warnings,
+                "ingestion_delay_p99_max": f"{fmt(pct(r.ingestion, 99))} / "
+                                           f"{fmt(max(r.ingestion, default=float('nan')))}",
+                "problems": r.problems}),
                 flush=True)
     print(f"\n## Log scale ({datetime.date.today().isoformat()}, {os.cpu_count()} CPUs)\n")
     print(table(results))
