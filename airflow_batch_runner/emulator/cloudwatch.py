@@ -8,6 +8,7 @@ once there every moto semantic (forward tokens, ordering, event ids, ingestionTi
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -89,7 +90,11 @@ class LogsSink:
                     self._wakeup.wait(due - now)
                     continue
                 _, region, group, stream, events = self._pending.popleft()
-                self._ingest(region, group, stream, events)
+                try:
+                    self._ingest(region, group, stream, events)
+                except Exception as exc:  # one refused batch must not stop every later line
+                    print(f"emulator: {len(events)} log events of {group}/{stream} dropped: {exc!r}",
+                          file=sys.stderr, flush=True)
 
     def configure(self, spec: dict[str, Any]) -> None:
         """``{"ingestion_delay": seconds}``; 0 makes lines readable as soon as they are written."""

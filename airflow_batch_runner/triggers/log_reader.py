@@ -173,7 +173,8 @@ class LogReader:
             cursors = [f.cursor for f in self.follows.values()]
             now = time.time()
             finals = [c for c in cursors if log_positions.final_read_ready(c, now)]
-            wake_at = log_positions.next_due(cursors) or now + 60
+            due = log_positions.next_due(cursors)
+            wake_at = now + 60 if due is None else due
             if not finals:
                 wake_at = max(wake_at, self.backoff_until)
             if wake_at > now:
@@ -190,7 +191,10 @@ class LogReader:
                           if not in_backoff or log_positions.final_read_ready(c, now)]
             picked = log_positions.choose(candidates, now, tolerance_ms=int(self.allowance * 1000))
             if picked is not None:
-                await self._read(*picked)
+                try:
+                    await self._read(*picked)
+                except Exception as exc:  # never let one bad answer stop every job's lines
+                    self._failed(picked[0], exc)
 
     async def _read(self, batch: list[Cursor], start: int) -> None:
         started = time.time()

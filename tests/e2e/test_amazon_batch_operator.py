@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import AwsWorld, load_dag
+from tests.emulator.helpers import wait_ingested
 
 DAG = '''
 import pendulum
@@ -66,7 +67,9 @@ def _run(aws: AwsWorld, capsys: pytest.CaptureFixture[str], definition: str, que
 
 
 def _log(aws: AwsWorld, job: dict[str, Any]) -> list[str]:
-    events = aws.client("logs").get_log_events(
+    logs = aws.client("logs")
+    wait_ingested(logs)  # CloudWatch Logs makes a line readable a little after it was written
+    events = logs.get_log_events(
         logGroupName="/aws/batch/job", logStreamName=job["container"]["logStreamName"], startFromHead=True
     )["events"]
     return [e["message"] for e in events]
