@@ -268,3 +268,19 @@ def test_hundreds_of_operator_shaped_children_all_run(batch: Any, s3: Any, ec2_q
     keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/")
             for o in page.get("Contents", [])}
     assert keys == {f"out/{i}" for i in range(size)}
+
+
+@pytest.mark.slow
+def test_an_array_of_10000_is_the_largest(batch: Any) -> None:
+    """Held RUNNABLE on a disabled compute environment, so that nothing runs; then terminated."""
+    queue = helpers.create_queue(batch, helpers.create_compute_environment(batch, state="DISABLED"))
+    definition = _ecs_definition(batch, "true")
+    parent_id = helpers.submit(batch, queue, definition, arrayProperties={"size": 10_000})
+    summary = helpers.describe(batch, parent_id)["arrayProperties"]["statusSummary"]
+    assert sum(summary.values()) == 10_000
+    last = helpers.describe(batch, f"{parent_id}:9999")
+    assert last["arrayProperties"] == {"index": 9999}
+    assert batch.describe_jobs(jobs=[f"{parent_id}:10000"])["jobs"] == []
+    batch.terminate_job(jobId=parent_id, reason="enough")
+    parent = helpers.wait_for_status(batch, parent_id, timeout=60, interval=0.5)
+    assert parent["arrayProperties"]["statusSummary"]["FAILED"] == 10_000
