@@ -129,3 +129,38 @@ def test_ref_placeholders_in_overridden_commands_and_ecs_containers(batch: Any, 
     job = helpers.wait_for_status(batch, overridden)
     stream = helpers.container_results(job)["main"]["logStreamName"]
     assert helpers.log_messages(logs, stream) == ["from-submit !"]
+
+
+# Secrets (ContainerProperties / TaskContainerProperties secrets: Secrets Manager or SSM Parameter Store)
+
+
+def test_secrets_reach_the_container_from_secrets_manager_and_ssm(
+    batch: Any, logs: Any, ec2_queue: str, emulator_url: str
+) -> None:
+    ssm = helpers.client(emulator_url, "ssm")
+    secrets = helpers.client(emulator_url, "secretsmanager")
+    ssm.put_parameter(Name="/app/token", Value="from-ssm", Type="SecureString")
+    whole = secrets.create_secret(Name=helpers.unique("plain"), SecretString="from-asm")["ARN"]
+    keyed = secrets.create_secret(Name=helpers.unique("json"), SecretString='{"user": "alice", "pw": "x"}')["ARN"]
+    definition = helpers.register_ecs(batch, [container(
+        "main", ["sh", "-c", 'echo "$TOKEN $WHOLE $USER_NAME"'],
+        secrets=[{"name": "TOKEN", "valueFrom": "/app/token"}, {"name": "WHOLE", "valueFrom": whole},
+                 {"name": "USER_NAME", "valueFrom": f"{keyed}:user::"}],
+    )])["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition))
+    assert job["status"] == "SUCCEEDED"
+    stream = helpers.container_results(job)["main"]["logStreamName"]
+    assert helpers.log_messages(logs, stream) == ["from-ssm from-asm alice"]
+
+
+def test_a_secret_that_cannot_be_read_fails_the_attempt_before_any_container_starts(
+    batch: Any, ec2_queue: str
+) -> None:
+    definition = helpers.register_ecs(batch, [container(
+        "main", ["true"], secrets=[{"name": "TOKEN", "valueFrom": "/no/such/parameter"}],
+    )])["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition))
+    assert job["status"] == "FAILED"
+    assert job["statusReason"].startswith("ResourceInitializationError: unable to pull secrets")
+    assert "/no/such/parameter" in job["statusReason"]
+    assert len(job["attempts"]) == 1 and "startedAt" not in job

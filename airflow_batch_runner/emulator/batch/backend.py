@@ -477,9 +477,13 @@ class BatchBackend(Environments):
                 self._child_changed(job)
                 self._later(job, "STARTING")
             elif expected == "STARTING":
+                attempt = job.attempts[-1]
+                failure = self._read_secrets(job, attempt)
+                if failure:  # ECS stops the task before any container starts
+                    self._end_attempt(job, TaskResult([], failure))
+                    return
                 # On AWS startedAt, and the attempt's timeout, count from STARTING -> RUNNING.
                 job.status = "RUNNING"
-                attempt = job.attempts[-1]
                 attempt.started_at = now_ms()
                 if job.started_at is None:
                     job.started_at = attempt.started_at
@@ -493,6 +497,22 @@ class BatchBackend(Environments):
                     self.scheduler.call_later(
                         interruption.after_seconds, self._interrupt, job, attempt, interruption.status_reason
                     )
+
+    def _read_secrets(self, job: Job, attempt: Attempt) -> str | None:
+        """Each container's ``secrets`` from Secrets Manager or SSM, as the ECS agent reads them at task start;
+        the task's stop reason when one cannot be read."""
+        for spec in job.containers:
+            values = {}
+            for secret in spec.get("secrets") or []:
+                value = self.infrastructure.secret_value(job.region, str(secret.get("valueFrom", "")))
+                if value is None:
+                    return (
+                        "ResourceInitializationError: unable to pull secrets or registry auth: unable to retrieve "
+                        f"secret {secret.get('valueFrom')!r} for container {spec['name']!r}: not found"
+                    )
+                values[str(secret["name"])] = value
+            attempt.secrets[spec["name"]] = values
+        return None
 
     def _blocked(self, job: Job, reason: str) -> None:
         """A job that cannot be placed stays RUNNABLE with its cause as statusReason, until something changes or

@@ -37,6 +37,8 @@ class Attempt:
     stopped_at: int | None = None
     status_reason: str | None = None
     containers: list[ContainerResult] = field(default_factory=list)
+    # Container name -> the values of its ``secrets``, read when the attempt starts.
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

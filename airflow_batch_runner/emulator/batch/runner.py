@@ -257,6 +257,8 @@ class ProcessRunner:
         if job.parent is not None and job.array_index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
             env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
+        if attempt is not None:
+            env.update(attempt.secrets.get(container.name, {}))
         for entry in container.spec.get("environment") or []:
             # Docker hands a container ``name=value`` strings: a name with ``=`` in it sets the variable
             # named by what precedes its first ``=``; an empty name sets none that a process can read.
