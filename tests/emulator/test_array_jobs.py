@@ -175,7 +175,9 @@ def test_cancel_parent_cancels_the_children_waiting_for_a_dependency(batch: Any,
         batch, ec2_queue, _ecs_definition(batch, "true"), arrayProperties={"size": 3},
         dependsOn=[{"jobId": blocker}],
     )
-    helpers.wait_until(lambda: helpers.describe(batch, parent_id)["status"] == "PENDING")
+    # Its children wait PENDING on the dependency; the parent stays SUBMITTED until one is RUNNABLE.
+    helpers.wait_until(lambda: helpers.describe(batch, parent_id)["arrayProperties"]["statusSummary"]["PENDING"] == 3)
+    assert helpers.describe(batch, parent_id)["status"] == "SUBMITTED"
     batch.cancel_job(jobId=parent_id, reason="not needed")
     parent = helpers.wait_for_status(batch, parent_id)
     assert parent["status"] == "FAILED"

@@ -92,9 +92,11 @@ def verdict(job: Job) -> str:
 
 
 def parent_status(parent: Job) -> str:
-    """An array parent's status from its children's: SUBMITTED until the scheduler has looked at them,
-    PENDING while any child has not ended, then SUCCEEDED if every child succeeded, else FAILED."""
+    """An array parent's status from its children's: PENDING once any child has reached RUNNABLE (or
+    ended), and while any child has not ended; then SUCCEEDED if every child succeeded, else FAILED."""
     statuses = {child.status for child in parent.children}
     if statuses <= {"SUCCEEDED", "FAILED"}:
         return "FAILED" if "FAILED" in statuses else "SUCCEEDED"
-    return "SUBMITTED" if statuses == {"SUBMITTED"} else "PENDING"
+    if parent.status == "PENDING" or statuses - {"SUBMITTED", "PENDING"}:
+        return "PENDING"
+    return "SUBMITTED"
