@@ -102,3 +102,12 @@ def test_two_watchers_of_one_stream_share_the_call() -> None:
     others = [Cursor(f"o{i}", floor=1000, interval=5.0, due=1.0) for i in range(99)]
     batch, _ = choose([one, two, *others], now=2.0, tolerance_ms=0) or ([], 0)
     assert len(batch) == 101 and len({c.stream for c in batch}) == 100
+
+
+def test_quiet_streams_due_soon_fill_the_call_and_busy_ones_wait_their_turn() -> None:
+    anchor = Cursor("due", floor=1000, interval=5.0, due=1.0)
+    quiet_soon = Cursor("quiet-soon", floor=1500, interval=5.0, due=4.0)
+    quiet_later = Cursor("quiet-later", floor=1500, interval=5.0, due=9.0)
+    busy_soon = Cursor("busy-soon", floor=1500, interval=5.0, due=4.0, busy=True)
+    batch, start = choose([anchor, quiet_soon, quiet_later, busy_soon], now=2.0, tolerance_ms=2000) or ([], 0)
+    assert (batch, start) == ([anchor, quiet_soon], 1000)
