@@ -401,6 +401,12 @@ def test_describe_jobs_with_100_unknown_ids_is_empty(batch: Any) -> None:
     assert batch.describe_jobs(jobs=[f"job-{i}" for i in range(100)])["jobs"] == []
 
 
+@pytest.mark.parametrize("operation", ["terminate_job", "cancel_job"])
+def test_reason_of_more_than_1024_characters_is_refused(batch: Any, operation: str) -> None:
+    assert "1024" in refused(getattr(batch, operation), jobId="any", reason="r" * 1025)
+    getattr(batch, operation)(jobId="any", reason="r" * 1024)
+
+
 def test_terminate_or_cancel_an_unknown_job_succeeds_as_on_aws(batch: Any) -> None:
     # AWS answers 200 whether or not the id names a job.
     assert batch.terminate_job(jobId="no-such-job", reason="x")["ResponseMetadata"]["HTTPStatusCode"] == 200

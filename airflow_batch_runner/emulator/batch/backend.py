@@ -380,6 +380,7 @@ class BatchBackend(Environments):
     def terminate_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Ends the job (and an array's children): as AWS, an unknown or finished job is no error."""
         v.require(params, "jobId", "reason")
+        v.check_reason(params["reason"])
         with self.lock:
             job = self.find_job(params["jobId"])
             for each in self._with_children(job):
@@ -391,6 +392,7 @@ class BatchBackend(Environments):
     def cancel_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Cancels a job (and an array's children) not yet STARTING; as AWS, anything else is no error."""
         v.require(params, "jobId", "reason")
+        v.check_reason(params["reason"])
         with self.lock:
             job = self.find_job(params["jobId"])
             for each in self._with_children(job):

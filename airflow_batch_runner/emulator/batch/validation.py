@@ -74,6 +74,15 @@ def check_environment(entries: Iterable[Mapping[str, Any]] | None, where: str) -
             )
 
 
+MAX_REASON = 1024
+
+
+def check_reason(reason: Any) -> None:
+    """TerminateJob's and CancelJob's reason: "This parameter has a limit of 1024 characters"."""
+    if len(str(reason)) > MAX_REASON:
+        raise ClientException(f"reason can have at most {MAX_REASON} characters, got {len(str(reason))}")
+
+
 def check_state(state: Any, *allowed: str) -> None:
     if state not in allowed:
         raise ClientException(f"state {state} must be one of {' | '.join(allowed)}")
