@@ -4,9 +4,14 @@ The triggerer reads many streams with one FilterLogEvents call, which takes one 
 of them. Each stream keeps its own position instead of the group's oldest:
 
 - ``floor`` (ms): every event with an earlier timestamp has been delivered. After a read that began
-  at wall time T, it moves to T minus the ingestion allowance (CloudWatch Logs makes an event
-  readable a little after its timestamp), so a quiet stream's floor still advances and a stream is
-  never read from the epoch: a new one starts at its job's start.
+  at wall time T, it moves to T minus the lookback (CloudWatch Logs makes an event readable a little
+  after its timestamp), but never past the newest timestamp the stream has shown: a stream's events
+  become readable in the order they were sent, so one not readable yet is no older than that. A
+  stream that has shown no event yet stays at its job's start (reading it from there costs nothing),
+  and no stream is read from the epoch.
+- The lookback is the ingestion allowance, widened to the largest lag between an event's timestamp
+  and its ``ingestionTime`` seen so far plus a margin (bounded by ``MAX_LOOKBACK``): lines that
+  become readable later than the allowance are still read.
 - ``seen``: ids of the events at or above the floor already delivered, so the lookback delivers no
   line twice.
 
@@ -25,6 +30,8 @@ from typing import Any
 
 QUIET_INTERVALS = 2.0  # a stream whose last read found nothing is read again after this many intervals
 MAX_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
+LAG_MARGIN = 1.0  # s added to the largest ingestion lag seen
+MAX_LOOKBACK = 60.0  # s: the longest lookback, and so the longest wait for a job's last lines
 
 
 @dataclass(eq=False)
@@ -37,6 +44,7 @@ class Cursor:
     due: float = 0.0  # wall time (s) of the next read
     busy: bool = False  # the last read found new lines
     seen: dict[str, int] = field(default_factory=dict)  # event id -> timestamp, for timestamps >= floor
+    newest: int | None = None  # ms, the newest timestamp read from the stream
     drain_after: float | None = None  # wall time (s) from which a read counts as the final one
     read_events: int = 0
     delivered: int = 0
@@ -48,12 +56,25 @@ def start_floor(started_at_ms: int | None, now: float, allowance: float) -> int:
     return max(0, start - int(allowance * 1000))
 
 
+def ingestion_lag(events: Iterable[Mapping[str, Any]]) -> float:
+    """The largest delay (s) between an event's timestamp and its ``ingestionTime`` (0 without events)."""
+    return max((max(0, int(e["ingestionTime"]) - int(e["timestamp"])) / 1000
+                for e in events if "ingestionTime" in e), default=0.0)
+
+
+def lookback(allowance: float, lag: float) -> float:
+    """How far back (s) each read looks and how long after a job's end its final read waits: the
+    allowance, or the largest lag seen plus a margin when that is more, at most ``MAX_LOOKBACK``."""
+    return min(MAX_LOOKBACK, max(allowance, lag + LAG_MARGIN if lag > 0 else 0.0))
+
+
 def accept(cursor: Cursor, events: Iterable[Mapping[str, Any]]) -> list[str]:
     """The messages of ``events`` (this stream's, in the order read) not delivered before."""
     new: list[str] = []
     for event in events:
         cursor.read_events += 1
         stamp, event_id = int(event["timestamp"]), str(event.get("eventId", ""))
+        cursor.newest = stamp if cursor.newest is None else max(cursor.newest, stamp)
         if stamp < cursor.floor or event_id in cursor.seen:
             continue
         cursor.seen[event_id] = stamp
@@ -62,19 +83,22 @@ def accept(cursor: Cursor, events: Iterable[Mapping[str, Any]]) -> list[str]:
     return new
 
 
-def advance(cursor: Cursor, read_started: float, allowance: float, found: bool, now: float) -> None:
+def advance(cursor: Cursor, read_started: float, lookback: float, found: bool, now: float) -> None:
     """After a complete read that began at ``read_started``: move the floor, forget ids below it, and
     schedule the next read.
 
-    A busy stream reads again the last ``allowance`` seconds of its events each time, so it is read at
-    most once per ``allowance``: at least as many new events as old ones, whatever the interval.
+    A busy stream reads again the last ``lookback`` seconds of its events each time, so it is read at
+    most once per ``lookback``: at least as many new events as old ones, whatever the interval.
     """
-    floor = max(cursor.floor, int((read_started - allowance) * 1000))
+    if cursor.newest is None:  # nothing readable yet: its first lines may be late
+        floor = cursor.floor
+    else:  # safe if the lag is within the lookback, or if the stream's events come in order
+        floor = max(cursor.floor, min(int((read_started - lookback) * 1000), cursor.newest + 1))
     if floor != cursor.floor:
         cursor.floor = floor
         cursor.seen = {event_id: stamp for event_id, stamp in cursor.seen.items() if stamp >= floor}
     cursor.busy = found
-    cursor.due = now + (max(cursor.interval, allowance) if found else cursor.interval * QUIET_INTERVALS)
+    cursor.due = now + (max(cursor.interval, lookback) if found else cursor.interval * QUIET_INTERVALS)
 
 
 def final_read_ready(cursor: Cursor, now: float) -> bool:
@@ -86,33 +110,49 @@ def choose(
 ) -> tuple[list[Cursor], int] | None:
     """The streams of the next call and its ``startTime``, or None when nothing is due.
 
-    Final reads come first, all that are ready in one call. Otherwise the most overdue stream sets the
-    start time; others due join when their floor is at or after it and, if they are busy, within
-    ``tolerance_ms`` of it (a busy stream read from further back would read its lines again); quiet
-    streams due within their next interval fill the call up.
+    Final reads come first, as many as one call takes. Otherwise the most overdue stream sets the
+    start time; others due join when their floor is at or after it and, unless they have shown no
+    event yet, within ``tolerance_ms`` of it (a stream read from further back would read its lines
+    again); quiet streams due within their next interval fill the call up.
     """
     due = [c for c in cursors if c.due <= now or final_read_ready(c, now)]
     if not due:
         return None
     finals = sorted((c for c in due if final_read_ready(c, now)), key=lambda c: c.floor)
     if finals:
-        # A job's last read goes first, with every other job's that is ready: each is read once more
-        # whatever its position (reading some lines again once is cheaper than a job's end waiting).
-        batch = finals[:limit]
-        return batch, min(c.floor for c in batch)
+        # A job's last read goes first, with every other job's that is ready: each stream that has shown
+        # events is read once more whatever its position (reading some lines again once is cheaper than
+        # a job's end waiting); one that has shown none yet, whose floor is still its job's start, joins
+        # when its floor is at or after the start, else has the next call.
+        shown = [c for c in finals if c.newest is not None][:limit]
+        if not shown:
+            return _fill(finals[0], finals[1:], tolerance_ms, limit)
+        start = min(c.floor for c in shown)
+        streams = {c.stream for c in shown}
+        batch = list(shown)
+        for cursor in finals:
+            if cursor.newest is None and cursor.floor >= start and (len(streams) < limit or cursor.stream in streams):
+                batch.append(cursor)
+                streams.add(cursor.stream)
+        return batch, start
     due.sort(key=lambda c: (c.due, c.floor))
-    anchor = due[0]
-    start = anchor.floor
-    batch = [anchor]
-    streams = {anchor.stream}
     # Quiet streams due within their next interval join early: reading them costs nothing, and each
     # call then carries up to 100 streams instead of the few that happen to be due this instant.
     early = sorted((c for c in cursors if c.due > now and not c.busy and c.due <= now + c.interval
                     and c.drain_after is None), key=lambda c: c.due)
-    for cursor in due[1:] + early:
+    return _fill(due[0], due[1:] + early, tolerance_ms, limit)
+
+
+def _fill(anchor: Cursor, others: Sequence[Cursor], tolerance_ms: int, limit: int) -> tuple[list[Cursor], int]:
+    """``anchor`` sets the start; each of ``others`` joins when its floor is at or after it and, unless
+    it has shown no event yet, within ``tolerance_ms`` of it."""
+    start = anchor.floor
+    batch = [anchor]
+    streams = {anchor.stream}
+    for cursor in others:
         if len(streams) >= limit and cursor.stream not in streams:
             continue
-        if cursor.floor < start or (cursor.busy and cursor.floor - start > tolerance_ms):
+        if cursor.floor < start or (cursor.newest is not None and cursor.floor - start > tolerance_ms):
             continue
         batch.append(cursor)
         streams.add(cursor.stream)

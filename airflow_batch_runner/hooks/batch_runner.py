@@ -20,6 +20,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
 from airflow_batch_runner.job_spec import LOG_GROUP, QUEUE_TIME_LIMIT_ACTIONS, bucket_and_key
+from airflow_batch_runner.log_positions import ingestion_lag
 
 THROTTLING_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
@@ -404,10 +405,12 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
 
     # CloudWatch Logs
 
-    def read_log_lines(self, stream: str, token: str | None) -> tuple[list[str], str | None]:
-        """New lines of a stream after ``token``, and the token to continue from. Each call is tried once
-        (the worker's log follower backs off on its own); a stream not created yet has no lines."""
+    def read_log_lines(self, stream: str, token: str | None) -> tuple[list[str], str | None, float]:
+        """New lines of a stream after ``token``, the token to continue from, and the largest ingestion
+        lag (s) among them. Each call is tried once (the worker's log follower backs off on its own); a
+        stream not created yet has no lines."""
         lines: list[str] = []
+        lag = 0.0
         for _ in range(MAX_LOG_PAGES_PER_READ):
             kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
             if token:
@@ -420,11 +423,12 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
                 raise
             new_token = page.get("nextForwardToken")
             lines.extend(e["message"] for e in page.get("events", []))
+            lag = max(lag, ingestion_lag(page.get("events", [])))
             if not page.get("events") or new_token == token:
                 token = new_token or token
                 break
             token = new_token
-        return lines, token
+        return lines, token, lag
 
     def last_log_lines(self, stream: str, count: int) -> list[str]:
         """The last ``count`` lines of a stream, in order (none when it does not exist)."""

@@ -2,7 +2,8 @@
 
 The operator's loop only asks DescribeJobs and decides; this thread reads the stream with forward
 tokens (each line once, in order), backs off when CloudWatch Logs throttles or fails, and at the job's
-end makes one final read once the ingestion allowance has passed. A slow or failing Logs never holds
+end makes one final read once the ingestion allowance, or the largest ingestion lag seen on the stream
+plus a margin when that is more, has passed. A slow or failing Logs never holds
 the job's end longer than that final read's short patience.
 """
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
+from airflow_batch_runner.log_positions import lookback
 
 FINAL_READ_PATIENCE = 0.5  # s past the moment the final read may start
 FINAL_READ_RETRY = 0.2
@@ -31,6 +33,7 @@ class LogFollower:
         self.stream: str | None = None
         self.token: str | None = None
         self.problem: str | None = None
+        self.lag = 0.0  # s, the largest delay seen between a line's timestamp and its ingestionTime
         self._wake = threading.Condition()
         self._final_after: float | None = None
         self._give_up_at = 0.0
@@ -55,7 +58,8 @@ class LogFollower:
         if self._thread is None:
             return None
         now = time.time()
-        not_before = now if timed_out else (stopped_at_ms / 1000 if stopped_at_ms else now) + self.allowance
+        stopped = stopped_at_ms / 1000 if stopped_at_ms else now
+        not_before = now if timed_out else stopped + lookback(self.allowance, self.lag)
         with self._wake:
             failing = self.problem is not None  # CloudWatch Logs is failing now: one try at once
             self._final_after = now if failing else not_before
@@ -85,7 +89,7 @@ class LogFollower:
             assert stream is not None
             started = time.time()
             try:
-                lines, token = self.hook.read_log_lines(stream, token)
+                lines, token, lag = self.hook.read_log_lines(stream, token)
             except Exception as exc:
                 self.problem = f"{type(exc).__name__}: {exc}"
                 if self._abandoned:
@@ -102,6 +106,7 @@ class LogFollower:
                         self._final_after = time.time() + FINAL_READ_RETRY
                 continue
             backoff, self.problem = 0.0, None
+            self.lag = max(self.lag, lag)
             with self._wake:
                 if self._abandoned:
                     return

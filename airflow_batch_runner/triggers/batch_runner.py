@@ -206,7 +206,7 @@ class BatchRunnerTrigger(BaseTrigger):
     ) -> None:
         """The job is over: its remaining lines, read once CloudWatch Logs has them (bounded in time).
         Past the deadline the read is made at once."""
-        allowance = poller.logs.allowance if wait_for_ingestion else 0.0
+        allowance = poller.logs.lookback() if wait_for_ingestion else 0.0
         now = time.time()
         not_before = (stopped_at / 1000 if stopped_at else now) + allowance
         give_up_at = max(now, not_before) + FINAL_READ_PATIENCE

@@ -30,7 +30,7 @@ CONFIG_SECTION = "batch_runner"
 # triggerer takes 2 by default (one call covers up to 100 jobs, so 200 jobs' streams a second).
 DEFAULT_CALLS_PER_SECOND = 2.0
 # How long after its timestamp CloudWatch Logs may make an event readable: the lookback of every read
-# and the wait, after a job's end, before its final read.
+# and the wait, after a job's end, before its final read; both widen to the largest lag observed.
 DEFAULT_INGESTION_ALLOWANCE = 2.0
 # After a failed final read, retry this often until the wait for it is over.
 FINAL_READ_RETRY = 0.2
@@ -61,6 +61,9 @@ class LogsBudget:
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.calls = 0
+        # The largest delay (s) seen between an event's timestamp and its ingestionTime, by any reader
+        # of the process: CloudWatch Logs' ingestion lag is the account's, not one job's.
+        self.ingestion_lag = 0.0
         self._last = -math.inf
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._count = itertools.count()
@@ -133,6 +136,10 @@ class LogReader:
         self.failures = 0
         self.last_problem: str | None = None
 
+    def lookback(self) -> float:
+        """How far back reads look and how long after a job's end its final read waits (s)."""
+        return log_positions.lookback(self.allowance, self.budget.ingestion_lag)
+
     def follow(self, key: Any, stream: str, started_at: int | None, interval: float,
                deliver: Callable[[list[str]], None], finish: Callable[[str | None], None]) -> None:
         """Start reading ``stream`` for ``key`` (again from the start if the stream changed)."""
@@ -189,7 +196,7 @@ class LogReader:
             in_backoff = now < self.backoff_until
             candidates = [c for c in (f.cursor for f in self.follows.values())
                           if not in_backoff or log_positions.final_read_ready(c, now)]
-            picked = log_positions.choose(candidates, now, tolerance_ms=int(self.allowance * 1000))
+            picked = log_positions.choose(candidates, now, tolerance_ms=int(self.lookback() * 1000))
             if picked is not None:
                 try:
                     await self._read(*picked)
@@ -214,6 +221,8 @@ class LogReader:
             return
         self.backoff = 0.0
         self.events_read += len(events)
+        self.budget.ingestion_lag = max(self.budget.ingestion_lag, log_positions.ingestion_lag(events))
+        lookback = self.lookback()
         by_stream: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             by_stream.setdefault(event.get("logStreamName", ""), []).append(event)
@@ -226,7 +235,7 @@ class LogReader:
             if lines:
                 self.lines_delivered += len(lines)
                 follow.deliver(lines)
-            log_positions.advance(cursor, started, self.allowance, bool(lines), now)
+            log_positions.advance(cursor, started, lookback, bool(lines), now)
             if cursor.drain_after is not None and started >= cursor.drain_after:
                 self.follows.pop(key, None)
                 follow.finish(None)

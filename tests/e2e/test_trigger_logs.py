@@ -92,6 +92,32 @@ def test_the_final_read_waits_out_the_ingestion_delay(aws: AwsWorld, capsys: pyt
     assert TaskLog(capsys).lines_by_job()[job_id] == [str(i) for i in range(1, 31)]
 
 
+def test_lines_readable_later_than_the_allowance_are_all_read(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CloudWatch Logs lagging 4.5 s behind the 2 s allowance (an overloaded service): the reader keeps
+    every stream's position behind the newest line it has shown, widens its lookback to the lag it
+    observes, and waits that long before a job's final read."""
+    control(aws.url, "logs", {"ingestion_delay": 4.5})
+    chatty = _submit(aws, 'for i in $(seq 1 60); do echo "$AWS_BATCH_JOB_ID $i"; sleep 0.1; done', count=2)
+    slow = _submit(aws, 'for i in 1 2 3; do echo "$AWS_BATCH_JOB_ID $i"; sleep 2; done')
+
+    async def run() -> tuple[list[tuple[dict[str, Any], float]], Any]:
+        triggers = [_trigger(aws, job_id, poll_interval=0.5) for job_id in chatty + slow]
+        return await _events(triggers), shared_poller(triggers[0]._poller_key(), triggers[0]._hook).logs
+
+    results, reader = asyncio.run(run())
+    assert [e["description"]["status"] for e, _ in results] == ["SUCCEEDED"] * 3
+    log = TaskLog(capsys)
+    lines = log.lines_by_job()
+    for job_id in chatty:
+        assert lines[job_id] == [str(i) for i in range(1, 61)], job_id
+    assert lines[slow[0]] == ["1", "2", "3"]
+    assert log.warnings() == []
+    assert reader.budget.ingestion_lag >= 4.5
+    assert reader.events_read <= 2 * reader.lines_delivered, (reader.events_read, reader.lines_delivered)
+
+
 @pytest.mark.parametrize(
     "fault",
     [

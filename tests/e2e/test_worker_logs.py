@@ -26,6 +26,20 @@ def test_lines_written_just_before_the_end_reach_the_task_log(
     assert "Could not read the last lines" not in result.output
 
 
+def test_lines_readable_later_than_the_allowance_reach_the_task_log(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CloudWatch Logs lagging 4.5 s behind the 2 s allowance: the final read waits out the lag the
+    follower observed on the stream's earlier lines."""
+    control(aws.url, "logs", {"ingestion_delay": 4.5})
+    dag = task_dag("late_lines", bucket=None,
+                   commands=["for i in $(seq 1 80); do echo late-$i; sleep 0.1; done"])
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert [text for _, text in _main_lines(result.output)] == [f"late-{i}" for i in range(1, 81)]
+    assert "Could not read the last lines" not in result.output
+
+
 @pytest.mark.parametrize(
     "fault",
     [

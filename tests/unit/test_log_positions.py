@@ -21,31 +21,78 @@ def test_a_new_stream_starts_at_its_jobs_start_not_the_epoch() -> None:
 def test_each_event_is_delivered_once_across_overlapping_reads() -> None:
     cursor = Cursor("s", floor=1000, interval=5.0)
     assert accept(cursor, [_event(1, 1000), _event(2, 1500)]) == ["m1", "m2"]
-    advance(cursor, read_started=2.0, allowance=1.0, found=True, now=2.0)  # floor 1000: lookback keeps both
-    assert accept(cursor, [_event(1, 1000), _event(2, 1500), _event(3, 1900)]) == ["m3"]
-    advance(cursor, read_started=3.0, allowance=1.0, found=True, now=3.0)  # floor 2000
+    advance(cursor, read_started=2.0, lookback=1.0, found=True, now=2.0)  # floor 1000: lookback keeps both
+    assert accept(cursor, [_event(1, 1000), _event(2, 1500), _event(3, 2100)]) == ["m3"]
+    advance(cursor, read_started=3.0, lookback=1.0, found=True, now=3.0)  # floor 2000
     assert cursor.floor == 2000
-    assert cursor.seen == {}  # ids below the floor are forgotten: they can no longer be returned
+    assert cursor.seen == {"3": 2100}  # ids below the floor are forgotten: they can no longer be returned
     # A late-ingested event above the floor is new; one below it cannot be returned by a read from the floor.
-    assert accept(cursor, [_event(4, 2100)]) == ["m4"]
-    assert (cursor.read_events, cursor.delivered) == (6, 4)
+    assert accept(cursor, [_event(3, 2100), _event(4, 2050)]) == ["m4"]
+    assert (cursor.read_events, cursor.delivered) == (7, 4)
 
 
 def test_a_quiet_stream_advances_and_is_read_less_often() -> None:
     cursor = Cursor("s", floor=0, interval=5.0)
-    advance(cursor, read_started=100.0, allowance=2.0, found=False, now=100.5)
+    accept(cursor, [_event(1, 99_500)])
+    advance(cursor, read_started=100.0, lookback=2.0, found=True, now=100.5)
     assert cursor.floor == 98_000
-    assert cursor.due == 100.5 + 5.0 * log_positions.QUIET_INTERVALS
-    advance(cursor, read_started=50.0, allowance=2.0, found=True, now=101.0)  # never backwards
-    assert cursor.floor == 98_000
-    assert cursor.due == 106.0
+    advance(cursor, read_started=103.0, lookback=2.0, found=False, now=103.5)
+    assert cursor.floor == 99_501  # not past the newest event it has shown: the next may be late
+    assert cursor.due == 103.5 + 5.0 * log_positions.QUIET_INTERVALS
+    advance(cursor, read_started=50.0, lookback=2.0, found=True, now=104.0)  # never backwards
+    assert cursor.floor == 99_501
+    assert cursor.due == 109.0
+
+
+def test_a_stream_that_has_shown_no_event_stays_at_its_jobs_start() -> None:
+    """Its first lines may become readable long after their timestamps: nothing may be skipped."""
+    cursor = Cursor("s", floor=10_000, interval=1.0)
+    for second in range(11, 40):
+        advance(cursor, read_started=float(second), lookback=2.0, found=False, now=float(second))
+    assert cursor.floor == 10_000
+    assert accept(cursor, [_event(1, 10_500)]) == ["m1"]
+
+
+def test_lines_readable_later_than_the_allowance_are_not_skipped() -> None:
+    """Lines become readable 5 s after their timestamps, the allowance is 2 s, reads every 0.5 s: the
+    floor waits behind the newest line shown, and the lookback widens to the lag seen (with the reads
+    spaced by it, at most half of what is read was read before)."""
+    cursor = Cursor("s", floor=0, interval=0.5)
+    delay, lag, delivered = 5.0, 0.0, []
+    written = [(i, 1000 + 100 * i) for i in range(200)]  # a line every 0.1 s from t = 1 s
+    now = 1.0
+    while now < 40.0:
+        if now < cursor.due:
+            now += 0.5
+            continue
+        readable = [{**_event(i, stamp), "ingestionTime": int(stamp + delay * 1000)}
+                    for i, stamp in written if stamp + delay * 1000 <= now * 1000 and stamp >= cursor.floor]
+        lag = max(lag, log_positions.ingestion_lag(readable))
+        lines = accept(cursor, readable)
+        delivered += lines
+        advance(cursor, read_started=now, lookback=log_positions.lookback(2.0, lag), found=bool(lines), now=now)
+        now += 0.5
+    assert delivered == [f"m{i}" for i in range(200)]
+    assert lag == delay
+    assert cursor.read_events <= 2 * cursor.delivered
+
+
+def test_the_lookback_is_the_allowance_or_the_lag_seen_plus_a_margin_bounded() -> None:
+    assert log_positions.lookback(2.0, 0.0) == 2.0
+    assert log_positions.lookback(2.0, 0.5) == 2.0
+    assert log_positions.lookback(2.0, 4.5) == 4.5 + log_positions.LAG_MARGIN
+    assert log_positions.lookback(2.0, 1000.0) == log_positions.MAX_LOOKBACK
+    events = [{"timestamp": 1000, "ingestionTime": 1500}, {"timestamp": 2000, "ingestionTime": 6000},
+              {"timestamp": 3000}]
+    assert log_positions.ingestion_lag(events) == 4.0
+    assert log_positions.ingestion_lag([]) == 0.0
 
 
 def test_a_busy_stream_is_read_at_most_once_per_allowance() -> None:
     """Each read takes the last ``allowance`` seconds again: with reads that far apart, at most half of
     what a read returns was delivered before."""
     cursor = Cursor("s", floor=0, interval=0.5)
-    advance(cursor, read_started=100.0, allowance=2.0, found=True, now=100.1)
+    advance(cursor, read_started=100.0, lookback=2.0, found=True, now=100.1)
     assert cursor.due == 102.1
 
 
@@ -63,8 +110,8 @@ def test_the_most_overdue_stream_goes_first_and_sets_the_start() -> None:
 
 def test_busy_streams_far_ahead_of_the_start_wait_for_their_own_call() -> None:
     anchor = Cursor("new", floor=1000, interval=5.0, due=0.0)
-    busy_ahead = Cursor("busy", floor=60_000, interval=5.0, due=1.0, busy=True)
-    busy_near = Cursor("near", floor=2500, interval=5.0, due=1.0, busy=True)
+    busy_ahead = Cursor("busy", floor=60_000, interval=5.0, due=1.0, busy=True, newest=61_000)
+    busy_near = Cursor("near", floor=2500, interval=5.0, due=1.0, busy=True, newest=3000)
     quiet_ahead = Cursor("quiet", floor=60_000, interval=5.0, due=1.0)
     behind = Cursor("behind", floor=500, interval=5.0, due=1.0)
     batch, start = choose([anchor, busy_ahead, busy_near, quiet_ahead, behind], now=2.0, tolerance_ms=2000) or ([], 0)
@@ -84,11 +131,16 @@ def test_a_final_read_goes_before_every_other_stream() -> None:
 
 def test_every_ready_final_read_shares_one_call_whatever_its_position() -> None:
     """At scale many jobs end together: their last reads must not wait for one call each."""
-    ending = [Cursor(f"e{i}", floor=1000 * i, interval=5.0, due=50.0, busy=True, drain_after=1.0)
+    ending = [Cursor(f"e{i}", floor=1000 * i, interval=5.0, due=50.0, busy=True, drain_after=1.0, newest=1000 * i)
               for i in range(1, 30)]
-    batch, start = choose(ending, now=2.0, tolerance_ms=2000) or ([], 0)
-    assert sorted(c.stream for c in batch) == sorted(c.stream for c in ending)
+    silent_after = Cursor("silent-after", floor=1500, interval=5.0, due=50.0, drain_after=1.0)
+    silent_before = Cursor("silent-before", floor=500, interval=5.0, due=50.0, drain_after=1.0)
+    cursors = [*ending, silent_after, silent_before]
+    batch, start = choose(cursors, now=2.0, tolerance_ms=2000) or ([], 0)
+    assert sorted(c.stream for c in batch) == sorted(c.stream for c in [*ending, silent_after])
     assert start == 1000
+    # A stream that has shown nothing, below the others, has the next call rather than dragging theirs back.
+    assert choose([silent_before], now=2.0, tolerance_ms=2000) == ([silent_before], 500)
 
 
 def test_at_most_a_hundred_streams_per_call() -> None:
