@@ -34,10 +34,12 @@ from airflow_batch_runner.outcome import (
 )
 from airflow_batch_runner.results import Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Watch, shared_poller
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
 FINAL_READ_PATIENCE = 0.5
+FINAL_READ_LONGEST_WAIT = 10.0  # s more, at most, for a final read that a healthy reader is getting to
 
 
 class BatchRunnerTrigger(BaseTrigger):
@@ -213,13 +215,21 @@ class BatchRunnerTrigger(BaseTrigger):
         if not poller.read_last_lines(watch, not_before, give_up_at):
             return  # the job never started a container: no log
         # A read that fails is given up at give_up_at; one still waiting for the budget or for an answer
-        # gets a couple of the budget's slots more.
+        # gets a couple of the budget's slots more, and more while CloudWatch Logs is healthy and the
+        # reader waits for its turn in the budget or for an answer sent moments ago (a loaded
+        # triggerer), up to FINAL_READ_LONGEST_WAIT.
         stop_at = give_up_at + 2.0 / poller.logs.budget.rate
-        problem: str | None = f"no answer from CloudWatch Logs within {stop_at - now:.1f} s"
+        longest = stop_at + FINAL_READ_LONGEST_WAIT
+        problem: str | None = None
         while True:
             try:
                 update = await asyncio.wait_for(watch.queue.get(), max(0.0, stop_at - time.time()))
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+                waited = time.time()
+                if waited < longest and poller.logs.progressing(waited):
+                    stop_at = min(longest, waited + FINAL_READ_RETRY)
+                    continue
+                problem = f"no answer from CloudWatch Logs within {waited - now:.1f} s"
                 break
             self._log_lines(update.lines)
             if update.log_end:

@@ -34,6 +34,8 @@ DEFAULT_CALLS_PER_SECOND = 2.0
 DEFAULT_INGESTION_ALLOWANCE = 2.0
 # After a failed final read, retry this often until the wait for it is over.
 FINAL_READ_RETRY = 0.2
+# A call unanswered this long is slow: a job's end stops waiting for its final read.
+ANSWER_PATIENCE = 2.0
 MAX_BACKOFF = 30.0
 
 
@@ -135,6 +137,7 @@ class LogReader:
         self.lines_delivered = 0
         self.failures = 0
         self.last_problem: str | None = None
+        self.calling_since: float | None = None  # wall time the call being answered was sent
 
     def lookback(self) -> float:
         """How far back reads look and how long after a job's end its final read waits (s)."""
@@ -166,6 +169,14 @@ class LogReader:
         follow.give_up_at = give_up_at
         self._poke()
         return True
+
+    def progressing(self, now: float) -> bool:
+        """Logs is healthy and the reader is waiting for a slot of the budget (which grants them at its
+        rate, final reads first) or for an answer sent less than ``ANSWER_PATIENCE`` ago: a final read
+        is worth waiting for a little longer."""
+        if now < self.backoff_until:
+            return False
+        return self.calling_since is None or now - self.calling_since < ANSWER_PATIENCE
 
     def forget(self, key: Any) -> None:
         self.follows.pop(key, None)
@@ -211,7 +222,11 @@ class LogReader:
         try:
             while True:
                 self.calls += 1
-                page, token = await asyncio.to_thread(self.hook.filter_log_events_page, names, start, token)
+                self.calling_since = time.time()
+                try:
+                    page, token = await asyncio.to_thread(self.hook.filter_log_events_page, names, start, token)
+                finally:
+                    self.calling_since = None
                 events.extend(page)
                 if not token:
                     break
