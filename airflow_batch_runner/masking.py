@@ -60,6 +60,11 @@ def conceal(value: Any) -> Any:
     return value
 
 
+def conceal_credentials(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Operator keyword arguments with their plain credential values concealed, the others as given."""
+    return {name: conceal(value) if name in CREDENTIAL_FIELDS else value for name, value in kwargs.items()}
+
+
 def reveal(value: Any) -> Any:
     return value.resolve() if isinstance(value, Concealed) else value
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import attr
 from airflow.providers.common.compat.sdk import (
     DecoratedOperator,
     TaskDecorator,
@@ -19,9 +20,10 @@ from airflow.providers.common.compat.sdk import (
     determine_kwargs,
     task_decorator_factory,
 )
+from airflow.sdk.bases.decorator import _TaskDecorator
 
 from airflow_batch_runner import job_spec
-from airflow_batch_runner.masking import redact
+from airflow_batch_runner.masking import conceal_credentials, redact
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
 if TYPE_CHECKING:
@@ -90,6 +92,15 @@ class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
         return super().execute_complete(context, event, bucket_path=bucket_path)
 
 
+@attr.define(slots=False)
+class _BatchRunnerTask(_TaskDecorator):
+    """The Task SDK's decorated function, with credentials given to ``override()`` concealed too: a mapped
+    task's decorator keywords reach the serialized DAG as given, past the operator's ``__init__``."""
+
+    def override(self, **kwargs: Any) -> Any:
+        return super().override(**conceal_credentials(kwargs))
+
+
 def batch_runner_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
     """
     Wrap a function that returns shell commands into a BatchRunnerOperator.
@@ -98,8 +109,11 @@ def batch_runner_task(python_callable: Callable[..., Any] | None = None, **kwarg
 
     :param python_callable: the decorated function.
     """
-    return task_decorator_factory(
-        python_callable=python_callable,
-        decorated_operator_class=_BatchRunnerDecoratedOperator,
-        **kwargs,
-    )
+    kwargs = conceal_credentials(kwargs)
+    decorator = task_decorator_factory(decorated_operator_class=_BatchRunnerDecoratedOperator, **kwargs)
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        built: Any = decorator(function)
+        return _BatchRunnerTask(**{f.name: getattr(built, f.name) for f in attr.fields(type(built)) if f.init})
+
+    return decorate(python_callable) if python_callable is not None else decorate  # type: ignore[return-value]

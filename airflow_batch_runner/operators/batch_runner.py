@@ -27,7 +27,15 @@ from airflow_batch_runner import arguments, array_run, array_spec, job_spec, out
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
-from airflow_batch_runner.masking import CREDENTIAL_FIELDS, can_seal, conceal, mask_credentials, redact, reveal
+from airflow_batch_runner.masking import (
+    CREDENTIAL_FIELDS,
+    can_seal,
+    conceal,
+    conceal_credentials,
+    mask_credentials,
+    redact,
+    reveal,
+)
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
@@ -247,10 +255,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
         """``BaseOperator.partial``, with plain credential values kept out of the serialized DAG as in ``__init__``."""
-        for name in CREDENTIAL_FIELDS:
-            if name in kwargs:
-                kwargs[name] = conceal(kwargs[name])
-        return super().partial(**kwargs)
+        return super().partial(**conceal_credentials(kwargs))
 
     # Rendering
 

@@ -95,3 +95,40 @@ def test_literal_credentials_are_serialized_as_stars_and_rendered_as_given() -> 
     assert [name for name, value in SECRETS.items() if value in serialized] == []
     assert {name: serialized.count(f'"{name}": "***"') for name in SECRETS} == dict.fromkeys(SECRETS, 1)
     assert {name: op.render_template(getattr(op, name), {}) for name in SECRETS} == SECRETS
+
+
+def _serialized_dag(build: Any) -> str:
+    from airflow.sdk import DAG
+
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization as serializer
+    except ImportError:  # Airflow before 3.2
+        from airflow.serialization.serialized_objects import SerializedDAG as serializer  # type: ignore
+
+    with DAG(dag_id="sealed_decorator", schedule=None) as dag:
+        build()
+    return json.dumps(serializer.to_dict(dag))
+
+
+@pytest.mark.parametrize("shape", ["plain", "expand", "override"])
+def test_credentials_of_the_decorator_leave_the_serialized_dag_as_stars(shape: str) -> None:
+    """``@task.batch_runner(access_key_id=...)`` mapped or not, and ``.override(...)``: Airflow serializes
+    the decorator's own keywords as a mapped task's partial arguments, past the operator's ``__init__``."""
+    from airflow.sdk import task
+
+    def build() -> None:
+        given = {} if shape == "override" else SECRETS
+
+        @task.batch_runner(compute_environment_arn="ce", **given)
+        def shell(word: str) -> str:
+            return f"echo {word}"
+
+        if shape == "plain":
+            shell("a")
+        elif shape == "expand":
+            shell.expand(word=["a", "b"])
+        else:
+            shell.override(**SECRETS).expand(word=["a", "b"])
+
+    serialized = _serialized_dag(build)
+    assert [name for name, value in SECRETS.items() if value in serialized] == []
