@@ -17,7 +17,8 @@ from collections.abc import Callable
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import lookback
 
-FINAL_READ_PATIENCE = 0.5  # s past the moment the final read may start
+# s past the moment the final read may start: room for the pages of a chatty job's last lines on a busy host.
+FINAL_READ_PATIENCE = 2.0
 FINAL_READ_RETRY = 0.2
 MAX_BACKOFF = 30.0
 

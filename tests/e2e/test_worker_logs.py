@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
+from airflow_batch_runner.operators.log_follower import FINAL_READ_PATIENCE
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_failures import task_dag
 from tests.e2e.test_runs import _job, _main_lines
@@ -59,5 +60,5 @@ def test_the_task_ends_on_time_whatever_logs_does(
         control(aws.url, "faults", {})
     assert result.state == "success", result.output[-2000:]
     assert "Could not read the last lines of job" in result.output
-    # The allowance (2 s), the final read's patience (0.5 s), and room for dag.test and a loaded machine.
-    assert ended - _job(aws, result)["stoppedAt"] / 1000 <= 2.5 + 6.0
+    # The allowance (2 s), the final read's patience, and room for dag.test and a loaded machine.
+    assert ended - _job(aws, result)["stoppedAt"] / 1000 <= 2.0 + FINAL_READ_PATIENCE + 6.0
