@@ -209,6 +209,16 @@ def _not_found(uri: str) -> Iterator[None]:
         raise
 
 
+def _unless_missing(call: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """A CloudWatch Logs answer, or None when the log group or stream does not exist (yet): no lines."""
+    try:
+        return dict(call(**kwargs))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
 def is_throttling(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLING_CODES
 
@@ -415,12 +425,9 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
             kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
             if token:
                 kwargs["nextToken"] = token
-            try:
-                page = self._logs_single_try.get_log_events(**kwargs)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    break
-                raise
+            page = _unless_missing(self._logs_single_try.get_log_events, **kwargs)
+            if page is None:
+                break
             new_token = page.get("nextForwardToken")
             lines.extend(e["message"] for e in page.get("events", []))
             lag = max(lag, ingestion_lag(page.get("events", [])))
@@ -432,16 +439,11 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
 
     def last_log_lines(self, stream: str, count: int) -> list[str]:
         """The last ``count`` lines of a stream, in order (none when it does not exist)."""
-        try:
-            client: Any = self.logs.conn
-            page = client.get_log_events(
-                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=count
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return []
-            raise
-        return [e["message"] for e in page.get("events", [])]
+        client: Any = self.logs.conn
+        page = _unless_missing(
+            client.get_log_events, logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=count
+        )
+        return [e["message"] for e in (page or {}).get("events", [])]
 
     @cached_property
     def _logs_single_try(self) -> Any:
@@ -462,10 +464,7 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
         kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamNames": names, "startTime": start_time}
         if token:
             kwargs["nextToken"] = token
-        try:
-            page = self._logs_single_try.filter_log_events(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return [], None
-            raise
+        page = _unless_missing(self._logs_single_try.filter_log_events, **kwargs)
+        if page is None:
+            return [], None
         return list(page.get("events", [])), page.get("nextToken") or None
