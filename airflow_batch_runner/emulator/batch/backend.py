@@ -33,6 +33,7 @@ from airflow_batch_runner.emulator.batch.jobs import (
 from airflow_batch_runner.emulator.batch.resources import (
     JobDefinition,
     JobQueue,
+    name_of,
     now_ms,
     tags_dict,
 )
@@ -174,8 +175,7 @@ class BatchBackend(Environments):
 
     def find_definition(self, ref: str) -> JobDefinition | None:
         """By ARN, name:revision, or name (the latest ACTIVE revision)."""
-        ref = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        name, _, revision = ref.partition(":")
+        name, _, revision = name_of(ref).partition(":")
         revisions = self.definitions.get(name, [])
         if revision:
             idx = int(revision) - 1 if revision.isdigit() else -1
@@ -191,7 +191,7 @@ class BatchBackend(Environments):
             if refs:
                 items = []
                 for ref in refs:
-                    plain = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+                    plain = name_of(ref)
                     if ":" in plain:
                         found = self.find_definition(ref)
                         items.extend([found] if found else [])

@@ -21,6 +21,7 @@ from airflow_batch_runner.emulator.batch.resources import (
     ComputeEnvironment,
     JobQueue,
     SchedulingPolicy,
+    name_of,
     tags_dict,
 )
 from airflow_batch_runner.emulator.batch.validation import ClientException, paginate
@@ -183,8 +184,7 @@ class Environments:
         return {}
 
     def find_compute_environment(self, ref: str) -> ComputeEnvironment | None:
-        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        return self.compute_environments.get(name)
+        return self.compute_environments.get(name_of(ref))
 
     def describe_compute_environments(self, params: Mapping[str, Any]) -> dict[str, Any]:
         refs = params.get("computeEnvironments")
@@ -275,8 +275,7 @@ class Environments:
             queue.status, queue.status_reason = status, reason
 
     def find_queue(self, ref: str) -> JobQueue | None:
-        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        return self.queues.get(name)
+        return self.queues.get(name_of(ref))
 
     def describe_job_queues(self, params: Mapping[str, Any]) -> dict[str, Any]:
         refs = params.get("jobQueues")

@@ -15,6 +15,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def name_of(ref: str) -> str:
+    """A resource's name from its ARN or its name (Batch takes either wherever it names one)."""
+    return ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+
+
 @dataclass
 class ComputeEnvironment:
     name: str
