@@ -162,6 +162,15 @@ class EmulatorApp:
 
     def _control(self, name: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
+
+        def spec() -> Any:
+            return json.loads(_read_body(environ) or b"{}")
+
+        # Settings read with GET and changed with POST, which answers the settings in force.
+        settings: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
+            "quotas": (self.quotas.stats, self.quotas.configure),
+            "logs": (self.logs.settings, self.logs.configure),
+        }
         try:
             if name == "stats" and method == "GET":
                 payload: Any = self.faults.stats()
@@ -170,24 +179,18 @@ class EmulatorApp:
                 payload["logs"] = self.logs.settings()
                 payload["aws_cli"] = dict(self.runner.cli_runs)
             elif name == "faults" and method == "POST":
-                spec = json.loads(_read_body(environ) or b"{}")
-                self.faults.configure(spec)
-                payload = {"faults": spec}
-            elif name == "quotas" and method == "GET":
-                payload = self.quotas.stats()
-            elif name == "quotas" and method == "POST":
-                self.quotas.configure(json.loads(_read_body(environ) or b"{}"))
-                payload = self.quotas.stats()
+                faults = spec()
+                self.faults.configure(faults)
+                payload = {"faults": faults}
+            elif name in settings and method in ("GET", "POST"):
+                read, configure = settings[name]
+                if method == "POST":
+                    configure(spec())
+                payload = read()
             elif name == "interruptions" and method == "POST":
-                payload = {"rules": self.interruptions.configure(json.loads(_read_body(environ) or b"{}"))}
-            elif name == "logs" and method == "GET":
-                payload = self.logs.settings()
-            elif name == "logs" and method == "POST":
-                self.logs.configure(json.loads(_read_body(environ) or b"{}"))
-                payload = self.logs.settings()
+                payload = {"rules": self.interruptions.configure(spec())}
             elif name == "timing" and method == "POST":
-                scale = self._set_time_limit_scale(json.loads(_read_body(environ) or b"{}"))
-                payload = {"jobStateTimeLimitScale": scale}
+                payload = {"jobStateTimeLimitScale": self._set_time_limit_scale(spec())}
             elif name == "reset" and method == "POST":
                 self.reset()
                 payload = {"reset": True}
