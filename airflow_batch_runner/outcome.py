@@ -145,12 +145,15 @@ class Verdict:
         return self.done and self.exit_code == 0 and not self.timed_out
 
 
-def decide(state: JobState, now: float, deadline: float | None) -> Verdict:
-    """One decision for both waiting paths: finished, still going, or past its deadline."""
+def decide(state: JobState, now: float, deadline: float | None, stuck_for: str | None = None) -> Verdict:
+    """One decision for both waiting paths: finished, past its deadline, stuck in RUNNABLE past
+    ``max_runnable_time`` (``stuck_for``: that limit, as text, when the RUNNABLE watch says so), or going."""
     if state.terminal:
         return Verdict(done=True, exit_code=exit_code_for(state.status))
     if deadline is not None and now >= deadline:
         return Verdict(done=True, exit_code=exit_code_for(state.status), timed_out=True)
+    if stuck_for is not None:
+        return Verdict(done=True, exit_code=exit_code_for(state.status), stuck_for=stuck_for)
     return Verdict(done=False, exit_code=exit_code_for(state.status))
 
 

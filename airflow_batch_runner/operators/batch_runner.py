@@ -514,12 +514,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             raise AirflowException(f"Waiting for AWS Batch job {event.get('job_id')} failed: {event.get('message')}")
         description = event["description"]
         state = outcome.job_state(description)
-        verdict = outcome.decide(state, time.time(), None)
+        verdict = outcome.decide(state, time.time(), None, stuck_for=event.get("stuck_for"))
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
-        if event.get("stuck_for"):
-            verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status),
-                                      stuck_for=event["stuck_for"])
         self._run = _Run(state.job_id, state.job_name, bucket_path, None,
                          last_lines=[redact(line) for line in event.get("last_lines") or []],
                          results=Collected.from_dict(event.get("results")),
@@ -630,10 +627,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             news, stuck = runnable.observe(state, time.time())
             if news:
                 self.log.info(news)
-            verdict = outcome.decide(state, time.time(), run.deadline)
-            if stuck and not verdict.done:
-                verdict = outcome.Verdict(True, outcome.exit_code_for(state.status),
-                                          stuck_for=f"{self.max_runnable_time:g} s")
+            verdict = outcome.decide(state, time.time(), run.deadline,
+                                     stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
             if verdict.done:
                 break
             next_poll = min(polled + self.completion_check_interval, run.deadline or math.inf)

@@ -26,10 +26,8 @@ from airflow_batch_runner.masking import (
 from airflow_batch_runner.outcome import (
     KILL_REASON,
     LAST_LOG_LINES,
-    Verdict,
     deadline_reason,
     decide,
-    exit_code_for,
     job_state,
 )
 from airflow_batch_runner.results import Collected
@@ -166,9 +164,8 @@ class BatchRunnerTrigger(BaseTrigger):
                 news, stuck = runnable.observe(state, time.time())
                 if news:
                     self.log.info(news)
-                verdict = decide(state, time.time(), self.deadline)
-                if stuck and not verdict.done:
-                    verdict = Verdict(True, exit_code_for(state.status), stuck_for=f"{self.max_runnable_time:g} s")
+                verdict = decide(state, time.time(), self.deadline,
+                                 stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
                 if not verdict.done:
                     continue
                 if verdict.timed_out:

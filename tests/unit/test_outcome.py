@@ -352,6 +352,15 @@ def test_unknown_status_keeps_waiting_with_minus_one_until_the_deadline():
     assert decide(state("UNKNOWN"), now=3.0, deadline=2.0) == Verdict(done=True, exit_code=-1, timed_out=True)
 
 
+def test_a_job_stuck_in_runnable_ends_the_wait_unless_it_ended_or_its_deadline_came_first():
+    assert decide(state("RUNNABLE"), now=1.0, deadline=2.0, stuck_for="5 s") == Verdict(
+        done=True, exit_code=3, stuck_for="5 s"
+    )
+    assert decide(state("RUNNABLE"), now=3.0, deadline=2.0, stuck_for="5 s").timed_out
+    assert decide(state("FAILED"), now=1.0, deadline=2.0, stuck_for="5 s") == Verdict(done=True, exit_code=1)
+    assert not decide(state("RUNNABLE"), now=1.0, deadline=2.0, stuck_for=None).done
+
+
 def test_a_timed_out_verdict_never_counts_as_success():
     assert not Verdict(done=True, exit_code=0, timed_out=True).succeeded
     assert not Verdict(done=False, exit_code=0).succeeded
