@@ -106,7 +106,8 @@ def _compute_environment(
         kwargs["eksConfiguration"] = {"eksClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/c",
                                       "kubernetesNamespace": "batch"}
         resource_type = "EC2"
-    kwargs["computeResources"] = {"type": resource_type, "maxvCpus": 64, "subnets": ["subnet-1"],
+    # Room for a 1,000-child array of 1-vCPU jobs at once: these tests are about throughput, not capacity.
+    kwargs["computeResources"] = {"type": resource_type, "maxvCpus": 4096, "subnets": ["subnet-1"],
                                   "securityGroupIds": ["sg-1"]}
     if resource_type == "EC2":
         kwargs["computeResources"].update(minvCpus=0, instanceTypes=["optimal"], instanceRole="ecsInstanceRole")

@@ -62,13 +62,14 @@ def client_error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, 
 
 
 def create_compute_environment(
-    batch: Any, name: str | None = None, platform: str = "EC2", state: str = "ENABLED", wait: bool = True
+    batch: Any, name: str | None = None, platform: str = "EC2", state: str = "ENABLED", wait: bool = True,
+    max_vcpus: int = 16,
 ) -> str:
     """A MANAGED compute environment of ``platform`` (EC2 or FARGATE); returns its ARN."""
     name = unique("ce") if name is None else name
     resources: dict[str, Any] = {
         "type": platform,
-        "maxvCpus": 16,
+        "maxvCpus": max_vcpus,
         "subnets": ["subnet-0123456789abcdef0"],
         "securityGroupIds": ["sg-0123456789abcdef0"],
     }
@@ -92,14 +93,17 @@ def queue_status(batch: Any, queue: str) -> str | None:
     return queues[0]["status"] if queues else None
 
 
-def create_queue(batch: Any, ce_arn: str, name: str | None = None, wait: bool = True) -> str:
+def create_queue(
+    batch: Any, ce_arn: str, name: str | None = None, wait: bool = True, priority: int = 1, **params: Any
+) -> str:
     """A job queue on one compute environment; waits until it is VALID; returns its ARN."""
     name = unique("queue") if name is None else name
     arn: str = batch.create_job_queue(
         jobQueueName=name,
         state="ENABLED",
-        priority=1,
+        priority=priority,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_arn}],
+        **params,
     )["jobQueueArn"]
     if wait:
         wait_until(lambda: queue_status(batch, arn) == "VALID")

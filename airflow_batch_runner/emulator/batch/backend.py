@@ -8,6 +8,7 @@ environments, queues and scheduling policies are in ``environments.py``, the dat
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from airflow_batch_runner.emulator.batch.jobs import (
     substitute_parameters,
 )
 from airflow_batch_runner.emulator.batch.resources import (
+    ComputeEnvironment,
     JobDefinition,
     JobQueue,
     name_of,
@@ -40,6 +42,7 @@ from airflow_batch_runner.emulator.batch.resources import (
 from airflow_batch_runner.emulator.batch.validation import ClientException, paginate
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+VCPU_EPSILON = 1e-9  # fractional vCPUs (0.25, 0.125) add up exactly; this absorbs any other rounding
 MAX_FILTERED_PAGE = 100
 MAX_QUEUE_COMPUTE_ENVIRONMENTS = 3
 
@@ -80,14 +83,27 @@ class BatchBackend(Environments):
         self.interruptions = retries.Interruptions()
         # Scales jobStateTimeLimitActions' maxTimeSeconds (at least 600 s on AWS), for tests only.
         self.time_limit_scale = 1.0
+        # RUNNABLE jobs waiting for room on a compute environment, by id; placed by _dispatch.
+        self.waiting: dict[str, Job] = {}
+        # (queue ARN, shareIdentifier) -> vCPUs its placed jobs hold: a fair-share queue's usage.
+        self.share_usage: dict[tuple[str, str], float] = {}
+        self._submissions = itertools.count(1)
+        self._dispatch_due = False
+        self._recheck_due = False
 
     def _check_platform(self, queue: JobQueue, definition: JobDefinition) -> None:
         """AWS refuses at SubmitJob a job no compute environment of its queue could ever run."""
         platforms = set()
-        for entry in queue.compute_environment_order:
-            ce = self.find_compute_environment(entry["computeEnvironment"])
+        environments = [self.find_compute_environment(e["computeEnvironment"]) for e in queue.compute_environment_order]
+        for ce in environments:
             if ce is not None:
                 platforms.add("EKS" if ce.orchestration == "EKS" else ce.platform)
+        if environments and all(ce is not None and ce.ce_type == "UNMANAGED" for ce in environments):
+            raise ClientException(
+                f"Job queue {queue.name} has only UNMANAGED compute environments: running jobs on UNMANAGED compute "
+                "environments (container instances you register yourself) is not supported by this emulator; "
+                "use a MANAGED one"
+            )
         if definition.platform not in platforms:
             raise ClientException(
                 f"Job definition {definition.arn} has platformCapabilities {definition.platform}, which the compute "
@@ -273,7 +289,9 @@ class BatchBackend(Environments):
                 array_size=size,
                 share_identifier=params.get("shareIdentifier"),
                 scheduling_priority=priority if priority is not None else definition.scheduling_priority,
+                seq=next(self._submissions),
             )
+            job.vcpus = self._vcpus(job)
             self.jobs[job_id] = job
             self.tags_by_arn[job.arn] = job.tags
             if size is None:
@@ -471,13 +489,10 @@ class BatchBackend(Environments):
                 if reason is not None:
                     self._blocked(job, reason)
                     return
-                job.blocked_since, job.status_reason = None, None
-                job.compute_environment = self._placed_on(job)
-                job.status = "STARTING"
-                job.stop_reason = None
-                job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
-                self._child_changed(job)
-                self._later(job, "STARTING")
+                if job.blocked_since is not None:  # no longer blocked: it waits its turn, with no reason
+                    job.blocked_since, job.status_reason = None, None
+                self.waiting[job.job_id] = job
+                self._wake()
             elif expected == "STARTING":
                 attempt = job.attempts[-1]
                 failure = self._read_secrets(job, attempt)
@@ -537,15 +552,94 @@ class BatchBackend(Environments):
         queue = job.queue
         environments = [self.find_compute_environment(entry["computeEnvironment"])
                         for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"])]
-        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, self._vcpus(job))
+        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, job.vcpus)
 
-    def _placed_on(self, job: Job) -> str | None:
-        """The first compute environment of the queue's order that can take the job (AWS_BATCH_CE_NAME)."""
-        for entry in sorted(job.queue.compute_environment_order, key=lambda e: e["order"]):
-            ce = self.find_compute_environment(entry["computeEnvironment"])
-            if ce is not None and stuck.blocked_reason(True, [ce], job.definition.platform, self._vcpus(job)) is None:
-                return ce.name
-        return None
+    # Capacity: which waiting job goes where, when
+
+    def _wake(self, recheck: bool = False) -> None:
+        """Run _dispatch soon, once for every event of this moment (jobs ending, jobs ready, an update)."""
+        self._recheck_due = self._recheck_due or recheck
+        if not self._dispatch_due:
+            self._dispatch_due = True
+            self.scheduler.call_later(0, self._dispatch)
+
+    def _capacity_changed(self) -> None:
+        self._wake(recheck=True)
+
+    def _dispatch(self) -> None:
+        """Place waiting jobs where there is room, as AWS Batch does: queues by descending priority (among queues
+        sharing compute environments), each queue's jobs in its own order (FIFO or fair share), each job on the
+        first compute environment of its queue's order with room for its vCPUs. A job that fits nowhere waits
+        (without statusReason: it is not blocked, just not yet its turn) and the jobs after it may still go."""
+        with self.lock:
+            self._dispatch_due = False
+            recheck, self._recheck_due = self._recheck_due, False
+            by_queue: dict[str, list[Job]] = {}  # queue ARN -> its waiting jobs
+            for job in list(self.waiting.values()):
+                if job.status != "RUNNABLE":
+                    del self.waiting[job.job_id]
+                elif recheck and (reason := self._placement_blocker(job)) is not None:
+                    del self.waiting[job.job_id]  # its queue or environments changed: it waits for that
+                    self._blocked(job, reason)
+                else:
+                    by_queue.setdefault(job.queue.arn, []).append(job)
+            for jobs in sorted(by_queue.values(), key=lambda waiting: -waiting[0].queue.priority):
+                queue = jobs[0].queue
+                if queue.state != "ENABLED":
+                    continue  # its jobs wait; the recheck when it settles tells them so
+                environments = [
+                    ce for ce in (self.find_compute_environment(entry["computeEnvironment"])
+                                  for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"]))
+                    if ce is not None and ce.state == "ENABLED" and ce.status == "VALID"
+                ]
+                for job in self._queue_order(queue, jobs):
+                    if not any(_room(ce) > 0 for ce in environments):
+                        break
+                    ce = next((ce for ce in environments if ce.platform == job.definition.platform
+                               and job.vcpus <= _room(ce) + VCPU_EPSILON), None)
+                    if ce is not None:
+                        self._place(job, ce)
+
+    def _queue_order(self, queue: JobQueue, jobs: list[Job]) -> Iterable[Job]:
+        policy = self.scheduling_policies.get(queue.scheduling_policy_arn or "")
+        if policy is None:
+            return scheduling.fifo_order(jobs)
+        spec = policy.fairshare_policy
+        weights: dict[str, float] = {}
+
+        def weight(share: str) -> float:
+            if share not in weights:
+                weights[share] = scheduling.weight_of(spec, share)
+            return weights[share]
+
+        return scheduling.fair_share_order(jobs, lambda share: self.share_usage.get((queue.arn, share), 0.0), weight)
+
+    def _place(self, job: Job, ce: ComputeEnvironment) -> None:
+        del self.waiting[job.job_id]
+        ce.used_vcpus += job.vcpus
+        job.holds = ce
+        if job.share_identifier is not None:
+            key = (job.queue.arn, job.share_identifier)
+            self.share_usage[key] = self.share_usage.get(key, 0.0) + job.vcpus
+        job.blocked_since, job.status_reason = None, None
+        job.compute_environment = ce.name
+        job.status = "STARTING"
+        job.stop_reason = None
+        job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
+        self._child_changed(job)
+        self._later(job, "STARTING")
+
+    def _release(self, job: Job) -> None:
+        """The job's attempt ended: the vCPUs it held are free for the jobs waiting."""
+        ce, job.holds = job.holds, None
+        if ce is None:
+            return
+        ce.used_vcpus = max(0.0, ce.used_vcpus - job.vcpus)
+        if job.share_identifier is not None:
+            key = (job.queue.arn, job.share_identifier)
+            self.share_usage[key] = max(0.0, self.share_usage.get(key, 0.0) - job.vcpus)
+        if self.waiting:
+            self._wake()
 
     @staticmethod
     def _vcpus(job: Job) -> float:
@@ -572,6 +666,7 @@ class BatchBackend(Environments):
             self._end_attempt(job, result)
 
     def _end_attempt(self, job: Job, result: TaskResult) -> None:
+        self._release(job)
         attempt = job.current_attempt
         assert attempt is not None
         attempt.stopped_at = now_ms()
@@ -602,6 +697,7 @@ class BatchBackend(Environments):
         job.status_reason = reason
         job.stopped_at = now_ms()
         job.blocked = False
+        self.waiting.pop(job.job_id, None)
         for dependent in self.dependents.pop(job.job_id, []):
             if dependent.blocked:
                 dependent.blocked = False
@@ -626,3 +722,7 @@ class BatchBackend(Environments):
     def active_jobs(self) -> list[Job]:
         with self.lock:
             return [job for job in self.jobs.values() if job.status in ACTIVE_STATUSES]
+
+
+def _room(ce: ComputeEnvironment) -> float:
+    return ce.capacity - ce.used_vcpus

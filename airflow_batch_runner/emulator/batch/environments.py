@@ -67,6 +67,9 @@ class Environments:
     def _terminate(self, job: Job, reason: str) -> None:
         raise NotImplementedError  # the jobs' side: BatchBackend
 
+    def _capacity_changed(self) -> None:
+        """An environment or queue settled after a change: the jobs' side (BatchBackend) places what now fits."""
+
     # Compute environments
 
     def create_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,6 +123,7 @@ class Environments:
                 ce.status, ce.status_reason = "DELETED", "Compute environment deleted"
             else:
                 ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+            self._capacity_changed()
 
     def _compute_environment(self, ref: str) -> ComputeEnvironment:
         ce = self.find_compute_environment(ref)
@@ -273,6 +277,7 @@ class Environments:
             if status == "DELETED":
                 self.queues.pop(queue.name, None)
             queue.status, queue.status_reason = status, reason
+            self._capacity_changed()
 
     def find_queue(self, ref: str) -> JobQueue | None:
         return self.queues.get(name_of(ref))

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID, JobDefinition, JobQueue, now_ms
+from airflow_batch_runner.emulator.batch.resources import (
+    ACCOUNT_ID,
+    ComputeEnvironment,
+    JobDefinition,
+    JobQueue,
+    now_ms,
+)
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
 ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
@@ -87,6 +93,15 @@ class Job:
     share_identifier: str | None = None
     scheduling_priority: int | None = None
     compute_environment: str | None = None  # the name of the one its last attempt was placed on
+    vcpus: float = 0.0  # its containers' VCPU total: what it holds of a compute environment once placed
+    seq: int = 0  # submission order (an array's children share their parent's)
+    # The compute environment it is placed on while STARTING or RUNNING, holding ``vcpus`` of it.
+    holds: ComputeEnvironment | None = None
+
+    @property
+    def fifo_key(self) -> tuple[int, int]:
+        """Its place in a FIFO queue: by submission, an array's children by index."""
+        return self.seq, -1 if self.array_index is None else self.array_index
 
     @property
     def containers(self) -> list[dict[str, Any]]:

@@ -34,6 +34,14 @@ class ComputeEnvironment:
     unmanaged_vcpus: int | None = None
     status: str = "CREATING"
     status_reason: str = "Compute environment is being created"
+    # vCPUs of the jobs placed on it (STARTING or RUNNING): never above capacity.
+    used_vcpus: float = 0.0
+
+    @property
+    def capacity(self) -> float:
+        """The vCPUs its jobs may hold at once: maxvCpus of a MANAGED environment; none for an UNMANAGED one,
+        whose capacity is the container instances registered in its ECS cluster (there are none here)."""
+        return float(self.compute_resources["maxvCpus"]) if self.compute_resources else 0.0
 
     @property
     def orchestration(self) -> str:

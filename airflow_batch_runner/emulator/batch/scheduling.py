@@ -1,4 +1,5 @@
-"""Fair-share scheduling policies and the fair-share fields of queues and jobs, as pure rules.
+"""Fair-share scheduling policies, the fair-share fields of queues and jobs, and the order in which a queue
+offers its waiting jobs to the compute environments, as pure rules.
 
 AWS: a queue without a scheduling policy is FIFO and can never get one; a queue with one can have it
 replaced, never removed. A job on a fair-share queue needs a shareIdentifier; a job on a FIFO queue
@@ -8,9 +9,10 @@ may not have one. Priorities go from 0 to 9999.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from airflow_batch_runner.emulator.batch.jobs import Job
 from airflow_batch_runner.emulator.batch.validation import ClientException
 
 SHARE_IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
@@ -89,3 +91,38 @@ def check_job_share(queue_policy: str | None, queue_name: str, share: Any) -> No
             f"shareIdentifier is required: job queue {queue_name} has a fair-share scheduling policy"
         )
     check_share_identifier(share, "shareIdentifier")
+
+
+def weight_of(policy: Mapping[str, Any], share: str) -> float:
+    """The weightFactor of a share identifier: its own entry, else the prefix entry (``name*``) it starts
+    with, else 1.0 (AWS: identifiers not in the policy weigh 1.0). Entries never overlap."""
+    for entry in policy.get("shareDistribution") or []:
+        identifier = str(entry["shareIdentifier"])
+        if identifier == share or (identifier.endswith("*") and share.startswith(identifier[:-1])):
+            return float(entry.get("weightFactor", 1.0))
+    return 1.0
+
+
+def fifo_order(jobs: Iterable[Job]) -> list[Job]:
+    """A FIFO queue's jobs in the order it offers them: by submission."""
+    return sorted(jobs, key=lambda job: job.fifo_key)
+
+
+def fair_share_order(
+    jobs: Iterable[Job], usage: Callable[[str], float], weight: Callable[[str], float]
+) -> Iterator[Job]:
+    """A fair-share queue's jobs in the order it offers them (AWS Batch user guide, "Use share identifiers to
+    identify workloads"): next from the share whose usage times weightFactor is lowest (a tie goes to the share
+    whose next job was submitted first); within a share, higher schedulingPriority first, then by submission.
+    ``usage`` is read before each pick, so jobs placed meanwhile count."""
+    by_share: dict[str, list[Job]] = {}
+    ranked = sorted(jobs, key=lambda job: (-(job.scheduling_priority or 0), job.fifo_key), reverse=True)
+    for job in ranked:  # each share's list ends with its next job
+        by_share.setdefault(job.share_identifier or "", []).append(job)
+    while by_share:
+        share = min(by_share, key=lambda s: (usage(s) * weight(s), by_share[s][-1].fifo_key))
+        waiting = by_share[share]
+        job = waiting.pop()
+        if not waiting:
+            del by_share[share]
+        yield job
