@@ -12,10 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from airflow_batch_runner import array_spec, job_spec, outcome, staging
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_batch_runner import array_spec, child_sampling, job_spec, outcome, staging
 from airflow_batch_runner.array_spec import ArrayOutcome, ArraySpec, Child
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
 from airflow_batch_runner.masking import redact
+from airflow_batch_runner.triggers.log_reader import CONFIG_SECTION
 
 STAGING_THREADS = 8
 MAX_LOGS_WAIT = 10.0
@@ -56,6 +59,28 @@ def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
             if key[len(prefix):].split("/", 2)[1:2] == [job_spec.INPUTS_PREFIX.rstrip("/")]]
     hook.delete_keys(bucket, keys)
     return removed + len(keys)
+
+
+def followed_children_limit() -> int:
+    """``[batch_runner] array_log_children``: how many running children's lines to follow at once."""
+    raw = conf.get(CONFIG_SECTION, "array_log_children", fallback=None)
+    if raw is None:
+        return child_sampling.DEFAULT_LIMIT
+    try:
+        value: Any = int(str(raw).strip())
+    except ValueError:
+        value = raw
+    return child_sampling.check_limit(value)
+
+
+def sample_children(
+    hook: BatchRunnerHook, job_id: str, sampler: child_sampling.ChildSampler
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """One sampling's calls, for ``sampler.adopt``: ListJobs of the RUNNING children until enough are
+    listed, then one DescribeJobs of the ones to describe (the ids asked, and the answers)."""
+    listed = hook.running_array_children(job_id, sampler.enough, child_sampling.LIST_PAGE)
+    asked = sampler.to_describe(listed)
+    return asked, (hook.describe_jobs(asked) if asked else {})
 
 
 ReadLastLines = Callable[[str, int], list[str]]

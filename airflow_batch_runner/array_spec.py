@@ -280,6 +280,17 @@ def build_submit_request(
     return request
 
 
+def fit_to_limits(
+    spec: JobSpec, array: ArraySpec, identity: TaskIdentity, job_queue: str, attempt_duration_seconds: int | None
+) -> JobSpec:
+    """``job_spec.fit_to_limits`` for the array's own SubmitJob request, the one submitted: its ``prep``
+    container carries the environment beside ``main``, and the output patterns in its script."""
+    return job_spec.fit_to_limits(
+        spec, identity, job_queue, attempt_duration_seconds,
+        build=lambda candidate: build_submit_request(candidate, array, identity, job_queue, attempt_duration_seconds),
+    )
+
+
 # The end: success rule, manifest, XCom
 
 
@@ -298,12 +309,15 @@ class Child:
     output_files: Mapping[str, str] = field(default_factory=dict)
 
 
-def child_from_summary(summary: Mapping[str, Any]) -> Child:
+def child_index(summary: Mapping[str, Any]) -> int:
+    """A child's index, from a ListJobs summary or a DescribeJobs entry (or its ``<parent>:<index>`` id)."""
     index = (summary.get("arrayProperties") or {}).get("index")
-    if index is None:
-        index = int(str(summary["jobId"]).rsplit(":", 1)[-1])
+    return int(index) if index is not None else int(str(summary["jobId"]).rsplit(":", 1)[-1])
+
+
+def child_from_summary(summary: Mapping[str, Any]) -> Child:
     return Child(
-        index=int(index),
+        index=child_index(summary),
         status=str(summary.get("status")),
         status_reason=summary.get("statusReason"),
         exit_code=0 if summary.get("status") == "SUCCEEDED" else (summary.get("container") or {}).get("exitCode"),

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -613,13 +613,21 @@ def json_size(request: Mapping[str, Any]) -> int:
 
 
 def fit_to_limits(
-    spec: JobSpec, identity: TaskIdentity, job_queue: str, attempt_duration_seconds: int | None
+    spec: JobSpec,
+    identity: TaskIdentity,
+    job_queue: str,
+    attempt_duration_seconds: int | None,
+    build: Callable[[JobSpec], Mapping[str, Any]] | None = None,
 ) -> JobSpec:
     """The spec whose SubmitJob request AWS accepts: commands too long for it run from a script staged
-    through the bucket path; an environment too big for it is a ValueError naming ``env``."""
+    through the bucket path; an environment too big for it is a ValueError naming ``env``. ``build`` makes
+    the request that is submitted (one job's by default; see ``array_spec.fit_to_limits``)."""
+
+    def single(candidate: JobSpec) -> Mapping[str, Any]:
+        return build_submit_request(candidate, identity, job_queue, attempt_duration_seconds)
 
     def fits(candidate: JobSpec) -> bool:
-        request = build_submit_request(candidate, identity, job_queue, attempt_duration_seconds)
+        request = (build or single)(candidate)
         overrides = len(json.dumps(request["ecsPropertiesOverride"]))
         return overrides <= MAX_OVERRIDES_CHARS and json_size(request) <= MAX_SUBMIT_JOB_BYTES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -352,6 +352,20 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
                     break
                 kwargs["nextToken"] = page["nextToken"]
         return children
+
+    def running_array_children(
+        self, array_job_id: str, enough: Callable[[list[dict[str, Any]]], bool], page_size: int = 100
+    ) -> list[dict[str, Any]]:
+        """An array job's RUNNING children (ListJobs by arrayJobId), a page at a time until ``enough`` of
+        them are listed or none is left: a sampling of the children to follow, not every one."""
+        children: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"arrayJobId": array_job_id, "jobStatus": "RUNNING", "maxResults": page_size}
+        while True:
+            page = self.batch.list_jobs(**kwargs)
+            children.extend(page["jobSummaryList"])
+            if not page.get("nextToken") or enough(children):
+                return children
+            kwargs["nextToken"] = page["nextToken"]
 
     def job_tags(self, job_arn: str) -> dict[str, str]:
         return dict(self.batch.list_tags_for_resource(resourceArn=job_arn).get("tags", {}))

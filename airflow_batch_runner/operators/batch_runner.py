@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, usage
+from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, task_log, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
@@ -36,9 +36,11 @@ from airflow_batch_runner.masking import (
     redact,
     reveal,
 )
+from airflow_batch_runner.operators.child_logs import ChildLogs
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.task_log import show_lines
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
@@ -406,6 +408,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         inputs, output_patterns = self._checked_names()
         env = job_spec.check_env(self.env)
         array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
+        if array:
+            array_run.followed_children_limit()  # a bad [batch_runner] array_log_children fails here, not later
         project = self._project_file_paths()
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
@@ -445,7 +449,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             sidecar_resources=self._sidecar_resources,
         )
         # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
-        spec = job_spec.fit_to_limits(spec, identity, queue, int(self._timeout_seconds))
+        # An array's request is checked as submitted (its prep container carries the environment too).
+        attempt_seconds = int(self._timeout_seconds)
+        spec = (array_spec.fit_to_limits(spec, array, identity, queue, attempt_seconds) if array
+                else job_spec.fit_to_limits(spec, identity, queue, attempt_seconds))
         containers = array_spec.container_names(spec, array) if array else job_spec.container_names(spec)
         job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(containers) - 1)
         store = context.get("task_state_store") if self.resume else None
@@ -612,6 +619,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run = self._run
         assert run is not None
         follower = LogFollower(self.hook, self.completion_check_interval, ingestion_allowance(), self._log_lines)
+        children = None if run.array is None else ChildLogs(
+            self.hook, run.job_id, run.array.size, self.completion_check_interval,
+            array_run.followed_children_limit(), ingestion_allowance(), self.log,
+        )
         runnable = RunnableWatch(self.max_runnable_time)
         progress: str | None = None
         while True:
@@ -631,28 +642,29 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                                      stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
             if verdict.done:
                 break
+            if children is not None:
+                children.observe(description)
             next_poll = min(polled + self.completion_check_interval, run.deadline or math.inf)
             time.sleep(max(0.0, next_poll - time.time()))
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
         if verdict.stuck_for:
             self.hook.terminate(run.job_id, stuck_reason(verdict.stuck_for, state.status_reason))
-        problem = follower.finish(state.stopped_at, timed_out=verdict.timed_out or bool(verdict.stuck_for))
+        cut_short = verdict.timed_out or bool(verdict.stuck_for)
+        problem = follower.finish(state.stopped_at, timed_out=cut_short)
         if problem is not None:
             self.log.warning(
                 "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
                 "log group %s, stream %s", run.job_id, problem, job_spec.LOG_GROUP, run.log_stream,
             )
+        if children is not None:
+            task_log.warn_unread_children(self.log, run.job_id, children.finish(state.stopped_at, timed_out=cut_short))
         return self._finish(state, verdict, description)
 
     def _log_lines(self, lines: list[str]) -> None:
         run = self._run
         assert run is not None
-        redacted = [redact(line) for line in lines]
-        for line in redacted:
-            self.log.info("[main] %s", line)
-        run.last_lines = ((run.last_lines or []) + redacted)[-outcome.LAST_LOG_LINES :]
-        run.results.add_lines(redacted)
+        run.last_lines = show_lines(self.log, task_log.MAIN, lines, run.last_lines, run.results)
 
     def _finish(
         self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]

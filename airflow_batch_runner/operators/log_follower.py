@@ -38,6 +38,7 @@ class LogFollower:
         self._wake = threading.Condition()
         self._final_after: float | None = None
         self._give_up_at = 0.0
+        self._ended_at = 0.0
         self._finished = threading.Event()
         self._abandoned = False
         self._thread: threading.Thread | None = None
@@ -56,20 +57,31 @@ class LogFollower:
     def finish(self, stopped_at_ms: int | None, timed_out: bool = False) -> str | None:
         """The job is over: wait for the final read of its remaining lines (bounded); None when every line
         was read, else why not. Past the deadline the read is made at once: the task has no time left."""
+        self.end(stopped_at_ms, timed_out)
+        return self.wait_for_end()
+
+    def end(self, stopped_at_ms: int | None, timed_out: bool = False) -> None:
+        """``finish`` without the wait: several followers' final reads can then run at once."""
         if self._thread is None:
-            return None
+            return
         now = time.time()
         stopped = stopped_at_ms / 1000 if stopped_at_ms else now
         not_before = now if timed_out else stopped + lookback(self.allowance, self.lag)
         with self._wake:
             failing = self.problem is not None  # CloudWatch Logs is failing now: one try at once
+            self._ended_at = now
             self._final_after = now if failing else not_before
             self._give_up_at = now if failing else max(now, not_before) + FINAL_READ_PATIENCE
             self._wake.notify()
+
+    def wait_for_end(self) -> str | None:
+        """After ``end``: the final read's outcome, as ``finish`` tells it."""
+        if self._thread is None:
+            return None
         if not self._finished.wait(max(0.0, self._give_up_at + 0.2 - time.time())):
             with self._wake:
                 self._abandoned = True  # a late answer is not logged after the task went on
-            return f"no answer from CloudWatch Logs within {self._give_up_at - now:.1f} s"
+            return f"no answer from CloudWatch Logs within {self._give_up_at - self._ended_at:.1f} s"
         return self.problem
 
     def _run(self) -> None:

@@ -11,29 +11,30 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_runner import array_run
+from airflow_batch_runner import array_run, task_log
 from airflow_batch_runner.array_spec import progress_line
+from airflow_batch_runner.child_sampling import DEFAULT_LIMIT
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     CredentialsUnreadable,
     mask_credentials,
-    redact,
     seal,
     unseal,
 )
 from airflow_batch_runner.outcome import (
     KILL_REASON,
-    LAST_LOG_LINES,
     deadline_reason,
     decide,
     job_state,
 )
 from airflow_batch_runner.results import Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.task_log import show_lines
+from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
-from airflow_batch_runner.triggers.poller import SharedPoller, Watch, shared_poller
+from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
 FINAL_READ_PATIENCE = 0.5
@@ -145,10 +146,11 @@ class BatchRunnerTrigger(BaseTrigger):
         began, told = time.time(), False
         runnable = RunnableWatch(self.max_runnable_time)
         progress: str | None = None
+        children: ChildLogs | None = None
         try:
             while True:
                 update = await watch.queue.get()
-                self._log_lines(update.lines)
+                self._show(update, children)
                 if update.error is not None:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
                     return
@@ -157,6 +159,8 @@ class BatchRunnerTrigger(BaseTrigger):
                 state = job_state(update.description)
                 if (line := progress_line(update.description, progress)) is not None:
                     self.log.info(progress := line)
+                if state.array_size and children is None:
+                    children = ChildLogs(poller, watch, self.poll_interval, self._children_limit(), self.log)
                 if not told and state.log_stream and state.started_at and state.started_at / 1000 < began:
                     told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
                     self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
@@ -167,6 +171,8 @@ class BatchRunnerTrigger(BaseTrigger):
                 verdict = decide(state, time.time(), self.deadline,
                                  stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
                 if not verdict.done:
+                    if children is not None:
+                        children.observe(update.description)
                     continue
                 if verdict.timed_out:
                     self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
@@ -177,7 +183,7 @@ class BatchRunnerTrigger(BaseTrigger):
                                             stuck_reason(verdict.stuck_for, state.status_reason))
                 ended = not (verdict.timed_out or verdict.stuck_for)
                 await self._read_last_lines(poller, watch, state.stopped_at if ended else None,
-                                            wait_for_ingestion=ended)
+                                            wait_for_ingestion=ended, children=children)
                 yield TriggerEvent(
                     {
                         "status": "done",
@@ -192,33 +198,54 @@ class BatchRunnerTrigger(BaseTrigger):
                 return
         finally:
             poller.unwatch(watch)
+            if children is not None:
+                children.forget()
 
     def _log_lines(self, lines: list[str]) -> None:
-        redacted = [redact(line) for line in lines]
-        for line in redacted:
-            self.log.info("[main] %s", line)
-        self.last_lines = (self.last_lines + redacted)[-LAST_LOG_LINES:]
-        self.results.add_lines(redacted)
+        self.last_lines = show_lines(self.log, task_log.MAIN, lines, self.last_lines, self.results)
+
+    def _show(self, update: Update, children: ChildLogs | None) -> None:
+        """An update's lines: the job's own, or an array child's (prefixed with its index)."""
+        if update.child is None:
+            self._log_lines(update.lines)
+            return
+        show_lines(self.log, task_log.child_prefix(update.child), update.lines)
+        if update.log_end and children is not None:
+            children.read_done(update.child)
+
+    def _children_limit(self) -> int:
+        """``[batch_runner] array_log_children`` of this triggerer; a bad value is not worth failing a task."""
+        try:
+            return array_run.followed_children_limit()
+        except ValueError as exc:
+            self.log.warning("%s; following %d children's lines instead", exc, DEFAULT_LIMIT)
+            return DEFAULT_LIMIT
 
     async def _read_last_lines(
-        self, poller: SharedPoller, watch: Watch, stopped_at: int | None, wait_for_ingestion: bool = True
+        self, poller: SharedPoller, watch: Watch, stopped_at: int | None, wait_for_ingestion: bool = True,
+        children: ChildLogs | None = None,
     ) -> None:
-        """The job is over: its remaining lines, read once CloudWatch Logs has them (bounded in time).
-        Past the deadline the read is made at once."""
+        """The job is over: its remaining lines (an array's: its followed children's), read once CloudWatch
+        Logs has them (bounded in time). Past the deadline the read is made at once."""
         allowance = poller.logs.lookback() if wait_for_ingestion else 0.0
         now = time.time()
         not_before = (stopped_at / 1000 if stopped_at else now) + allowance
         give_up_at = max(now, not_before) + FINAL_READ_PATIENCE
-        if not poller.read_last_lines(watch, not_before, give_up_at):
-            return  # the job never started a container: no log
+        pending: set[int | None] = set()  # the streams whose final read is to come: None the job's own
+        if poller.read_last_lines(watch, not_before, give_up_at):
+            pending.add(None)
+        if children is not None:
+            pending |= children.final_reads(not_before, give_up_at)
+        if not pending:
+            return  # the job never started a container (or an array: no child followed): no log
         # A read that fails is given up at give_up_at; one still waiting for the budget or for an answer
         # gets a couple of the budget's slots more, and more while CloudWatch Logs is healthy and the
         # reader waits for its turn in the budget or for an answer sent moments ago (a loaded
         # triggerer), up to FINAL_READ_LONGEST_WAIT.
         stop_at = give_up_at + 2.0 / poller.logs.budget.rate
         longest = stop_at + FINAL_READ_LONGEST_WAIT
-        problem: str | None = None
-        while True:
+        problems: dict[int | None, str] = {}
+        while pending:
             try:
                 update = await asyncio.wait_for(watch.queue.get(), max(0.0, stop_at - time.time()))
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
@@ -226,17 +253,21 @@ class BatchRunnerTrigger(BaseTrigger):
                 if waited < longest and poller.logs.progressing(waited):
                     stop_at = min(longest, waited + FINAL_READ_RETRY)
                     continue
-                problem = f"no answer from CloudWatch Logs within {waited - now:.1f} s"
+                problems.update(dict.fromkeys(pending, f"no answer from CloudWatch Logs within {waited - now:.1f} s"))
                 break
-            self._log_lines(update.lines)
+            self._show(update, children)
             if update.log_end:
-                problem = update.log_problem
-                break
-        if problem is not None:
+                pending.discard(update.child)
+                if update.log_problem is not None:
+                    problems[update.child] = update.log_problem
+        if None in problems:
             self.log.warning(
                 "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
-                "log group %s, stream %s", self.job_id, problem, LOG_GROUP, watch.log_stream,
+                "log group %s, stream %s", self.job_id, problems[None], LOG_GROUP, watch.log_stream,
             )
+        task_log.warn_unread_children(
+            self.log, self.job_id, sorted((index, why) for index, why in problems.items() if index is not None)
+        )
 
     async def on_kill(self) -> None:
         """A user marked the deferred task failed or success, or cleared it: stop the job too."""

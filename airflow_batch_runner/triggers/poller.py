@@ -35,6 +35,7 @@ class Update:
     error: str | None = None
     log_end: bool = False
     log_problem: str | None = None  # with log_end: why the last lines could not be read
+    child: int | None = None  # lines (or log_end) of this array child's stream; None: the job's own
 
 
 @dataclass(eq=False)

@@ -107,8 +107,9 @@ SIZES = [2, THOUSAND]
 FAILING = 'case "$AWS_BATCH_JOB_ARRAY_INDEX" in *7|1) echo "bad item $AWS_BATCH_JOB_ARRAY_INDEX"; exit 5;; esac'
 
 
-def calls_during(aws: AwsWorld, before: dict[str, int]) -> dict[str, int]:
-    after = aws.calls()
+def calls_during(aws: AwsWorld, before: dict[str, int], service: str = "batch") -> dict[str, int]:
+    """The emulator's calls to one service since ``before`` (its counts then), by operation."""
+    after = aws.calls(service)
     return {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
 
 

@@ -4,6 +4,7 @@ the manifest and the XCom. No AWS; the prep script runs in a real /bin/sh."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shlex
 import subprocess
@@ -177,3 +178,33 @@ def test_progress_is_logged_when_the_status_summary_changes() -> None:
     assert line == "Array job p: 2 RUNNING, 1 SUCCEEDED of 3 children"
     assert array_spec.progress_line(parent, line) is None
     assert array_spec.progress_line({"jobId": "single"}, None) is None
+
+
+def overrides_size(request: dict[str, Any]) -> int:
+    return len(json.dumps(request["ecsPropertiesOverride"]))
+
+
+def test_an_environment_that_fits_one_job_but_not_the_array_is_refused_naming_env() -> None:
+    """The array's request carries the environment twice (prep and main): fitting the single job's request
+    is not enough; the request that is submitted is the one checked."""
+    identity = TaskIdentity("d", "t", "r")
+    big = spec(env={"BIG": "v" * 4500})
+    assert job_spec.fit_to_limits(big, identity, "q", 600) == big  # one job of it fits
+    array_request = array_spec.build_submit_request(big, ARRAY, identity, "q", 600)
+    assert overrides_size(array_request) > job_spec.MAX_OVERRIDES_CHARS  # the array's does not
+    with pytest.raises(ValueError, match=r"^env: "):
+        array_spec.fit_to_limits(big, ARRAY, identity, "q", 600)
+
+
+def test_commands_that_fit_one_job_but_not_the_array_travel_as_a_staged_script() -> None:
+    identity = TaskIdentity("d", "t", "r")
+    long = spec(env={"MID": "v" * 1500}, commands=tuple(f"echo 'line {i} of a longer script'" for i in range(40)))
+    assert job_spec.fit_to_limits(long, identity, "q", 600) == long
+    inline = array_spec.build_submit_request(long, ARRAY, identity, "q", 600)
+    assert overrides_size(inline) > job_spec.MAX_OVERRIDES_CHARS
+    fitted = array_spec.fit_to_limits(long, ARRAY, identity, "q", 600)
+    assert fitted.staged_commands
+    request = array_spec.build_submit_request(fitted, ARRAY, identity, "q", 600)
+    assert overrides_size(request) <= job_spec.MAX_OVERRIDES_CHARS
+    assert "line 39" not in json.dumps(request)
+    assert_valid_for_botocore("SubmitJob", request)
