@@ -132,9 +132,9 @@ def test_array_children_share_the_capacity_in_index_order(batch: Any) -> None:
     assert starts == sorted(starts)
 
 
-def fair_share_queue(batch: Any, max_vcpus: int, shares: list[dict[str, Any]]) -> str:
+def fair_share_queue(batch: Any, max_vcpus: int, shares: list[dict[str, Any]], **fairshare: Any) -> str:
     policy = batch.create_scheduling_policy(
-        name=helpers.unique("fair"), fairsharePolicy={"shareDistribution": shares})["arn"]
+        name=helpers.unique("fair"), fairsharePolicy={"shareDistribution": shares, **fairshare})["arn"]
     ce = helpers.create_compute_environment(batch, max_vcpus=max_vcpus)
     return helpers.create_queue(batch, ce, schedulingPolicyArn=policy)
 
@@ -169,6 +169,24 @@ def test_within_a_share_the_higher_scheduling_priority_goes_first(batch: Any) ->
     batch.terminate_job(jobId=holder, reason="make room")
     first, second = ended(batch, [high, low])
     assert second["startedAt"] >= first["stoppedAt"]
+
+
+def test_compute_reservation_keeps_room_for_a_share_not_yet_running(batch: Any) -> None:
+    # FairsharePolicy.computeReservation: (computeReservation/100) ** ActiveFairShares of the maximum vCPUs is
+    # kept for share identifiers not yet active. 50 on 4 vCPUs: while only a runs, a gets 2 of them; b may then
+    # take one; with two shares active a quarter (1 vCPU) stays free.
+    queue = fair_share_queue(batch, 4, [], computeReservation=50)
+    long = definition(batch, LONG)
+    a_jobs = [helpers.submit(batch, queue, long, shareIdentifier="a") for _ in range(4)]
+    helpers.wait_until(lambda: list(statuses(batch, a_jobs).values()).count("RUNNING") == 2)
+    time.sleep(0.5)
+    assert sorted(statuses(batch, a_jobs).values()) == ["RUNNABLE", "RUNNABLE", "RUNNING", "RUNNING"]
+    b_jobs = [helpers.submit(batch, queue, long, shareIdentifier="b") for _ in range(2)]
+    helpers.wait_until(lambda: "RUNNING" in statuses(batch, b_jobs).values())
+    time.sleep(0.5)
+    assert sorted(statuses(batch, a_jobs + b_jobs).values()) == ["RUNNABLE"] * 3 + ["RUNNING"] * 3
+    for job_id in a_jobs + b_jobs:
+        batch.terminate_job(jobId=job_id, reason="done")
 
 
 def test_a_queue_of_only_unmanaged_environments_is_refused_by_name(batch: Any) -> None:

@@ -592,19 +592,28 @@ class BatchBackend(Environments):
                                   for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"]))
                     if ce is not None and ce.state == "ENABLED" and ce.status == "VALID"
                 ]
-                for job in self._queue_order(queue, jobs):
+                policy = self.scheduling_policies.get(queue.scheduling_policy_arn or "")
+                spec = policy.fairshare_policy if policy is not None else None
+                reservation = int((spec or {}).get("computeReservation", 0))
+                active = {share for (arn, share), used in self.share_usage.items()
+                          if reservation and arn == queue.arn and used > 0}
+                for job in self._queue_order(queue, spec, jobs):
                     if not any(_room(ce) > 0 for ce in environments):
                         break
+                    # computeReservation: the part a share already running may not take, kept for new shares.
+                    reserved = scheduling.reserved_ratio(reservation, len(active)) \
+                        if job.share_identifier in active else 0.0
                     ce = next((ce for ce in environments if ce.platform == job.definition.platform
-                               and job.vcpus <= _room(ce) + VCPU_EPSILON), None)
+                               and job.vcpus <= _room(ce) - ce.capacity * reserved + VCPU_EPSILON), None)
                     if ce is not None:
                         self._place(job, ce)
+                        if reservation and job.share_identifier is not None:
+                            active.add(job.share_identifier)
 
-    def _queue_order(self, queue: JobQueue, jobs: list[Job]) -> Iterable[Job]:
-        policy = self.scheduling_policies.get(queue.scheduling_policy_arn or "")
-        if policy is None:
+    def _queue_order(self, queue: JobQueue, spec: Mapping[str, Any] | None, jobs: list[Job]) -> Iterable[Job]:
+        """FIFO without a scheduling policy, fair share (``spec``: its fairsharePolicy) with one."""
+        if spec is None:
             return scheduling.fifo_order(jobs)
-        spec = policy.fairshare_policy
         weights: dict[str, float] = {}
 
         def weight(share: str) -> float:

@@ -103,6 +103,12 @@ def weight_of(policy: Mapping[str, Any], share: str) -> float:
     return 1.0
 
 
+def reserved_ratio(compute_reservation: int, active_shares: int) -> float:
+    """fairsharePolicy.computeReservation: the part of the maximum vCPUs kept for share identifiers not yet
+    active, ``(computeReservation/100) ** ActiveFairShares`` (API reference, FairsharePolicy)."""
+    return (compute_reservation / 100) ** active_shares if compute_reservation and active_shares else 0.0
+
+
 def fifo_order(jobs: Iterable[Job]) -> list[Job]:
     """A FIFO queue's jobs in the order it offers them: by submission."""
     return sorted(jobs, key=lambda job: job.fifo_key)
