@@ -94,6 +94,25 @@ def test_a_job_waiting_for_room_has_no_status_reason_and_starts_when_a_job_ends(
     assert helpers.describe(batch, waiting)["startedAt"] >= helpers.describe(batch, holder)["stoppedAt"]
 
 
+def test_a_job_goes_to_the_next_environment_of_the_order_when_the_first_is_full(batch: Any, logs: Any) -> None:
+    first, second = (helpers.create_compute_environment(batch, max_vcpus=1) for _ in range(2))
+    queue = batch.create_job_queue(
+        jobQueueName=helpers.unique("spill"), priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": first},
+                                 {"order": 2, "computeEnvironment": second}])["jobQueueArn"]
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    tell = helpers.register_container(batch, ["sh", "-c", 'echo "$AWS_BATCH_CE_NAME"; sleep 600'])["jobDefinitionArn"]
+    job_ids = [helpers.submit(batch, queue, tell) for _ in range(3)]
+    helpers.wait_until(lambda: list(statuses(batch, job_ids).values()).count("RUNNING") == 2)
+    time.sleep(0.5)
+    assert list(statuses(batch, job_ids).values()) == ["RUNNING", "RUNNING", "RUNNABLE"]
+    placed = [helpers.log_messages(logs, helpers.describe(batch, job_id)["container"]["logStreamName"])
+              for job_id in job_ids[:2]]
+    assert placed == [[first.rsplit("/", 1)[-1]], [second.rsplit("/", 1)[-1]]]
+    for job_id in job_ids:
+        batch.terminate_job(jobId=job_id, reason="done")
+
+
 def test_the_higher_priority_queue_gets_a_full_environment_first(batch: Any) -> None:
     ce = helpers.create_compute_environment(batch, max_vcpus=1)
     low = helpers.create_queue(batch, ce, priority=1)
