@@ -93,6 +93,32 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
     assert "Could not read the last lines" not in result.output
 
 
+@pytest.mark.parametrize("deferrable", PATHS)
+def test_a_child_that_ended_gives_its_place_to_a_running_one_at_the_next_sampling(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool
+) -> None:
+    """Two places, four children: 0 and 1 end after 3 s, 2 and 3 run past the next sampling (30 s later),
+    which finds 0 and 1 over and follows 2 and 3 from their start."""
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__ARRAY_LOG_CHILDREN", "2")
+    long = SAMPLE_PERIOD + 6
+    dag = task_dag(f"array_replaced_{'deferred' if deferrable else 'worker'}", array_size=4,
+                   deferrable=deferrable, completion_check_interval=1.0,
+                   env={"I_SLEEP": f"{long:g}"},
+                   commands=['i=$AWS_BATCH_JOB_ARRAY_INDEX; echo "first-$i"; sleep 3',
+                             'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" -ge 2 ]; then sleep "$I_SLEEP"; fi',
+                             'echo "last-$AWS_BATCH_JOB_ARRAY_INDEX"'])
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-3000:]
+    followed = followed_sets(result.output)
+    # 0 and 1 first (ListJobs lists the children by index; a quick look may add the second), then 2 and 3.
+    assert followed[-1] == {2, 3} and set().union(*followed[:-1]) == {0, 1}, followed
+    assert all(len(s) <= 2 for s in followed), followed
+    lines = child_lines(result.output)
+    for index in range(4):
+        assert [w for _, i, w in lines if i == index] == [f"first-{index}", f"last-{index}"], (index, lines)
+    assert "Could not read the last lines" not in result.output
+
+
 def test_an_environment_too_big_for_the_arrays_request_fails_before_submitting(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
