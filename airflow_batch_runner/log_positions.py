@@ -19,11 +19,13 @@ A call reads every stream in it from the lowest floor among them; a stream that 
 reads again what it already had. ``choose`` therefore puts in one call only streams whose floors are
 close, except quiet streams, which cost nothing to read from further back. Busy streams are due again
 after one interval (at least the allowance), quiet ones after ``QUIET_INTERVALS``; the most overdue
-goes first, so none starves.
+goes first, so none starves; streams due soon fill a call up (quiet ones within their interval, busy
+ones within half a lookback, so that the busy streams of consecutive calls merge into one).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,10 @@ QUIET_INTERVALS = 2.0  # a stream whose last read found nothing is read again af
 MAX_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
 LAG_MARGIN = 1.0  # s added to the largest ingestion lag seen
 MAX_LOOKBACK = 60.0  # s: the longest lookback, and so the longest wait for a job's last lines
+# A quiet stream joins a call that starts further back than the tolerance when it would read about this
+# many of its events again, at most: a slow job's stream (a line every 15 s) then shares the calls of
+# others whatever the moment of its last line.
+QUIET_REREADS = 2.0
 
 
 @dataclass(eq=False)
@@ -46,8 +52,10 @@ class Cursor:
     seen: dict[str, int] = field(default_factory=dict)  # event id -> timestamp, for timestamps >= floor
     newest: int | None = None  # ms, the newest timestamp read from the stream
     drain_after: float | None = None  # wall time (s) from which a read counts as the final one
+    last_read: float | None = None  # wall time (s) the last complete read began
     read_events: int = 0
     delivered: int = 0
+    oldest: int | None = None  # ms, the oldest timestamp read from the stream
 
 
 def start_floor(started_at_ms: int | None, now: float, allowance: float) -> int:
@@ -75,6 +83,7 @@ def accept(cursor: Cursor, events: Iterable[Mapping[str, Any]]) -> list[str]:
         cursor.read_events += 1
         stamp, event_id = int(event["timestamp"]), str(event.get("eventId", ""))
         cursor.newest = stamp if cursor.newest is None else max(cursor.newest, stamp)
+        cursor.oldest = stamp if cursor.oldest is None else min(cursor.oldest, stamp)
         if stamp < cursor.floor or event_id in cursor.seen:
             continue
         cursor.seen[event_id] = stamp
@@ -98,7 +107,13 @@ def advance(cursor: Cursor, read_started: float, lookback: float, found: bool, n
         cursor.floor = floor
         cursor.seen = {event_id: stamp for event_id, stamp in cursor.seen.items() if stamp >= floor}
     cursor.busy = found
+    cursor.last_read = read_started
     cursor.due = now + (max(cursor.interval, lookback) if found else cursor.interval * QUIET_INTERVALS)
+
+
+def already_read_after(cursor: Cursor, not_before: float) -> bool:
+    """Whether a complete read that began at or after ``not_before`` already made the final read."""
+    return cursor.last_read is not None and cursor.last_read >= not_before
 
 
 def final_read_ready(cursor: Cursor, now: float) -> bool:
@@ -112,8 +127,9 @@ def choose(
 
     Final reads come first, as many as one call takes. Otherwise the most overdue stream sets the
     start time; others due join when their floor is at or after it and, unless they have shown no
-    event yet, within ``tolerance_ms`` of it (a stream read from further back would read its lines
-    again); quiet streams due within their next interval fill the call up.
+    event yet, within a window of it (a stream read from further back would read its lines again):
+    ``tolerance_ms`` (the lookback), or the anchor's interval less that when it is more; quiet streams
+    due within their next interval fill the call up.
     """
     due = [c for c in cursors if c.due <= now or final_read_ready(c, now)]
     if not due:
@@ -136,11 +152,27 @@ def choose(
                 streams.add(cursor.stream)
         return batch, start
     due.sort(key=lambda c: (c.due, c.floor))
+    # A busy stream read an interval apart reads again its lookback plus its distance from the start:
+    # that distance may be the interval less the lookback (at most twice what it delivers), which lets
+    # the busy streams of a few consecutive calls share one.
+    window = max(tolerance_ms, int(due[0].interval * 1000) - tolerance_ms)
     # Quiet streams due within their next interval join early: reading them costs nothing, and each
-    # call then carries up to 100 streams instead of the few that happen to be due this instant.
-    early = sorted((c for c in cursors if c.due > now and not c.busy and c.due <= now + c.interval
-                    and c.drain_after is None), key=lambda c: c.due)
-    return _fill(due[0], due[1:] + early, tolerance_ms, limit)
+    # call then carries up to 100 streams instead of the few that happen to be due this instant. Busy
+    # streams due within half the window join too: those read by the calls just before this one are
+    # otherwise due a slot apart and never share a call again, so at a thousand jobs each call would
+    # carry a few dozen streams and the budget would run short.
+    early = [c for c in cursors if c.due > now and c.drain_after is None]
+    early = sorted((c for c in early if _may_join_early(c, now, window, tolerance_ms)), key=lambda c: c.due)
+    return _fill(due[0], due[1:] + early, window, limit)
+
+
+def _may_join_early(cursor: Cursor, now: float, window_ms: int, lookback_ms: int) -> bool:
+    """Quiet: due within its interval. Busy: due within half the window and last read a lookback ago or
+    more (a busy stream read more often would read more old events than new ones)."""
+    if not cursor.busy:
+        return cursor.due <= now + cursor.interval
+    read_long_enough_ago = cursor.last_read is None or now - cursor.last_read >= lookback_ms / 1000
+    return cursor.due <= now + window_ms / 2000 and read_long_enough_ago
 
 
 def _fill(anchor: Cursor, others: Sequence[Cursor], tolerance_ms: int, limit: int) -> tuple[list[Cursor], int]:
@@ -152,11 +184,22 @@ def _fill(anchor: Cursor, others: Sequence[Cursor], tolerance_ms: int, limit: in
     for cursor in others:
         if len(streams) >= limit and cursor.stream not in streams:
             continue
-        if cursor.floor < start or (cursor.newest is not None and cursor.floor - start > tolerance_ms):
+        if cursor.floor < start or (cursor.floor - start > tolerance_ms and _rereads(cursor, start) > QUIET_REREADS):
             continue
         batch.append(cursor)
         streams.add(cursor.stream)
     return batch, start
+
+
+def _rereads(cursor: Cursor, start: int) -> float:
+    """About how many events a stream would read again from ``start``: none for one that has shown
+    none, else its rate so far over the gap to its floor (a busy stream's: always too many)."""
+    if cursor.newest is None:
+        return 0.0
+    if cursor.busy or cursor.oldest is None:
+        return math.inf
+    per_ms = cursor.delivered / (cursor.newest - cursor.oldest + 1000)
+    return per_ms * (cursor.floor - start)
 
 
 def next_due(cursors: Iterable[Cursor]) -> float | None:

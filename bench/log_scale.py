@@ -96,12 +96,28 @@ class Result:
     log_calls: int = 0
     throttled: int = 0
     peak_calls_5s: float = float("nan")
-    lags: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # of the lines written once the wait began
+    wait_began: float = math.inf  # wall time
+    backlog: int = 0  # lines written before the wait began (their lag says when the wait began, not how it reads)
     ingestion: list[float] = field(default_factory=list)  # the emulator's ingestion delay of each line (ours)
     end_to_event: list[float] = field(default_factory=list)
+    end_to_seen: list[float] = field(default_factory=list)  # ours: job end -> the poller's DescribeJobs shows it
+    lags_by_stream: dict[str, list[float]] = field(default_factory=dict)  # ours
+    lags_by_kind: dict[str, list[float]] = field(default_factory=dict)  # ours
     cpu_s: float = float("nan")
     warnings: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def add_lag(self, written: float, delivered: float, stream: str | None = None) -> None:
+        """A line's lag, when it was written while watched: in Airflow a trigger or a worker waits from
+        SubmitJob on, here the wait begins once every container runs (the first jobs' early lines are
+        older than any watcher)."""
+        if written < self.wait_began:
+            self.backlog += 1
+            return
+        self.lags.append(delivered - written)
+        if stream is not None:
+            self.lags_by_stream.setdefault(stream, []).append(delivered - written)
 
     @property
     def calls_per_second(self) -> float:
@@ -167,10 +183,19 @@ def lines_of(messages: list[str]) -> tuple[int, bool]:
 
 async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Result) -> dict[str, Any]:
     from airflow_batch_runner import log_positions
+    from airflow_batch_runner.triggers import poller as poller_module
     from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
     from airflow_batch_runner.triggers.poller import shared_poller
 
     accept = log_positions.accept
+    job_state = poller_module.job_state
+    seen: dict[str, float] = {}
+
+    def timed_job_state(description: dict[str, Any]) -> Any:
+        # When the poller first shows a job over: splits job end -> event into its two parts.
+        if description.get("status") in ("SUCCEEDED", "FAILED"):
+            seen.setdefault(description["jobId"], time.time())
+        return job_state(description)
 
     def timed_accept(cursor: Any, events: Any) -> list[str]:
         events = list(events)
@@ -179,7 +204,7 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
         now = time.time()
         for event in events:
             if str(event.get("eventId", "")) in cursor.seen and str(event.get("eventId", "")) not in before:
-                r.lags.append(now - event["timestamp"] / 1000)
+                r.add_lag(event["timestamp"] / 1000, now, cursor.stream)
                 r.ingestion.append((event.get("ingestionTime", event["timestamp"]) - event["timestamp"]) / 1000)
         return new
 
@@ -215,6 +240,7 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
 
     original_log = BatchRunnerTrigger.__dict__.get("log")
     setattr(log_positions, "accept", timed_accept)  # noqa: B010
+    setattr(poller_module, "job_state", timed_job_state)  # noqa: B010
     setattr(BatchRunnerTrigger, "log", property(quiet_log))  # noqa: B010
     async def one(job_id: str) -> None:
         run: Any = trigger(job_id).run()
@@ -232,11 +258,12 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
         r.events_read = reader.events_read
     finally:
         setattr(log_positions, "accept", accept)  # noqa: B010
+        setattr(poller_module, "job_state", job_state)  # noqa: B010
         if original_log is None:
             delattr(BatchRunnerTrigger, "log")
         else:
             setattr(BatchRunnerTrigger, "log", original_log)  # noqa: B010
-    return {"delivered": delivered, "events": events}
+    return {"delivered": delivered, "events": events, "seen": seen}
 
 
 # the Amazon provider's BatchOperator
@@ -270,7 +297,8 @@ async def wait_amazon_deferred(ids: list[str], streams: dict[str, str], args: ar
             return
         now = time.time()
         r.events_read += len(page["events"])
-        r.lags.extend(now - e["timestamp"] / 1000 for e in page["events"])
+        for e in page["events"]:
+            r.add_lag(e["timestamp"] / 1000, now)
         delivered[job_id] = [e["message"] for e in page["events"]]
 
     async def one(job_id: str) -> None:
@@ -309,7 +337,7 @@ def wait_amazon_worker(ids: list[str], streams: dict[str, str], batch: Any, args
                 stamp, text = message[1:].split("] ", 1)
                 written = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(
                     tzinfo=datetime.UTC).timestamp()
-                r.lags.append(time.time() - written)
+                r.add_lag(written, time.time())
                 r.events_read += 1
                 delivered[self.job_id].append(text)
             elif "Error on retrieving" in message:
@@ -355,6 +383,7 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
     import boto3
 
     from airflow_batch_runner.emulator.testing import control, running_emulator
+    from airflow_batch_runner.outcome import job_state
     from bench.emulator_capacity import EmulatorProcesses, batch_client, run_parallel, setup_sleep_jobs, wait_for
 
     r = Result(impl=impl, n=n, interval=args.interval, load=os.getloadavg()[0])
@@ -398,6 +427,7 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
             sampler = CallSampler(url)
             calls0 = sampler.count()
             cpu0, t0 = time.process_time(), time.monotonic()
+            r.wait_began = time.time()
             if impl.startswith("ours"):
                 out = asyncio.run(wait_ours(ids, url, args, r))
             elif impl == "amazon-deferred":
@@ -423,6 +453,11 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
                 r.out_of_order_jobs += not in_order
                 if job_id in out["events"] and jobs[job_id].get("stoppedAt"):
                     r.end_to_event.append(out["events"][job_id][1] - jobs[job_id]["stoppedAt"] / 1000)
+                if job_id in out.get("seen", {}) and jobs[job_id].get("stoppedAt"):
+                    r.end_to_seen.append(out["seen"][job_id] - jobs[job_id]["stoppedAt"] / 1000)
+                stream = job_state(jobs[job_id]).log_stream
+                if stream in r.lags_by_stream:
+                    r.lags_by_kind.setdefault(kind_of[job_id], []).extend(r.lags_by_stream[stream])
             if len(out["events"]) < n:
                 r.problems.append(f"{n - len(out['events'])} waits did not end")
     except Exception as exc:  # a broken measurement is reported, the others still run
@@ -461,8 +496,9 @@ def check_targets(results: list[Result], interval: float, budget: float) -> list
                  f"{r.out_of_order_jobs} jobs out of order)", r.delivered == r.written and not r.out_of_order_jobs),
                 (f"ours N={r.n}: events read per event delivered {fmt(r.ratio)} <= 2", r.ratio <= 2),
                 (f"ours N={r.n}: Logs calls {fmt(r.calls_per_second)}/s mean, {fmt(r.peak_calls_5s)}/s peak "
-                 f"over 5 s, within the budget {budget:g}/s (one call more per window for its edges)",
-                 r.peak_calls_5s <= budget + 1 / 5),
+                 f"over 5 s, within the budget {budget:g}/s (two calls more per window: the reserve for a "
+                 f"final read, and the window's edges)",
+                 r.peak_calls_5s <= budget + 2 / 5),
                 (f"ours N={r.n}: p99 line lag {fmt(pct(r.lags, 99), 1)} s <= 3 intervals",
                  pct(r.lags, 99) <= 3 * interval),
             ]
@@ -504,6 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     r.cpu_per_interval, 3), "could_not_read_last_lines": r.warnings,
                 "ingestion_delay_p99_max": f"{fmt(pct(r.ingestion, 99))} / "
                                            f"{fmt(max(r.ingestion, default=float('nan')))}",
+                "end_seen_p50_max": f"{fmt(pct(r.end_to_seen, 50))} / "
+                                    f"{fmt(max(r.end_to_seen, default=float('nan')))}",
+                "lines_written_before_the_wait": r.backlog,
+                "lag_p50_p99_by_kind": {kind: f"{fmt(pct(lags, 50), 1)} / {fmt(pct(lags, 99), 1)}"
+                                        for kind, lags in sorted(r.lags_by_kind.items())},
                 "problems": r.problems}),
                 flush=True)
     print(f"\n## Log scale ({datetime.date.today().isoformat()}, {os.cpu_count()} CPUs)\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import math
 import random
 import time
 import weakref
@@ -54,11 +53,16 @@ def ingestion_allowance() -> float:
 
 
 class LogsBudget:
-    """At most ``rate`` CloudWatch Logs calls a second, spaced evenly, for every reader of the process.
+    """At most ``rate`` CloudWatch Logs calls a second for every reader of the process, on average and
+    over any window (at most two calls more than ``rate`` times its length).
 
-    Urgent takers (a job's final read) go before the others, so a job's end waits for at most a few
-    slots whatever the number of jobs still running.
+    A token bucket that regular takers leave one call in: a job's final read (``urgent``) spends that
+    reserve at once instead of waiting for the next slot, and the regular reads after it wait the longer
+    for it. Urgent takers also go before regular ones already waiting, so a job's end waits for at most
+    a slot or two whatever the number of jobs still running.
     """
+
+    RESERVE = 1.0  # calls kept for final reads
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -66,37 +70,57 @@ class LogsBudget:
         # The largest delay (s) seen between an event's timestamp and its ingestionTime, by any reader
         # of the process: CloudWatch Logs' ingestion lag is the account's, not one job's.
         self.ingestion_lag = 0.0
-        self._last = -math.inf
+        self._tokens = 1.0 + self.RESERVE
+        self._refilled = time.monotonic()
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._count = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def take(self, urgent: bool = False) -> None:
+    def _need(self, urgent: bool) -> float:
+        return 1.0 if urgent else 1.0 + self.RESERVE
+
+    def _refill(self) -> None:
         now = time.monotonic()
-        if not self._waiting and now - self._last >= 1.0 / self.rate:
-            self._last = now
-            self.calls += 1
+        self._tokens = min(1.0 + self.RESERVE, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+
+    async def take(self, urgent: bool = False) -> None:
+        self._refill()
+        if not self._waiting and self._tokens >= self._need(urgent):
+            self._spend()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (0 if urgent else 1, next(self._count), future))
-        self._schedule()
+        if self._timer is not None:  # the head may have changed: an urgent taker can go now
+            self._timer.cancel()
+            self._timer = None
+        self._grant()
         await future
 
+    def _spend(self) -> None:
+        self._tokens -= 1.0
+        self.calls += 1
+
     def _schedule(self) -> None:
+        while self._waiting and self._waiting[0][2].done():  # a cancelled taker gives its place up
+            heapq.heappop(self._waiting)
         if self._timer is None and self._waiting:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, self._last + 1.0 / self.rate - time.monotonic())
-            self._timer = loop.call_later(delay, self._grant)
+            missing = self._need(self._waiting[0][0] == 0) - self._tokens
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, missing / self.rate), self._grant)
 
     def _grant(self) -> None:
         self._timer = None
+        self._refill()
         while self._waiting:
-            _, _, future = heapq.heappop(self._waiting)
-            if not future.done():  # a cancelled taker gives its place up
-                self._last = time.monotonic()
-                self.calls += 1
-                future.set_result(None)
+            priority, _, future = self._waiting[0]
+            if future.done():
+                heapq.heappop(self._waiting)
+                continue
+            if self._tokens < self._need(priority == 0) - 1e-9:
                 break
+            heapq.heappop(self._waiting)
+            self._spend()
+            future.set_result(None)
         self._schedule()
 
 
@@ -137,7 +161,10 @@ class LogReader:
         self.lines_delivered = 0
         self.failures = 0
         self.last_problem: str | None = None
-        self.calling_since: float | None = None  # wall time the call being answered was sent
+        self._sent: dict[int, float] = {}  # wall time each call being answered was sent
+        self._call_ids = itertools.count()
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: set[Cursor] = set()  # the cursors of the reads under way
 
     def lookback(self) -> float:
         """How far back reads look and how long after a job's end its final read waits (s)."""
@@ -162,6 +189,12 @@ class LogReader:
         if follow is None:
             return False
         now = time.time()
+        if log_positions.already_read_after(follow.cursor, not_before):
+            # A regular read began once the job's last lines were readable: it read them all (a job's
+            # end found late by its poll does not wait for one more call).
+            self.follows.pop(key, None)
+            follow.finish(None)
+            return True
         if now < self.backoff_until:
             # CloudWatch Logs is failing now: waiting for late lines is pointless, one try at once.
             not_before = give_up_at = now
@@ -176,7 +209,7 @@ class LogReader:
         is worth waiting for a little longer."""
         if now < self.backoff_until:
             return False
-        return self.calling_since is None or now - self.calling_since < ANSWER_PATIENCE
+        return not self._sent or now - min(self._sent.values()) < ANSWER_PATIENCE
 
     def forget(self, key: Any) -> None:
         self.follows.pop(key, None)
@@ -187,32 +220,56 @@ class LogReader:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self.follows:
-            cursors = [f.cursor for f in self.follows.values()]
+        """Two lanes: regular reads one call at a time, and final reads beside them, so that a job's end
+        never waits for another batch's call to be answered."""
+        while self.follows or self._lanes:
             now = time.time()
-            finals = [c for c in cursors if log_positions.final_read_ready(c, now)]
-            due = log_positions.next_due(cursors)
-            wake_at = now + 60 if due is None else due
-            if not finals:
-                wake_at = max(wake_at, self.backoff_until)
-            if wake_at > now:
-                self.wakeup.clear()
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), wake_at - now)
-                except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-                    pass
+            free = [f.cursor for f in self.follows.values() if f.cursor not in self._in_flight]
+            finals = any(log_positions.final_read_ready(c, now) for c in free)
+            in_backoff = now < self.backoff_until
+            due = log_positions.next_due(free)
+            if finals and "final" not in self._lanes:
+                self._start_lane("final")
                 continue
-            await self.budget.take(urgent=bool(finals))
+            if "regular" not in self._lanes and not in_backoff and due is not None and due <= now:
+                self._start_lane("regular")
+                continue
+            # Else wait for a lane to end (it wakes the loop), for a poke, or for the next stream due.
+            busy = "regular" in self._lanes or due is None
+            wake_at = now + 60 if busy else max(due or now, self.backoff_until)
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), max(0.0, wake_at - now))
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+                pass
+
+    def _start_lane(self, lane: str) -> None:
+        self._lanes[lane] = asyncio.get_running_loop().create_task(self._lane(lane))
+
+    async def _lane(self, lane: str) -> None:
+        """One call's worth: a slot of the budget, then the streams it reads chosen among those not being
+        read already, then the read."""
+        try:
+            await self.budget.take(urgent=lane == "final")
             now = time.time()
             in_backoff = now < self.backoff_until
-            candidates = [c for c in (f.cursor for f in self.follows.values())
-                          if not in_backoff or log_positions.final_read_ready(c, now)]
+            candidates = [c for c in (f.cursor for f in self.follows.values()) if c not in self._in_flight
+                          and (not in_backoff or log_positions.final_read_ready(c, now))]
+            if lane == "final":
+                candidates = [c for c in candidates if log_positions.final_read_ready(c, now)]
             picked = log_positions.choose(candidates, now, tolerance_ms=int(self.lookback() * 1000))
-            if picked is not None:
-                try:
-                    await self._read(*picked)
-                except Exception as exc:  # never let one bad answer stop every job's lines
-                    self._failed(picked[0], exc)
+            if picked is None:
+                return
+            self._in_flight.update(picked[0])
+            try:
+                await self._read(*picked)
+            except Exception as exc:  # never let one bad answer stop every job's lines
+                self._failed(picked[0], exc)
+            finally:
+                self._in_flight.difference_update(picked[0])
+        finally:
+            self._lanes.pop(lane, None)
+            self.wakeup.set()
 
     async def _read(self, batch: list[Cursor], start: int) -> None:
         started = time.time()
@@ -222,11 +279,12 @@ class LogReader:
         try:
             while True:
                 self.calls += 1
-                self.calling_since = time.time()
+                call = next(self._call_ids)
+                self._sent[call] = time.time()
                 try:
                     page, token = await asyncio.to_thread(self.hook.filter_log_events_page, names, start, token)
                 finally:
-                    self.calling_since = None
+                    del self._sent[call]
                 events.extend(page)
                 if not token:
                     break

@@ -163,3 +163,42 @@ def test_quiet_streams_due_soon_fill_the_call_and_busy_ones_wait_their_turn() ->
     busy_soon = Cursor("busy-soon", floor=1500, interval=5.0, due=4.0, busy=True)
     batch, start = choose([anchor, quiet_soon, quiet_later, busy_soon], now=2.0, tolerance_ms=2000) or ([], 0)
     assert (batch, start) == ([anchor, quiet_soon], 1000)
+
+
+def test_busy_streams_due_within_half_a_lookback_join_so_consecutive_calls_merge() -> None:
+    """Busy streams read by consecutive calls are due a slot apart: without joining early they would
+    each have a call of their own for ever."""
+    first = [Cursor(f"a{i}", floor=1000, interval=5.0, due=1.0, busy=True) for i in range(40)]
+    next_slot = [Cursor(f"b{i}", floor=1500, interval=5.0, due=2.5, busy=True) for i in range(40)]
+    later = Cursor("c", floor=1500, interval=5.0, due=3.6, busy=True)
+    batch, start = choose([*first, *next_slot, later], now=2.0, tolerance_ms=2000) or ([], 0)
+    assert start == 1000
+    # "c" is due 1.6 s on: more than half the window (the 5 s interval less the 2 s lookback)
+    assert batch == first + next_slot
+
+
+def test_a_quiet_stream_with_few_lines_joins_a_call_from_further_back_and_a_chatty_one_does_not() -> None:
+    """Past the tolerance a stream joins only when it would read about two of its events again: a slow
+    job's stream (3 lines over 30 s) 10 s ahead of the start, not a stream that printed 301 in that time."""
+    anchor = Cursor("anchor", floor=100_000, interval=5.0, due=1.0, newest=99_000)
+    slow, paused = Cursor("slow", floor=0, interval=5.0), Cursor("paused", floor=0, interval=5.0)
+    accept(slow, [_event(i, 80_000 + 15_000 * i) for i in range(3)])  # 80 s, 95 s, 110 s
+    accept(paused, [_event(i, 80_000 + 100 * i) for i in range(301)])  # 80 s to 110 s
+    for cursor in (slow, paused):
+        advance(cursor, read_started=113.0, lookback=2.0, found=True, now=113.0)
+        advance(cursor, read_started=118.0, lookback=2.0, found=False, now=118.0)  # quiet since
+        assert cursor.floor == 110_001 and not cursor.busy
+        cursor.due = 1.0
+    batch, start = choose([anchor, slow, paused], now=2.0, tolerance_ms=2000) or ([], 0)
+    assert start == 100_000
+    assert batch == [anchor, slow]
+
+
+def test_busy_streams_join_within_the_interval_less_the_lookback_when_that_is_wider() -> None:
+    """Read 5 s apart with a 2 s lookback, a busy stream may start 3 s before its floor (it then reads
+    again at most 5 s of lines per 5 s delivered); read 2 s apart, only the 2 s lookback."""
+    for interval, joins in ((5.0, True), (2.0, False)):
+        anchor = Cursor("anchor", floor=1000, interval=interval, due=1.0, busy=True, newest=2000)
+        ahead = Cursor("ahead", floor=3500, interval=interval, due=1.0, busy=True, newest=4000)
+        batch, _ = choose([anchor, ahead], now=2.0, tolerance_ms=2000) or ([], 0)
+        assert (ahead in batch) is joins, interval

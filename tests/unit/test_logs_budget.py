@@ -63,3 +63,46 @@ def test_a_cancelled_taker_gives_its_slot_up() -> None:
         return order
 
     assert asyncio.run(run()) == ["kept"]
+
+
+def test_a_final_read_spends_the_reserve_at_once_and_the_regular_reads_after_it_wait_for_it() -> None:
+    async def run() -> dict[str, float]:
+        budget = LogsBudget(rate=4.0)  # slots 0.25 s apart
+        await budget.take()
+        started = time.monotonic()
+        times: dict[str, float] = {}
+
+        async def take(name: str, urgent: bool) -> None:
+            await budget.take(urgent=urgent)
+            times[name] = time.monotonic() - started
+
+        regular = asyncio.ensure_future(take("regular", False))
+        await asyncio.sleep(0.05)
+        await take("final", True)
+        await regular
+        return times
+
+    times = asyncio.run(run())
+    assert times["final"] < 0.15, times  # not at the next slot (0.25 s): at once
+    assert times["regular"] >= 0.45, times  # its slot went to the final read: the one after (0.5 s)
+
+
+def test_no_window_holds_more_than_two_calls_beyond_the_rate() -> None:
+    """A regular call and the reserve's final read may go together; past that the rate holds."""
+    async def run() -> list[float]:
+        budget = LogsBudget(rate=10.0)
+        stamps: list[float] = []
+
+        async def taker(urgent: bool, count: int) -> None:
+            for _ in range(count):
+                await budget.take(urgent=urgent)
+                stamps.append(time.monotonic())
+
+        await asyncio.gather(taker(False, 12), taker(False, 12), taker(True, 6))
+        return sorted(stamps)
+
+    stamps = asyncio.run(run())
+    for i, first in enumerate(stamps):
+        in_window = sum(1 for t in stamps[i:] if t - first < 1.0)
+        assert in_window <= 10 + 2, (i, in_window)
+    assert stamps[-1] - stamps[0] >= (30 - 2) / 10.0 * 0.95  # the mean rate holds too
