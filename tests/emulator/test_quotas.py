@@ -48,10 +48,12 @@ def test_submit_job_over_fifty_per_second_is_throttled_with_429(emulator_url: st
 
 def test_submit_job_quota_refills_at_the_documented_rate(emulator_url: str) -> None:
     _submit_codes(emulator_url, 120)  # empty the bucket
+    emptied = time.monotonic()
     time.sleep(0.5)  # a refill of about 25 calls
-    codes, elapsed = _submit_codes(emulator_url, 60)
+    codes, _ = _submit_codes(emulator_url, 60)
     admitted = len(codes) - codes.count("TooManyRequestsException:429")
-    assert 20 <= admitted <= 25 + SUBMIT_JOB_TPS * elapsed + 1
+    # At most what refilled since the bucket was empty: on a loaded host the sleep itself may last longer.
+    assert 20 <= admitted <= SUBMIT_JOB_TPS * (time.monotonic() - emptied) + 1
 
 
 def test_quotas_are_per_region(emulator_url: str) -> None:
