@@ -219,8 +219,8 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
             self.job_id = ""
 
         def info(self, message: str, *values: Any) -> None:
-            if message == "[main] %s":
-                delivered[self.job_id].append(str(values[0]))
+            if message == "[%s] %s" and values[0] == "main":  # task_log.show_lines
+                delivered[self.job_id].append(str(values[1]))
 
         def warning(self, message: str, *values: Any) -> None:
             if "Could not read the last lines" in message:

@@ -227,16 +227,20 @@ class LogReader:
             free = [f.cursor for f in self.follows.values() if f.cursor not in self._in_flight]
             finals = any(log_positions.final_read_ready(c, now) for c in free)
             in_backoff = now < self.backoff_until
-            due = log_positions.next_due(free)
             if finals and "final" not in self._lanes:
                 self._start_lane("final")
                 continue
-            if "regular" not in self._lanes and not in_backoff and due is not None and due <= now:
+            # The regular lane reads what is due, final reads first when the final lane is busy.
+            regular_due = now if finals else min((c.due for c in free), default=None)
+            if "regular" not in self._lanes and not in_backoff and regular_due is not None and regular_due <= now:
                 self._start_lane("regular")
                 continue
-            # Else wait for a lane to end (it wakes the loop), for a poke, or for the next stream due.
-            busy = "regular" in self._lanes or due is None
-            wake_at = now + 60 if busy else max(due or now, self.backoff_until)
+            # Else wait for a lane to end (it wakes the loop), a poke, a final read's moment (even while a
+            # regular read is under way), or the next stream due.
+            wakes = [c.drain_after for c in free if c.drain_after is not None] if "final" not in self._lanes else []
+            if "regular" not in self._lanes and regular_due is not None:
+                wakes.append(max(regular_due, self.backoff_until))
+            wake_at = min(wakes, default=now + 60)
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), max(0.0, wake_at - now))

@@ -239,15 +239,11 @@ def test_a_restarted_trigger_shows_the_lines_before_the_restart_once_more(
     assert f"Reading the log of job {job_id} from its start" in after.text
 
 
-def test_a_job_end_found_late_needs_no_final_call_when_a_read_already_began_after_its_last_lines(
-    aws: AwsWorld,
-) -> None:
-    """A job's end is found by its poll up to an interval late; a regular read that began once its last
-    lines were readable already read them all, so the final read ends at once without another call."""
+def _ended_job_stream(aws: AwsWorld, command: str) -> tuple[str, Any]:
+    """A job run to its end: its id and state."""
     from airflow_batch_runner.outcome import job_state
-    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
 
-    (job_id,) = _submit(aws, 'for i in 1 2 3; do echo "line $i"; done')
+    (job_id,) = _submit(aws, command)
     batch = aws.client("batch")
     deadline = time.time() + 60
     while (job := batch.describe_jobs(jobs=[job_id])["jobs"][0])["status"] not in ("SUCCEEDED", "FAILED"):
@@ -255,6 +251,48 @@ def test_a_job_end_found_late_needs_no_final_call_when_a_read_already_began_afte
         time.sleep(0.2)
     state = job_state(job)
     assert state.log_stream and state.stopped_at
+    return job_id, state
+
+
+def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld) -> None:
+    """A regular read's call hangs for 5 s; a job's final read, due a second later, is made beside it."""
+    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
+
+    job_id, state = _ended_job_stream(aws, 'for i in 1 2 3; do echo "line $i"; done')
+    time.sleep(max(0.0, state.stopped_at / 1000 + 1.5 - time.time()))
+    control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 5.0, "count": 1}})
+
+    async def run() -> tuple[float, list[str], list[str | None], int]:
+        reader = LogReader(_trigger(aws, job_id)._hook(), LogsBudget(10.0), 1.0)
+        other: list[str] = []
+        reader.follow("regular", state.log_stream or "", state.started_at, 0.2, other.extend, lambda _: None)
+        await asyncio.sleep(0.5)  # its call is under way, held
+        lines: list[str] = []
+        finished: list[str | None] = []
+        asked = time.time()
+        reader.follow("final", state.log_stream or "", state.started_at, 0.2, lines.extend, finished.append)
+        assert reader.final_read("final", asked + 1.0, asked + 10)
+        while not finished:
+            await asyncio.sleep(0.05)
+        return time.time() - asked, list(lines), list(finished), len(other)
+
+    try:
+        took, lines, finished, regular_lines = asyncio.run(run())
+    finally:
+        control(aws.url, "faults", {})
+    assert lines == ["line 1", "line 2", "line 3"] and finished == [None]
+    assert took < 3.5, took  # not after the held call's 5 s
+    assert regular_lines == 0  # the held call had not answered yet
+
+
+def test_a_job_end_found_late_needs_no_final_call_when_a_read_already_began_after_its_last_lines(
+    aws: AwsWorld,
+) -> None:
+    """A job's end is found by its poll up to an interval late; a regular read that began once its last
+    lines were readable already read them all, so the final read ends at once without another call."""
+    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
+
+    job_id, state = _ended_job_stream(aws, 'for i in 1 2 3; do echo "line $i"; done')
     allowance = 1.0
     readable = state.stopped_at / 1000 + allowance
     time.sleep(max(0.0, readable - time.time()) + 0.1)
