@@ -141,7 +141,11 @@ def choose(
         # a job's end waiting); one that has shown none yet, whose floor is still its job's start, joins
         # when its floor is at or after the start, else has the next call.
         shown = [c for c in finals if c.newest is not None][:limit]
-        if not shown:
+        first = min(finals, key=lambda c: (c.drain_after or 0.0, c.newest is None))
+        if not shown or first.newest is None:
+            # The longest-waiting final read is of a stream that has shown nothing: the ready ones of
+            # those share a call from the lowest of their floors, so that while jobs keep ending they are
+            # not left behind every call of streams that have shown lines.
             return _fill(finals[0], finals[1:], tolerance_ms, limit)
         start = min(c.floor for c in shown)
         streams = {c.stream for c in shown}

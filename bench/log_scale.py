@@ -102,6 +102,7 @@ class Result:
     ingestion: list[float] = field(default_factory=list)  # the emulator's ingestion delay of each line (ours)
     end_to_event: list[float] = field(default_factory=list)
     end_to_seen: list[float] = field(default_factory=list)  # ours: job end -> the poller's DescribeJobs shows it
+    seen_to_event: list[float] = field(default_factory=list)  # ours: -> the event (the final read's part)
     lags_by_stream: dict[str, list[float]] = field(default_factory=dict)  # ours
     lags_by_kind: dict[str, list[float]] = field(default_factory=dict)  # ours
     cpu_s: float = float("nan")
@@ -455,6 +456,8 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
                     r.end_to_event.append(out["events"][job_id][1] - jobs[job_id]["stoppedAt"] / 1000)
                 if job_id in out.get("seen", {}) and jobs[job_id].get("stoppedAt"):
                     r.end_to_seen.append(out["seen"][job_id] - jobs[job_id]["stoppedAt"] / 1000)
+                    if job_id in out["events"]:
+                        r.seen_to_event.append(out["events"][job_id][1] - out["seen"][job_id])
                 stream = job_state(jobs[job_id]).log_stream
                 if stream in r.lags_by_stream:
                     r.lags_by_kind.setdefault(kind_of[job_id], []).extend(r.lags_by_stream[stream])
@@ -542,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            f"{fmt(max(r.ingestion, default=float('nan')))}",
                 "end_seen_p50_max": f"{fmt(pct(r.end_to_seen, 50))} / "
                                     f"{fmt(max(r.end_to_seen, default=float('nan')))}",
+                "seen_to_event_p50_p99_max": f"{fmt(pct(r.seen_to_event, 50))} / {fmt(pct(r.seen_to_event, 99))} / "
+                                             f"{fmt(max(r.seen_to_event, default=float('nan')))}",
                 "lines_written_before_the_wait": r.backlog,
                 "lag_p50_p99_by_kind": {kind: f"{fmt(pct(lags, 50), 1)} / {fmt(pct(lags, 99), 1)}"
                                         for kind, lags in sorted(r.lags_by_kind.items())},

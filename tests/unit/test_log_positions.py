@@ -202,3 +202,15 @@ def test_busy_streams_join_within_the_interval_less_the_lookback_when_that_is_wi
         ahead = Cursor("ahead", floor=3500, interval=interval, due=1.0, busy=True, newest=4000)
         batch, _ = choose([anchor, ahead], now=2.0, tolerance_ms=2000) or ([], 0)
         assert (ahead in batch) is joins, interval
+
+
+def test_final_reads_of_silent_streams_ready_first_are_not_left_behind_those_of_busy_ones() -> None:
+    """Jobs keep ending: a silent job's final read (its floor still at its start, below the others')
+    ready before the busy ones' gets the next call, with every other silent one ready."""
+    busy = [Cursor(f"b{i}", floor=90_000, interval=5.0, due=50.0, busy=True, drain_after=1.5, newest=91_000)
+            for i in range(5)]
+    silent = [Cursor(f"s{i}", floor=1000 + i, interval=5.0, due=50.0, drain_after=1.0 + i / 10) for i in range(3)]
+    batch, start = choose([*busy, *silent], now=2.0, tolerance_ms=2000) or ([], 0)
+    assert (sorted(c.stream for c in batch), start) == (["s0", "s1", "s2"], 1000)
+    batch, start = choose(busy, now=2.0, tolerance_ms=2000) or ([], 0)
+    assert (batch, start) == (busy, 90_000)
