@@ -60,7 +60,7 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def batch_client(url: str, session: boto3.session.Session, pool: int = 4) -> Any:
     config = Config(
-        retries={"max_attempts": 1, "mode": "standard"},  # no retry may hide a slow or failed call
+        retries={"total_max_attempts": 1, "mode": "standard"},  # no retry may hide a slow or failed call
         max_pool_connections=pool,
         connect_timeout=10,
         read_timeout=120,

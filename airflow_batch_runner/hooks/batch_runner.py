@@ -27,8 +27,8 @@ THROTTLING_CODES = frozenset(
      "ProvisionedThroughputExceededException", "RequestThrottled"}
 )
 # Throttling is routine at scale: retry with backoff and jitter well past botocore's default of 3.
-DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 10}
-SINGLE_TRY: Any = {"mode": "standard", "max_attempts": 1}
+DEFAULT_RETRIES: Any = {"mode": "standard", "total_max_attempts": 10}
+SINGLE_TRY: Any = {"mode": "standard", "total_max_attempts": 1}
 MAX_LOG_STREAMS_PER_CALL = 100  # FilterLogEvents' logStreamNames limit
 MAX_LOG_PAGES_PER_READ = 10  # GetLogEvents pages per read of one stream; the rest comes with the next read
 QUEUE_READY_TIMEOUT = 300.0

@@ -97,6 +97,11 @@ class LogsBudget:
         self._grant()
         await future
 
+    def free(self, urgent: bool = False) -> bool:
+        """Whether a call could be made at once, with nobody waiting."""
+        self._refill()
+        return not self._waiting and self._tokens >= self._need(urgent)
+
     def _spend(self) -> None:
         self._tokens -= 1.0
         self.calls += 1
@@ -195,8 +200,14 @@ class LogReader:
             self.follows.pop(key, None)
             follow.finish(None)
             return True
-        if now < self.backoff_until:
-            # CloudWatch Logs is failing now: waiting for late lines is pointless, one try at once.
+        if now < self.backoff_until or self.backoff > 0:
+            # CloudWatch Logs is failing now (the last call failed): waiting for late lines is pointless,
+            # one try at once if the budget has a call for it now (queueing for the budget behind other
+            # jobs' doomed tries would only delay this job's end).
+            if not self.budget.free(urgent=True):
+                self.follows.pop(key, None)
+                follow.finish(self.last_problem or "CloudWatch Logs is failing")
+                return True
             not_before = give_up_at = now
         follow.cursor.drain_after = not_before
         follow.give_up_at = give_up_at

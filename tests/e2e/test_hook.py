@@ -55,3 +55,23 @@ def test_every_client_of_a_task_names_the_operator_in_its_user_agent(aws: AwsWor
 def test_a_hook_built_without_a_caller_lets_the_provider_find_it(aws: AwsWorld) -> None:
     # The provider looks for the nearest frame named "execute"; there is none here.
     assert "Caller/BatchRunnerOperator" not in _hook(aws).batch.meta.config.user_agent_extra
+
+
+def test_the_log_readers_calls_are_tried_once_not_retried_by_botocore(aws: AwsWorld) -> None:
+    """botocore's ``max_attempts`` counts retries (1 means two tries, the second after a jittered
+    backoff of up to a second); the log readers keep their own backoff and budget and need one try."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    hook = _hook(aws)
+    control(aws.url, "faults", {"logs:FilterLogEvents": {"throttle_rate": 1.0},
+                                "logs:GetLogEvents": {"throttle_rate": 1.0}})
+    try:
+        with pytest.raises(ClientError, match="Throttling"):
+            hook.filter_log_events_page(["some/stream"], 0)
+        with pytest.raises(ClientError, match="Throttling"):
+            hook.read_log_lines("some/stream", None)
+        calls = control(aws.url, "stats")["calls"]["logs"]
+    finally:
+        control(aws.url, "faults", {})
+    assert (calls.get("FilterLogEvents"), calls.get("GetLogEvents")) == (1, 1)

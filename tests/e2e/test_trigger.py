@@ -136,7 +136,7 @@ def test_throttled_polls_back_off_and_never_fail_the_wait(aws: AwsWorld) -> None
     (job_id,) = _submit(aws, "sleep 1; echo through")
     control(aws.url, "faults", {"batch:DescribeJobs": {"throttle_rate": 1.0, "count": 3}})
     # No botocore retries: every throttled call reaches the poller, which must back off and go on.
-    no_retries = {"retries": {"mode": "standard", "max_attempts": 1}}
+    no_retries = {"retries": {"mode": "standard", "total_max_attempts": 1}}
     try:
         event = asyncio.run(_first_event(_trigger(aws, job_id, poll_interval=0.1, botocore_config=no_retries),
                                          timeout=120))

@@ -18,7 +18,7 @@ from airflow_batch_runner.triggers.poller import shared_poller
 from tests.e2e.conftest import AwsWorld
 from tests.e2e.test_trigger import _first_event, _submit, _trigger
 
-NO_RETRIES = {"retries": {"mode": "standard", "max_attempts": 1}}
+NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
 MAIN_LINE = re.compile(r"\[main\] (\S+) (\S+)")
@@ -254,19 +254,25 @@ def _ended_job_stream(aws: AwsWorld, command: str) -> tuple[str, Any]:
     return job_id, state
 
 
+def _filter_calls(aws: AwsWorld) -> int:
+    return int(control(aws.url, "stats")["calls"].get("logs", {}).get("FilterLogEvents", 0))
+
+
 def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld) -> None:
     """A regular read's call hangs for 5 s; a job's final read, due a second later, is made beside it."""
     from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
 
     job_id, state = _ended_job_stream(aws, 'for i in 1 2 3; do echo "line $i"; done')
     time.sleep(max(0.0, state.stopped_at / 1000 + 1.5 - time.time()))
-    control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 5.0, "count": 1}})
 
     async def run() -> tuple[float, list[str], list[str | None], int]:
         reader = LogReader(_trigger(aws, job_id)._hook(), LogsBudget(10.0), 1.0)
+        control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 5.0, "count": 1}})
         other: list[str] = []
         reader.follow("regular", state.log_stream or "", state.started_at, 0.2, other.extend, lambda _: None)
-        await asyncio.sleep(0.5)  # its call is under way, held
+        before = await asyncio.to_thread(_filter_calls, aws)
+        while await asyncio.to_thread(_filter_calls, aws) == before:  # its call has reached AWS, held
+            await asyncio.sleep(0.05)
         lines: list[str] = []
         finished: list[str | None] = []
         asked = time.time()
@@ -283,6 +289,34 @@ def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld)
     assert lines == ["line 1", "line 2", "line 3"] and finished == [None]
     assert took < 3.5, took  # not after the held call's 5 s
     assert regular_lines == 0  # the held call had not answered yet
+
+
+def test_a_final_read_is_tried_once_at_once_when_the_last_call_failed_even_past_its_backoff(aws: AwsWorld) -> None:
+    """Logs throttles every call: the reader's last call failed and its backoff is over when a job ends.
+    Waiting for late lines is pointless: one try at once, then the job's end goes on."""
+    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
+
+    job_id, state = _ended_job_stream(aws, 'echo "line 1"')
+    control(aws.url, "faults", {"logs:FilterLogEvents": {"throttle_rate": 1.0}})
+
+    async def run() -> tuple[float, list[str | None], int]:
+        reader = LogReader(_trigger(aws, job_id)._hook(), LogsBudget(10.0), 2.0)
+        reader.backoff, reader.backoff_until = 1.0, time.time() - 0.1  # a failed call, its backoff over
+        finished: list[str | None] = []
+        asked = time.time()
+        reader.follow("key", state.log_stream or "", state.started_at, 5.0, lambda _: None, finished.append)
+        assert reader.final_read("key", asked + 3.0, asked + 3.5)  # as for a job that ended just now
+        while not finished:
+            await asyncio.sleep(0.02)
+        return time.time() - asked, finished, reader.calls
+
+    try:
+        took, finished, calls = asyncio.run(run())
+    finally:
+        control(aws.url, "faults", {})
+    assert finished and finished[0] and "Throttling" in finished[0]
+    assert took < 1.5, took  # not after the 3 s ingestion wait
+    assert calls == 1
 
 
 def test_a_job_end_found_late_needs_no_final_call_when_a_read_already_began_after_its_last_lines(

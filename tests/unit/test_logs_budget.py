@@ -106,3 +106,16 @@ def test_no_window_holds_more_than_two_calls_beyond_the_rate() -> None:
         in_window = sum(1 for t in stamps[i:] if t - first < 1.0)
         assert in_window <= 10 + 2, (i, in_window)
     assert stamps[-1] - stamps[0] >= (30 - 2) / 10.0 * 0.95  # the mean rate holds too
+
+
+def test_free_says_whether_a_call_could_go_at_once() -> None:
+    async def run() -> list[tuple[bool, bool]]:
+        budget = LogsBudget(rate=1.0)
+        seen = [(budget.free(), budget.free(urgent=True))]
+        await budget.take()  # the reserve stays: only a final read could go now
+        seen.append((budget.free(), budget.free(urgent=True)))
+        await budget.take(urgent=True)
+        seen.append((budget.free(), budget.free(urgent=True)))
+        return seen
+
+    assert asyncio.run(run()) == [(True, True), (False, True), (False, False)]
