@@ -20,7 +20,7 @@ reads again what it already had. ``choose`` therefore puts in one call only stre
 close, except quiet streams, which cost nothing to read from further back. Busy streams are due again
 after one interval (at least the allowance), quiet ones after ``QUIET_INTERVALS``; the most overdue
 goes first, so none starves; streams due soon fill a call up (quiet ones within their interval, busy
-ones within half a lookback, so that the busy streams of consecutive calls merge into one).
+ones within half the call's window, so that the busy streams of consecutive calls merge into one).
 """
 
 from __future__ import annotations

@@ -85,8 +85,7 @@ class LogsBudget:
         self._refilled = now
 
     async def take(self, urgent: bool = False) -> None:
-        self._refill()
-        if not self._waiting and self._tokens >= self._need(urgent):
+        if self.free(urgent):
             self._spend()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
