@@ -35,6 +35,7 @@ from airflow_batch_runner.task_log import show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
+from airflow_batch_runner.triggers.timeouts import within
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
 FINAL_READ_PATIENCE = 0.5
@@ -247,7 +248,7 @@ class BatchRunnerTrigger(BaseTrigger):
         problems: dict[int | None, str] = {}
         while pending:
             try:
-                update = await asyncio.wait_for(watch.queue.get(), max(0.0, stop_at - time.time()))
+                update = await within(watch.queue.get(), stop_at - time.time())
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 waited = time.time()
                 if waited < longest and poller.logs.progressing(waited):

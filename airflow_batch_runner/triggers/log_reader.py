@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow_batch_runner import log_positions
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import Cursor
+from airflow_batch_runner.triggers.timeouts import within
 
 CONFIG_SECTION = "batch_runner"
 # FilterLogEvents allows 5 calls a second per account and Region, for everything in the account: a
@@ -253,7 +254,7 @@ class LogReader:
             wake_at = min(wakes, default=now + 60)
             self.wakeup.clear()
             try:
-                await asyncio.wait_for(self.wakeup.wait(), max(0.0, wake_at - now))
+                await within(self.wakeup.wait(), wake_at - now)
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 pass
 

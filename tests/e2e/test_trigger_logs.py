@@ -346,3 +346,31 @@ def test_a_job_end_found_late_needs_no_final_call_when_a_read_already_began_afte
     assert lines == ["line 1", "line 2", "line 3"]
     assert finished == [None]  # at once: no call made, no wait
     assert calls_after == calls_before
+
+
+def test_a_reader_cancelled_as_it_is_woken_stops(aws: AwsWorld) -> None:
+    """The triggerer cancels a reader in the same moment as something wakes it (a lane ending, a new
+    follow): the reader must stop. With asyncio.wait_for (Python < 3.12) the cancellation was lost and
+    the reader went on forever; asyncio.run's cleanup then hung (a CI run's 600 s timeout)."""
+    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
+
+    job_id, state = _ended_job_stream(aws, 'echo "line 1"')
+
+    async def run() -> tuple[bool, bool]:
+        reader = LogReader(_trigger(aws, job_id)._hook(), LogsBudget(10.0), 1.0)
+        reader.follow("key", state.log_stream or "", state.started_at, 60.0, lambda _: None, lambda _: None)
+        while reader.calls < 1 or reader._lanes:  # its first read made: it now sleeps until the next, 60 s on
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
+        task = reader.task
+        assert task is not None and not task.done()
+        reader.wakeup.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=3.0)
+        stopped = task.done()
+        task.cancel()  # a second cancellation, not in a wakeup's moment, so that a failing run ends
+        await asyncio.wait({task}, timeout=3.0)
+        return stopped, task.cancelled()
+
+    stopped, cancelled = asyncio.run(run())
+    assert stopped and cancelled
