@@ -103,6 +103,8 @@ class Result:
     end_to_event: list[float] = field(default_factory=list)
     end_to_seen: list[float] = field(default_factory=list)  # ours: job end -> the poller's DescribeJobs shows it
     seen_to_event: list[float] = field(default_factory=list)  # ours: -> the event (the final read's part)
+    # ours: the slowest job's end -> event split in (end -> seen, seen -> event)
+    worst_split: tuple[float, float] | None = None
     lags_by_stream: dict[str, list[float]] = field(default_factory=dict)  # ours
     lags_by_kind: dict[str, list[float]] = field(default_factory=dict)  # ours
     cpu_s: float = float("nan")
@@ -458,6 +460,8 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
                     r.end_to_seen.append(out["seen"][job_id] - jobs[job_id]["stoppedAt"] / 1000)
                     if job_id in out["events"]:
                         r.seen_to_event.append(out["events"][job_id][1] - out["seen"][job_id])
+                        if r.end_to_event and r.end_to_event[-1] == max(r.end_to_event):
+                            r.worst_split = (r.end_to_seen[-1], r.seen_to_event[-1])
                 stream = job_state(jobs[job_id]).log_stream
                 if stream in r.lags_by_stream:
                     r.lags_by_kind.setdefault(kind_of[job_id], []).extend(r.lags_by_stream[stream])
@@ -547,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     f"{fmt(max(r.end_to_seen, default=float('nan')))}",
                 "seen_to_event_p50_p99_max": f"{fmt(pct(r.seen_to_event, 50))} / {fmt(pct(r.seen_to_event, 99))} / "
                                              f"{fmt(max(r.seen_to_event, default=float('nan')))}",
+                "slowest_end_event_split_seen_event": " / ".join(map(fmt, r.worst_split or ())) or "\u2014",
                 "lines_written_before_the_wait": r.backlog,
                 "lag_p50_p99_by_kind": {kind: f"{fmt(pct(lags, 50), 1)} / {fmt(pct(lags, 99), 1)}"
                                         for kind, lags in sorted(r.lags_by_kind.items())},

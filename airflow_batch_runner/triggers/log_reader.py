@@ -37,6 +37,9 @@ FINAL_READ_RETRY = 0.2
 # A call unanswered this long is slow: a job's end stops waiting for its final read.
 ANSWER_PATIENCE = 2.0
 MAX_BACKOFF = 30.0
+# Final reads' calls under way at once: a job whose end is found while one is being answered need not
+# wait for it (the budget still spaces the calls).
+FINAL_LANE_NAMES = ("final", "final-2")
 
 
 def calls_per_second() -> float:
@@ -169,6 +172,7 @@ class LogReader:
         self._sent: dict[int, float] = {}  # wall time each call being answered was sent
         self._call_ids = itertools.count()
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._picking: set[str] = set()  # lanes waiting for their slot of the budget, nothing chosen yet
         self._in_flight: set[Cursor] = set()  # the cursors of the reads under way
 
     def lookback(self) -> float:
@@ -231,24 +235,27 @@ class LogReader:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        """Two lanes: regular reads one call at a time, and final reads beside them, so that a job's end
-        never waits for another batch's call to be answered."""
+        """Regular reads one call at a time, and final reads beside them (up to ``FINAL_LANES`` calls
+        under way), so that a job's end never waits for another batch's call to be answered."""
         while self.follows or self._lanes:
             now = time.time()
             free = [f.cursor for f in self.follows.values() if f.cursor not in self._in_flight]
             finals = any(log_positions.final_read_ready(c, now) for c in free)
             in_backoff = now < self.backoff_until
-            if finals and "final" not in self._lanes:
-                self._start_lane("final")
+            # A final lane is opened when none is waiting for its slot of the budget (that one will
+            # take every final read ready by then).
+            final_lane = self._free_final_lane()
+            if finals and final_lane is not None:
+                self._start_lane(final_lane)
                 continue
-            # The regular lane reads what is due, final reads first when the final lane is busy.
+            # The regular lane reads what is due, final reads first when the final lanes are busy.
             regular_due = now if finals else min((c.due for c in free), default=None)
             if "regular" not in self._lanes and not in_backoff and regular_due is not None and regular_due <= now:
                 self._start_lane("regular")
                 continue
-            # Else wait for a lane to end (it wakes the loop), a poke, a final read's moment (even while a
-            # regular read is under way), or the next stream due.
-            wakes = [c.drain_after for c in free if c.drain_after is not None] if "final" not in self._lanes else []
+            # Else wait for a lane to end or pick (either wakes the loop), a poke, a final read's moment
+            # (even while a regular read is under way), or the next stream due.
+            wakes = [c.drain_after for c in free if c.drain_after is not None] if final_lane is not None else []
             if "regular" not in self._lanes and regular_due is not None:
                 wakes.append(max(regular_due, self.backoff_until))
             wake_at = min(wakes, default=now + 60)
@@ -258,24 +265,35 @@ class LogReader:
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 pass
 
+    def _free_final_lane(self) -> str | None:
+        """The name of a final lane that may start now, if any."""
+        if self._picking & set(FINAL_LANE_NAMES):
+            return None
+        return next((name for name in FINAL_LANE_NAMES if name not in self._lanes), None)
+
     def _start_lane(self, lane: str) -> None:
+        self._picking.add(lane)
         self._lanes[lane] = asyncio.get_running_loop().create_task(self._lane(lane))
 
     async def _lane(self, lane: str) -> None:
         """One call's worth: a slot of the budget, then the streams it reads chosen among those not being
         read already, then the read."""
+        final = lane != "regular"
         try:
-            await self.budget.take(urgent=lane == "final")
+            await self.budget.take(urgent=final)
             now = time.time()
             in_backoff = now < self.backoff_until
             candidates = [c for c in (f.cursor for f in self.follows.values()) if c not in self._in_flight
                           and (not in_backoff or log_positions.final_read_ready(c, now))]
-            if lane == "final":
+            if final:
                 candidates = [c for c in candidates if log_positions.final_read_ready(c, now)]
             picked = log_positions.choose(candidates, now, tolerance_ms=int(self.lookback() * 1000))
+            self._picking.discard(lane)
             if picked is None:
                 return
             self._in_flight.update(picked[0])
+            if final:
+                self.wakeup.set()  # final reads that become ready during this call may go beside it
             try:
                 await self._read(*picked)
             except Exception as exc:  # never let one bad answer stop every job's lines
@@ -283,6 +301,7 @@ class LogReader:
             finally:
                 self._in_flight.difference_update(picked[0])
         finally:
+            self._picking.discard(lane)
             self._lanes.pop(lane, None)
             self.wakeup.set()
 

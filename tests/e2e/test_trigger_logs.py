@@ -291,6 +291,45 @@ def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld)
     assert regular_lines == 0  # the held call had not answered yet
 
 
+def test_a_final_read_is_not_held_behind_another_final_read_under_way(aws: AwsWorld) -> None:
+    """A regular read's call and a job's final read's call both hang for 5 s; another job's final read,
+    due then, is made beside them (jobs found ended in one poll need more than one call)."""
+    from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
+
+    streams = [_ended_job_stream(aws, f'echo "{name} 1"; echo "{name} 2"')[1] for name in ("r", "a", "b")]
+    time.sleep(max(0.0, max(s.stopped_at for s in streams) / 1000 + 1.5 - time.time()))
+
+    async def run() -> tuple[float, list[str], list[str | None]]:
+        reader = LogReader(_trigger(aws, "unused")._hook(), LogsBudget(10.0), 1.0)
+        control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 5.0, "count": 2}})
+
+        async def follow_until_sent(key: str, state: Any, final: bool) -> None:
+            before = await asyncio.to_thread(_filter_calls, aws)
+            reader.follow(key, state.log_stream or "", state.started_at, 0.2, lambda _: None, lambda _: None)
+            if final:
+                assert reader.final_read(key, time.time(), time.time() + 10)
+            while await asyncio.to_thread(_filter_calls, aws) == before:  # its call has reached AWS, held
+                await asyncio.sleep(0.05)
+
+        await follow_until_sent("r", streams[0], final=False)
+        await follow_until_sent("a", streams[1], final=True)
+        lines: list[str] = []
+        finished: list[str | None] = []
+        asked = time.time()
+        reader.follow("b", streams[2].log_stream or "", streams[2].started_at, 0.2, lines.extend, finished.append)
+        assert reader.final_read("b", asked, asked + 10)
+        while not finished:
+            await asyncio.sleep(0.05)
+        return time.time() - asked, list(lines), list(finished)
+
+    try:
+        took, lines, finished = asyncio.run(run())
+    finally:
+        control(aws.url, "faults", {})
+    assert lines == ["b 1", "b 2"] and finished == [None]
+    assert took < 3.0, took  # not after the held calls' 5 s
+
+
 def test_a_final_read_is_tried_once_at_once_when_the_last_call_failed_even_past_its_backoff(aws: AwsWorld) -> None:
     """Logs throttles every call: the reader's last call failed and its backoff is over when a job ends.
     Waiting for late lines is pointless: one try at once, then the job's end goes on."""
