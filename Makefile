@@ -7,6 +7,10 @@ PORT ?= 4566
 FLOOR_VENV ?= .venv-floor
 FLOOR_PYTHON ?= $(firstword $(shell PYENV_VERSION=3.10 pyenv which python3.10 2>/dev/null) python3.10)
 FLOOR_PINS := .ci/floor-constraints.txt
+# The tests mostly wait on emulated jobs: four pytest-xdist workers (each its own Airflow home and
+# emulator), a test file's tests kept together and in order. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 4
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # The tests start their own Airflow home (tests/conftest.py): none of the caller's.
 NO_AIRFLOW_ENV := env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER -u AIRFLOW__CORE__LOAD_EXAMPLES
 
@@ -33,13 +37,13 @@ lint: install
 	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples
 
 test: lint
-	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system"
+	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL)
 
 # The unit and end-to-end tests on the floor versions (tests of newer Airflow behaviour skip). The emulator
 # tests are left out: they talk to the emulator alone, which the end-to-end tests run on the floor Python too.
 test-floor: install-floor
 	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
-	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider tests/unit tests/e2e
+	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) tests/unit tests/e2e
 
 # A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install.
 test-system: install

@@ -6,7 +6,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-# Airflow reads its configuration at import: give the whole test session its own home first.
+# Airflow reads its configuration at import: give the whole test session its own home first. Under
+# pytest-xdist each worker gets its own (and so its own SQLite database): the home the controller made
+# reaches the workers through the environment.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix=f"abr-airflow-home-{os.environ['PYTEST_XDIST_WORKER']}-")
+    os.environ.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="abr-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # dag.test() finds a DAG through the DAGs folder: tests write theirs (and copy the examples) there.
