@@ -201,16 +201,14 @@ class LogReader:
         if log_positions.already_read_after(follow.cursor, not_before):
             # A regular read began once the job's last lines were readable: it read them all (a job's
             # end found late by its poll does not wait for one more call).
-            self.follows.pop(key, None)
-            follow.finish(None)
+            self._finish(key, follow, None)
             return True
         if now < self.backoff_until or self.backoff > 0:
             # CloudWatch Logs is failing now (the last call failed): waiting for late lines is pointless,
             # one try at once if the budget has a call for it now (queueing for the budget behind other
             # jobs' doomed tries would only delay this job's end).
             if not self.budget.free(urgent=True):
-                self.follows.pop(key, None)
-                follow.finish(self.last_problem or "CloudWatch Logs is failing")
+                self._finish(key, follow, self.last_problem or "CloudWatch Logs is failing")
                 return True
             not_before = give_up_at = now
         follow.cursor.drain_after = not_before
@@ -229,13 +227,18 @@ class LogReader:
     def forget(self, key: Any) -> None:
         self.follows.pop(key, None)
 
+    def _finish(self, key: Any, follow: Follow, problem: str | None) -> None:
+        """The stream's reading is over: ``problem`` says why its last lines could not be read, if so."""
+        self.follows.pop(key, None)
+        follow.finish(problem)
+
     def _poke(self) -> None:
         self.wakeup.set()
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        """Regular reads one call at a time, and final reads beside them (up to ``FINAL_LANES`` calls
+        """Regular reads one call at a time, and final reads beside them (up to ``len(FINAL_LANE_NAMES)`` calls
         under way), so that a job's end never waits for another batch's call to be answered."""
         while self.follows or self._lanes:
             now = time.time()
@@ -267,7 +270,7 @@ class LogReader:
 
     def _free_final_lane(self) -> str | None:
         """The name of a final lane that may start now, if any."""
-        if self._picking & set(FINAL_LANE_NAMES):
+        if any(name in self._picking for name in FINAL_LANE_NAMES):
             return None
         return next((name for name in FINAL_LANE_NAMES if name not in self._lanes), None)
 
@@ -344,8 +347,7 @@ class LogReader:
                 follow.deliver(lines)
             log_positions.advance(cursor, started, lookback, bool(lines), now)
             if cursor.drain_after is not None and started >= cursor.drain_after:
-                self.follows.pop(key, None)
-                follow.finish(None)
+                self._finish(key, follow, None)
 
     def _failed(self, batch: list[Cursor], exc: Exception) -> None:
         self.failures += 1
@@ -361,7 +363,6 @@ class LogReader:
             if cursor not in batch or cursor.drain_after is None:
                 continue
             if follow.give_up_at is not None and now + FINAL_READ_RETRY > follow.give_up_at:
-                self.follows.pop(key, None)
-                follow.finish(self.last_problem)
+                self._finish(key, follow, self.last_problem)
             else:
                 cursor.drain_after = now + FINAL_READ_RETRY
