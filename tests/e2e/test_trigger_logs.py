@@ -258,6 +258,12 @@ def _filter_calls(aws: AwsWorld) -> int:
     return int(control(aws.url, "stats")["calls"].get("logs", {}).get("FilterLogEvents", 0))
 
 
+async def _until_a_filter_call_after(aws: AwsWorld, before: int) -> None:
+    """Until the emulator has counted a FilterLogEvents call beyond ``before`` (it has reached AWS)."""
+    while await asyncio.to_thread(_filter_calls, aws) == before:
+        await asyncio.sleep(0.05)
+
+
 def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld) -> None:
     """A regular read's call hangs for 5 s; a job's final read, due a second later, is made beside it."""
     from airflow_batch_runner.triggers.log_reader import LogReader, LogsBudget
@@ -270,9 +276,7 @@ def test_a_final_read_is_not_held_behind_a_regular_read_under_way(aws: AwsWorld)
         control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 5.0, "count": 1}})
         other: list[str] = []
         reader.follow("regular", state.log_stream or "", state.started_at, 0.2, other.extend, lambda _: None)
-        before = await asyncio.to_thread(_filter_calls, aws)
-        while await asyncio.to_thread(_filter_calls, aws) == before:  # its call has reached AWS, held
-            await asyncio.sleep(0.05)
+        await _until_a_filter_call_after(aws, await asyncio.to_thread(_filter_calls, aws))  # its call, held
         lines: list[str] = []
         finished: list[str | None] = []
         asked = time.time()
@@ -308,8 +312,7 @@ def test_a_final_read_is_not_held_behind_another_final_read_under_way(aws: AwsWo
             reader.follow(key, state.log_stream or "", state.started_at, 0.2, lambda _: None, lambda _: None)
             if final:
                 assert reader.final_read(key, time.time(), time.time() + 10)
-            while await asyncio.to_thread(_filter_calls, aws) == before:  # its call has reached AWS, held
-                await asyncio.sleep(0.05)
+            await _until_a_filter_call_after(aws, before)  # its call, held
 
         await follow_until_sent("r", streams[0], final=False)
         await follow_until_sent("a", streams[1], final=True)
