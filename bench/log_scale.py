@@ -447,6 +447,7 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
             for i in range(0, n, 100):
                 for job in clients[0].describe_jobs(jobs=ids[i:i + 100])["jobs"]:
                     jobs[job["jobId"]] = job
+            slowest = float("-inf")  # the end -> event of the job worst_split describes
             for job_id in ids:
                 written = expected_lines(kind_of[job_id], args.duration)
                 got, in_order = lines_of(out["delivered"].get(job_id, []))
@@ -460,7 +461,8 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
                     r.end_to_seen.append(out["seen"][job_id] - jobs[job_id]["stoppedAt"] / 1000)
                     if job_id in out["events"]:
                         r.seen_to_event.append(out["events"][job_id][1] - out["seen"][job_id])
-                        if r.end_to_event and r.end_to_event[-1] == max(r.end_to_event):
+                        if r.end_to_event[-1] >= slowest:
+                            slowest = r.end_to_event[-1]
                             r.worst_split = (r.end_to_seen[-1], r.seen_to_event[-1])
                 stream = job_state(jobs[job_id]).log_stream
                 if stream in r.lags_by_stream:
