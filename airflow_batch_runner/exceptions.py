@@ -35,3 +35,7 @@ class BatchJobFailed(AirflowException):
 
 class MalformedResults(AirflowException):
     """The job succeeded, but a result line or the outputs file it wrote is not the documented JSON."""
+
+
+class ResumeLookupFailed(AirflowException):
+    """A retry could not search the queue for its earlier try's job: submitting could run it twice."""

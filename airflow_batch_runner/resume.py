@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from airflow_batch_runner import outcome
+from airflow_batch_runner.exceptions import ResumeLookupFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.job_spec import TaskIdentity
 
@@ -36,9 +37,16 @@ def find_existing_job(
                 return state
     try:
         candidates = hook.find_jobs_by_name(queue, identity.job_name)
-    except Exception as exc:  # no queue yet means no job yet
-        log.info("No earlier job found (%s)", exc)
-        return None
+    except Exception as exc:
+        # Only a queue that does not exist means no job. Any other failure (denied, throttled past the
+        # retries, unreachable) fails this try: submitting now could run the task's job twice.
+        if hook.describe_job_queue(queue) is None:
+            log.info("No earlier job: the queue %s does not exist yet", queue)
+            return None
+        raise ResumeLookupFailed(
+            f"Could not look for this task instance's job of an earlier try on the queue {queue} "
+            f"(ListJobs failed: {exc}); not submitting another one. A later try looks again."
+        ) from exc
     for summary in candidates:
         if summary["status"] == "FAILED":
             continue
