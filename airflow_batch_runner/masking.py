@@ -4,15 +4,23 @@ trigger kwargs Airflow stores: there they travel sealed with Airflow's Fernet ke
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from airflow.sdk.log import mask_secret
 
 try:  # the masker Airflow applies to task logs; applied to container lines too, so no log setup skips it
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
     from airflow.sdk._shared.secrets_masker import redact as _redact
 except ImportError:  # pragma: no cover - older Task SDK layout
+    from airflow.sdk.execution_time.secrets_masker import _secrets_masker  # type: ignore[no-redef]
     from airflow.sdk.execution_time.secrets_masker import redact as _redact  # type: ignore[no-redef]
+
+# Deeper than this, a value from the container is not walked: results.py refuses such nesting anyway.
+MAX_DEPTH = 64
 
 
 # The task's own secret arguments: masked in the worker and, carried in the trigger, the triggerer; sealed in
@@ -75,8 +83,85 @@ def mask_credentials(values: Iterable[str | None]) -> None:
             mask_secret(value)
 
 
+def serialised_forms(secret: str) -> set[str]:
+    """The spellings a secret takes when a program serialises it, besides its own: JSON string escapes
+    (``json.dumps``, ASCII and UTF-8), Python's ``repr``/``ascii``, and URL encoding (``quote``,
+    ``quote_plus``). The README lists them."""
+    forms = {
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+    forms.discard(secret)
+    return forms
+
+
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+class _Forms:
+    """Adds the serialised forms of every secret the process's masker learns, before a value is redacted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def secrets(self) -> list[str]:
+        """The secrets the masker holds, as plain values (it keeps them as escaped patterns)."""
+        patterns = getattr(_secrets_masker(), "patterns", None) or set()
+        return sorted({_UNESCAPE.sub(r"\1", pattern) for pattern in list(patterns)})
+
+    def sync(self) -> None:
+        masker = _secrets_masker()
+        patterns = getattr(masker, "patterns", None)
+        if patterns is None or len(patterns) == len(self._seen):
+            return
+        with self._lock:
+            new = set(patterns) - self._seen
+            self._seen |= new
+            for pattern in new:
+                for form in serialised_forms(_UNESCAPE.sub(r"\1", pattern)):
+                    masker.add_mask(form)  # this process only: the lines are redacted here, before logging
+            self._seen |= set(patterns)
+
+
+_FORMS = _Forms()
+
+
+def known_secrets() -> list[str]:
+    """What this process masks: handed (sealed) to the triggerer, which never saw the task's templates."""
+    return _FORMS.secrets()
+
+
+def mask_secrets(values: Iterable[str]) -> None:
+    for value in values:
+        if value:
+            mask_secret(value)
+
+
 def redact(line: str) -> str:
+    """A line from the container (or about it), with every secret the process knows masked in each of its
+    serialised forms."""
+    _FORMS.sync()
     return str(_redact(line))
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """``redact`` applied to every string (keys too) of a JSON-like value from the container."""
+    if depth == 0:
+        _FORMS.sync()
+    if isinstance(value, str):
+        return str(_redact(value))
+    if depth >= MAX_DEPTH:
+        return "***" if isinstance(value, (dict, list, tuple)) else value
+    if isinstance(value, Mapping):
+        return {redact_value(k, depth + 1): redact_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item, depth + 1) for item in value]
+    return value
 
 
 def _fernet() -> Any:
@@ -96,22 +181,23 @@ def can_seal() -> bool:
         return False
 
 
-def seal(credentials: Mapping[str, str]) -> str:
-    """The credentials as one Fernet token, readable only with ``[core] fernet_key``."""
+def seal(value: Mapping[str, str] | list[str]) -> str:
+    """Credentials (or secrets to mask) as one Fernet token, readable only with ``[core] fernet_key``."""
     fernet = _fernet()
     if not fernet.is_encrypted:
         raise CredentialsUnreadable("[core] fernet_key is not set: credentials cannot be sealed")
-    return str(fernet.encrypt(json.dumps(dict(credentials)).encode("utf-8")).decode("utf-8"))
+    plain = dict(value) if isinstance(value, Mapping) else list(value)
+    return str(fernet.encrypt(json.dumps(plain).encode("utf-8")).decode("utf-8"))
 
 
-def unseal(token: str) -> dict[str, str]:
+def unseal(token: str) -> Any:
     try:
         from cryptography.fernet import InvalidToken
 
         fernet = _fernet()
         if not fernet.is_encrypted:
             raise InvalidToken
-        return dict(json.loads(fernet.decrypt(token.encode("utf-8")).decode("utf-8")))
+        return json.loads(fernet.decrypt(token.encode("utf-8")).decode("utf-8"))
     except Exception as exc:
         raise CredentialsUnreadable(
             "the task's explicit credentials were sealed with Airflow's Fernet key, and this process cannot open "

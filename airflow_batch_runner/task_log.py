@@ -4,12 +4,13 @@ main container and for an array's children."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_batch_runner.job_spec import LOG_GROUP
-from airflow_batch_runner.masking import redact
+from airflow_batch_runner.masking import redact, redact_value
 from airflow_batch_runner.outcome import LAST_LOG_LINES
-from airflow_batch_runner.results import Collected
+from airflow_batch_runner.results import Collected, valid_text
 
 MAIN = "main"
 
@@ -35,12 +36,43 @@ def show_lines(
 ) -> list[str]:
     """Log each line, redacted, as ``[<prefix>] <line>``; add the result lines (``::{...}::``) to
     ``results``; return ``last_lines`` followed by these lines, the last ``LAST_LOG_LINES`` of them."""
-    redacted = [redact(line) for line in lines]
+    redacted = [redact(valid_text(line)) for line in lines]
     for line in redacted:
         log.info("[%s] %s", prefix, line)
     if results is not None:
         results.add_lines(redacted)
     return ((last_lines or []) + redacted)[-LAST_LOG_LINES:]
+
+
+def new_results() -> Collected:
+    """Results read from the container, every value redacted as its lines are."""
+    return Collected(clean=redact_value)
+
+
+@dataclass
+class MainLines:
+    """The main container's lines, in the worker or the triggerer: shown redacted, the last ones kept for a
+    failure message, the result lines collected. Each attempt of the job logs to a stream of its own; lines of
+    a new stream start the last lines and the results over, so that the result is the attempt's that ended the
+    job (a Spot reclaim's attempt printed its results too, but did not finish)."""
+
+    results: Collected = field(default_factory=new_results)
+    last: list[str] = field(default_factory=list)
+    stream: str | None = None
+    told_not_results: bool = False
+
+    def show(self, log: TaskLogger, lines: Iterable[str], stream: str | None = None) -> None:
+        if stream is not None and stream != self.stream:
+            if self.stream is not None:
+                log.info("[%s] A new attempt of the job logs to %s: its result lines replace the earlier attempt's",
+                         MAIN, stream)
+                self.results, self.last = new_results(), []
+            self.stream = stream
+        self.last = show_lines(log, MAIN, lines, self.last, self.results)
+        if self.results.not_results and not self.told_not_results:
+            self.told_not_results = True
+            log.warning("A line shaped like a result line (::{...}::) is not JSON; it is shown as an ordinary "
+                        "line, not read as a result: %s", self.results.first_not_result)
 
 
 def warn_unread_children(log: TaskLogger, job_id: str, unread: Sequence[tuple[int, str]]) -> None:

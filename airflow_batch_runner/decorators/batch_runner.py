@@ -2,13 +2,18 @@
 
 Registered through ``get_provider_info``'s ``task-decorators``, in the manner of ``@task.bash``: the function
 runs in the worker when the task executes (its arguments may be upstream XComArgs, ``expand`` maps it), it
-returns one command or a list of them, and these run in the job exactly as ``commands=`` would, Jinja
-included (``{{ working_dir }}``, ``{{ output_dir }}``). Every other keyword is the operator's own; the XCom is
-the operator's.
+returns one command or a list of them, and these run in the job as ``commands=`` would. They are not rendered
+as Jinja: what the function returns holds its arguments' values, data from upstream tasks that may hold
+template syntax (``{{ var.value.db_password }}``), and rendering it would let that data read any Variable or
+connection. Only the runner's own variables are filled in (``{{ working_dir }}``, ``{{ output_dir }}``,
+``{{ bucket_path }}`` and their Kestra spellings); the function takes context values as parameters
+(``def cmds(ds, params)``). The decorator's own keywords are templated as the operator's are. Every other
+keyword is the operator's own; the XCom is the operator's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +36,21 @@ if TYPE_CHECKING:
 
 # What the commands are until the function has run (shown in the UI before the task runs).
 COMMANDS_PLACEHOLDER = "(returned by the decorated function when the task runs)"
+RUNNER_VARIABLE = re.compile(
+    r"\{\{\s*(" + "|".join(("working_dir", "output_dir", "bucket_path", *job_spec.TEMPLATE_ALIASES)) + r")\s*\}\}"
+)
+
+
+def fill_runner_variables(commands: Sequence[str], values: Mapping[str, Any]) -> list[str]:
+    """The runner's variables (``{{ output_dir }}``, ...) replaced by their values; nothing else is read as a
+    template. A variable without a value (``bucket_path`` without a bucket) becomes empty."""
+
+    def value(match: re.Match[str]) -> str:
+        name = job_spec.TEMPLATE_ALIASES.get(match.group(1), match.group(1))
+        found = values.get(name)
+        return "" if found is None else str(found)
+
+    return [RUNNER_VARIABLE.sub(value, command) for command in commands]
 
 
 class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
@@ -74,19 +94,25 @@ class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
                 f"The function of @task.batch_runner must return a non-empty command string or a list of them; "
                 f"it returned {returned!r}"
             ) from error
-        # Rendered as commands= would be: the template variables (working_dir, ...) are in the context.
-        self.commands = list(self.render_template(list(commands), context))
+        # Never rendered as Jinja (see the module's docstring): the rendering step put the runner's variables
+        # (working_dir, ...) in the context.
+        self.commands = fill_runner_variables(commands, context)
         return super().execute(context)
 
-    def _resume_kwargs(self) -> dict[str, Any]:
+    def _carry(self) -> dict[str, Any]:
         # The function ran in this execution only: the resumed one shows its commands too (rendered templates
         # are written again at its end). Masked, as the rendered-template view masks them.
         return {"commands": [redact(command) for command in self.commands]}
+
+    def _restore(self, carried: Mapping[str, Any]) -> None:
+        if carried.get("commands"):
+            self.commands = list(carried["commands"])
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], bucket_path: str | None = None,
         commands: list[str] | None = None,
     ) -> Any:
+        # ``commands``: how a trigger deferred by version 0.2 hands them back (newer ones carry them in the event).
         if commands:
             self.commands = list(commands)
         return super().execute_complete(context, event, bucket_path=bucket_path)

@@ -32,15 +32,17 @@ from airflow_batch_runner.masking import (
     can_seal,
     conceal,
     conceal_credentials,
+    known_secrets,
     mask_credentials,
     redact,
+    redact_value,
     reveal,
 )
 from airflow_batch_runner.operators.child_logs import ChildLogs
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
-from airflow_batch_runner.task_log import show_lines
+from airflow_batch_runner.task_log import MainLines
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
@@ -70,8 +72,7 @@ class _Run:
     bucket_path: str | None
     deadline: float | None
     log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
-    last_lines: list[str] | None = None
-    results: Collected = field(default_factory=Collected)  # outputs and metrics the main container printed
+    main: MainLines = field(default_factory=MainLines)  # its last lines, and the outputs and metrics it printed
     array: array_spec.ArraySpec | None = None  # an array job's size and success rule
 
 
@@ -505,16 +506,25 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 overrides=overrides_dict(self._overrides),
                 delete_inputs_of=run.bucket_path if self.delete else None,
                 max_runnable_time=self.max_runnable_time,
+                secrets=known_secrets(),
+                carry=self._carry(),
             ),
             method_name="execute_complete",
-            kwargs={"bucket_path": run.bucket_path, **self._resume_kwargs()},
+            kwargs={"bucket_path": run.bucket_path},
         )
 
-    def _resume_kwargs(self) -> dict[str, Any]:
-        """More of this execution for ``execute_complete`` after the deferral (a subclass's own state)."""
+    def _carry(self) -> dict[str, Any]:
+        """What this execution knows that the resumed one needs (a subclass's own state): the trigger hands it
+        back in its event, so it reaches ``execute_complete`` however the task is resumed (``dag.test()`` keeps
+        only the event)."""
         return {}
 
+    def _restore(self, carried: Mapping[str, Any]) -> None:
+        """Take back what ``_carry`` gave, in the resumed execution."""
+
     def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
+        event = redact_value(event)  # masked by the triggerer too, with what it was told; this process knows more
+        self._restore(event.get("carry") or {})
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.
@@ -524,10 +534,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         verdict = outcome.decide(state, time.time(), None, stuck_for=event.get("stuck_for"))
         if event.get("timed_out"):
             verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
-        self._run = _Run(state.job_id, state.job_name, bucket_path, None,
-                         last_lines=[redact(line) for line in event.get("last_lines") or []],
-                         results=Collected.from_dict(event.get("results")),
-                         array=self._array_of(state))
+        main = MainLines(results=Collected.from_dict(event.get("results"), clean=redact_value),
+                         last=list(event.get("last_lines") or []))
+        self._run = _Run(state.job_id, state.job_name, bucket_path, None, main=main, array=self._array_of(state))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict, description)
@@ -661,10 +670,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             task_log.warn_unread_children(self.log, run.job_id, children.finish(state.stopped_at, timed_out=cut_short))
         return self._finish(state, verdict, description)
 
-    def _log_lines(self, lines: list[str]) -> None:
+    def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
         run = self._run
         assert run is not None
-        run.last_lines = show_lines(self.log, task_log.MAIN, lines, run.last_lines, run.results)
+        run.main.show(self.log, lines, stream)
 
     def _finish(
         self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
@@ -679,33 +688,37 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             if not verdict.succeeded:
                 message = outcome.failure_message(state, verdict, self._failure_lines(state), self._limit)
                 raise BatchJobFailed(
-                    "\n".join(part for part in (message, usage.attempts_report(spent)) if part),
+                    redact("\n".join(part for part in (message, usage.attempts_report(spent)) if part)),
                     job_id=state.job_id,
                     status=state.status,
                     exit_code=verdict.exit_code,
                     container_exit_code=state.container_exit_code,
-                    status_reason=state.status_reason,
+                    status_reason=redact_value(state.status_reason),
                     timed_out=verdict.timed_out,
-                    attempts=usage.xcom_fields(spent)["attempt_details"],
+                    attempts=redact_value(usage.xcom_fields(spent)["attempt_details"]),
                 )
             outputs, wrote_outputs_file = staging.collect_outputs(self.hook, bucket_path)
             written = staging.read_outputs_file(self.hook, bucket_path, MAX_TOTAL_BYTES) if wrote_outputs_file else None
             if written is not None:
-                run.results.add_file(written, "$OUTPUTS_FILE (outputs.json)")
-            if run.results.error:
+                run.main.results.add_file(written, "$OUTPUTS_FILE (outputs.json)")
+            if run.main.results.error:
                 raise MalformedResults(f"AWS Batch job {state.job_name} ({state.job_id}) SUCCEEDED, but "
-                                       f"{run.results.error}")
+                                       f"{run.main.results.error}")
         finally:
             self._cleanup(bucket_path)
         self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
         result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
-        return {**result, **usage.xcom_fields(spent), "outputs": run.results.outputs, "metrics": run.results.metrics}
+        results = run.main.results
+        # Everything from the container (file names, reasons, values) masked as its log lines are.
+        return dict(redact_value(
+            {**result, **usage.xcom_fields(spent), "outputs": results.outputs, "metrics": results.metrics}
+        ))
 
     def _failure_lines(self, state: outcome.JobState) -> list[str]:
         """The main container's last lines, or, when a sidecar failed, that sidecar's own."""
         failed = state.failed_container
         if failed is None or failed.name == job_spec.MAIN:
-            return (self._run.last_lines if self._run else None) or []
+            return self._run.main.last if self._run else []
         if not failed.log_stream:
             return []
         if state.stopped_at:  # CloudWatch Logs makes the sidecar's last lines readable a little after its end
@@ -729,18 +742,18 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if not result.ok:
             limit = f"did not finish within {self._limit}; it was terminated. " if verdict.timed_out else ""
             raise BatchJobFailed(
-                f"AWS Batch array job {state.job_name} ({state.job_id}) {limit}ended {state.status}. {report}\n"
-                f"Manifest: {manifest_uri}",
+                redact(f"AWS Batch array job {state.job_name} ({state.job_id}) {limit}ended {state.status}. {report}\n"
+                       f"Manifest: {manifest_uri}"),
                 job_id=state.job_id, status=state.status, exit_code=verdict.exit_code or 1,
-                container_exit_code=None, status_reason=state.status_reason, timed_out=verdict.timed_out,
+                container_exit_code=None, status_reason=redact_value(state.status_reason), timed_out=verdict.timed_out,
             )
         if result.failed:
             self.log.warning("Array job %s succeeded within allowed_failures. %s", state.job_id, report)
         self.log.info("Array job %s: %d of %d children SUCCEEDED; manifest %s", state.job_id, result.succeeded,
                       result.size, manifest_uri)
-        return array_spec.xcom_result(
+        return dict(redact_value(array_spec.xcom_result(
             state.job_id, state.job_name, state.status, bucket_path, manifest_uri, result, children
-        )
+        )))
 
     def _cleanup(self, bucket_path: str | None, array: array_spec.ArraySpec | None = None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""

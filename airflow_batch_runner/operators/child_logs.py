@@ -98,7 +98,7 @@ class ChildLogs:
             self._end(ended)
 
     def _follow(self, child: Followed) -> None:
-        def emit(lines: list[str], index: int = child.index) -> None:
+        def emit(lines: list[str], stream: str, index: int = child.index) -> None:
             show_lines(self.log, child_prefix(index), lines)
 
         follower = LogFollower(self.hook, self.read_interval, self.allowance, emit)

@@ -25,7 +25,7 @@ MAX_BACKOFF = 30.0
 
 class LogFollower:
     def __init__(
-        self, hook: BatchRunnerHook, interval: float, allowance: float, emit: Callable[[list[str]], None]
+        self, hook: BatchRunnerHook, interval: float, allowance: float, emit: Callable[[list[str], str], None]
     ) -> None:
         self.hook = hook
         self.interval = interval
@@ -126,7 +126,7 @@ class LogFollower:
                 if stream == self.stream:
                     self.token = token
                     if lines:
-                        self.emit(lines)
+                        self.emit(lines, stream)
             if final:
                 break
             next_read = started + self.interval

@@ -19,7 +19,10 @@ from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     CredentialsUnreadable,
+    can_seal,
     mask_credentials,
+    mask_secrets,
+    redact_value,
     seal,
     unseal,
 )
@@ -29,9 +32,8 @@ from airflow_batch_runner.outcome import (
     decide,
     job_state,
 )
-from airflow_batch_runner.results import Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
-from airflow_batch_runner.task_log import show_lines
+from airflow_batch_runner.task_log import MainLines, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
@@ -52,6 +54,8 @@ class BatchRunnerTrigger(BaseTrigger):
 
     ``overrides`` may hold the task's explicit credentials; serialized (what Airflow stores as the trigger's
     kwargs) they leave ``overrides`` and travel in ``sealed_credentials``, a token of Airflow's Fernet key.
+    ``secrets`` are what the worker masks (its templates' Variables and connections, which this process never
+    read): serialized they travel sealed as ``sealed_secrets``, and the lines and the event are masked with them.
     """
 
     def __init__(
@@ -69,9 +73,14 @@ class BatchRunnerTrigger(BaseTrigger):
         delete_inputs_of: str | None = None,
         sealed_credentials: str | None = None,
         max_runnable_time: float | None = None,
+        secrets: list[str] | None = None,
+        sealed_secrets: str | None = None,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
+        # The operator's own state for its resumed execution, handed back in every event.
+        self.carry = dict(carry or {})
         self.max_runnable_time = max_runnable_time
         # The bucket path whose staged inputs go with the job when the task is killed (delete=True).
         self.delete_inputs_of = delete_inputs_of
@@ -91,6 +100,14 @@ class BatchRunnerTrigger(BaseTrigger):
             except CredentialsUnreadable as exc:
                 self._unreadable = str(exc)
         mask_credentials(self.overrides.get(name) for name in CREDENTIAL_FIELDS)
+        self.secrets = list(secrets or [])
+        self._sealed_secrets = sealed_secrets
+        if sealed_secrets:
+            try:
+                self.secrets += list(unseal(sealed_secrets))
+            except CredentialsUnreadable as exc:
+                self._unreadable = str(exc)
+        mask_secrets(self.secrets)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -108,8 +125,17 @@ class BatchRunnerTrigger(BaseTrigger):
                 "delete_inputs_of": self.delete_inputs_of,
                 "sealed_credentials": self._sealed_credentials(),
                 "max_runnable_time": self.max_runnable_time,
+                "sealed_secrets": self._sealed_secrets_token(),
+                "carry": self.carry,
             },
         )
+
+    def _sealed_secrets_token(self) -> str | None:
+        """Sealed once, as the credentials; without a Fernet key they are not handed over at all (the worker
+        masks what comes back)."""
+        if self.secrets and self._sealed_secrets is None and can_seal():
+            self._sealed_secrets = seal(self.secrets)
+        return self._sealed_secrets
 
     def _sealed_credentials(self) -> str | None:
         """Sealed once per trigger, so that serializing it again gives the same kwargs."""
@@ -137,13 +163,13 @@ class BatchRunnerTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         if self._unreadable:
-            yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": self._unreadable})
+            yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": self._unreadable,
+                                "carry": self.carry})
             return
         poller = shared_poller(self._poller_key(), self._hook)
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
-        self.last_lines: list[str] = []
-        self.results = Collected()
+        self.main = MainLines()
         began, told = time.time(), False
         runnable = RunnableWatch(self.max_runnable_time)
         progress: str | None = None
@@ -153,7 +179,8 @@ class BatchRunnerTrigger(BaseTrigger):
                 update = await watch.queue.get()
                 self._show(update, children)
                 if update.error is not None:
-                    yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error})
+                    yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error,
+                                        "carry": self.carry})
                     return
                 if update.description is None:
                     continue
@@ -185,30 +212,32 @@ class BatchRunnerTrigger(BaseTrigger):
                 ended = not (verdict.timed_out or verdict.stuck_for)
                 await self._read_last_lines(poller, watch, state.stopped_at if ended else None,
                                             wait_for_ingestion=ended, children=children)
-                yield TriggerEvent(
+                # Airflow stores the event: whatever came from the container is masked first.
+                yield TriggerEvent(redact_value(
                     {
                         "status": "done",
                         "job_id": self.job_id,
                         "description": update.description,
                         "timed_out": verdict.timed_out,
                         "stuck_for": verdict.stuck_for,
-                        "last_lines": self.last_lines,
-                        "results": self.results.as_dict(),
+                        "last_lines": self.main.last,
+                        "results": self.main.results.as_dict(),
+                        "carry": self.carry,
                     }
-                )
+                ))
                 return
         finally:
             poller.unwatch(watch)
             if children is not None:
                 children.forget()
 
-    def _log_lines(self, lines: list[str]) -> None:
-        self.last_lines = show_lines(self.log, task_log.MAIN, lines, self.last_lines, self.results)
+    def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
+        self.main.show(self.log, lines, stream)
 
     def _show(self, update: Update, children: ChildLogs | None) -> None:
         """An update's lines: the job's own, or an array child's (prefixed with its index)."""
         if update.child is None:
-            self._log_lines(update.lines)
+            self._log_lines(update.lines, update.stream)
             return
         show_lines(self.log, task_log.child_prefix(update.child), update.lines)
         if update.log_end and children is not None:

@@ -10,6 +10,7 @@ CloudWatch Logs calls: no log read ever delays a status.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import weakref
@@ -36,6 +37,7 @@ class Update:
     log_end: bool = False
     log_problem: str | None = None  # with log_end: why the last lines could not be read
     child: int | None = None  # lines (or log_end) of this array child's stream; None: the job's own
+    stream: str | None = None  # the log stream the lines were read from (each attempt of a job has its own)
 
 
 @dataclass(eq=False)
@@ -49,8 +51,8 @@ class Watch:
     log_read: bool = False  # the final read of the log is over: nothing more to follow
     queue: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
 
-    def deliver(self, lines: list[str]) -> None:
-        self.queue.put_nowait(Update(lines=lines))
+    def deliver(self, lines: list[str], stream: str | None = None) -> None:
+        self.queue.put_nowait(Update(lines=lines, stream=stream))
 
     def log_finished(self, problem: str | None) -> None:
         self.log_read = True
@@ -132,7 +134,7 @@ class SharedPoller:
             if state.log_stream and not watch.log_read:
                 watch.log_stream = state.log_stream
                 self.logs.follow(watch, state.log_stream, state.started_at, watch.interval,
-                                 watch.deliver, watch.log_finished)
+                                 functools.partial(watch.deliver, stream=state.log_stream), watch.log_finished)
             watch.queue.put_nowait(Update(description=description))
 
 

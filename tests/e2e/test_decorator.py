@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -74,11 +75,9 @@ def test_a_returned_command_takes_upstream_values_and_template_variables(
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     assert aws.read(result.xcom["output_files"]["said.txt"]) == "hello from upstream\n"
-    # The rendered-template view shows what the function returned. (After a deferral too, in a running Airflow:
-    # dag.test() resumes a task with the trigger's event alone, without the deferral's kwargs; the UI system
-    # test covers that.)
-    if not deferrable:
-        assert rendered_commands(dag_id) == ["echo hello from upstream > /airflow-batch/output/said.txt"]
+    # The rendered-template view shows what the function returned, after a deferral too (the trigger's event
+    # carries the commands: dag.test() resumes a task with the event alone).
+    assert rendered_commands(dag_id) == ["echo hello from upstream > /airflow-batch/output/said.txt"]
 
 
 def rendered_commands(dag_id: str) -> Any:
@@ -100,3 +99,47 @@ def test_a_function_that_returns_no_commands_fails_the_task_saying_so(
     assert result.state == "failed"
     assert "must return a non-empty command string or a list of them" in result.output
     assert aws.calls().get("SubmitJob", 0) == 0
+
+
+MAPPED_DATA = """
+    import datetime, shlex
+    from airflow.sdk import DAG, task
+
+    with DAG({dag_id!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+
+        @task
+        def data() -> list[str]:
+            return ["{{{{ var.value.abr_db_password }}}}", "{{{{ 7*7 }}}}", "a{{%b", "{{{{ ds }}}}"]
+
+        @task.batch_runner(
+            task_id="shell",
+            compute_environment_arn="{{{{ var.value.compute_environment_arn }}}}",
+            execution_role_arn="{{{{ var.value.execution_role_arn }}}}",
+            bucket=None,
+            completion_check_interval=0.2,
+            deferrable={deferrable},
+        )
+        def shell(text: str, ds=None):
+            return [f"printf '%s\\n' {{shlex.quote(text)}}", f"echo day {{ds}} in {{{{{{{{ working_dir }}}}}}}}"]
+
+        shell.expand(text=data())
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_upstream_data_in_the_returned_commands_is_never_rendered_as_jinja(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool
+) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_ABR_DB_PASSWORD", "s3cr3t-from-a-variable")
+    dag_id = f"decorated_data_{deferrable}"
+    dag = load_dag(dag_id, MAPPED_DATA.format(dag_id=dag_id, deferrable=deferrable))
+    result = run_dag(dag, capsys, task_id="shell")
+    assert result.state == "success", result.output[-3000:]
+    for text in ("{{ var.value.abr_db_password }}", "{{ 7*7 }}", "a{%b", "{{ ds }}"):
+        assert f"[main] {text}" in result.output  # printed as the upstream task gave it
+    assert "s3cr3t-from-a-variable" not in result.output and "[main] 49" not in result.output
+    assert "TemplateSyntaxError" not in result.output
+    # The function's own text: the runner's variables filled in, context values taken as parameters.
+    # (the emulator runs the container in a directory of its own, below which the job's paths lie)
+    assert len(re.findall(r"\[main\] day \d{4}-\d\d-\d\d in \S*/airflow-batch/work\b", result.output)) == 4
+    assert aws.calls().get("SubmitJob", 0) >= 4

@@ -71,3 +71,28 @@ def test_a_retry_strategy_of_ones_own_passes_through(aws: AwsWorld, capsys: pyte
     result = run_dag(task_dag("own_strategy", bucket=None, retry_strategy=strategy, commands=["exit 3"]), capsys)
     assert result.state == "failed"
     assert "Attempts: 2." in result.output
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_the_results_are_the_last_attempts_not_the_interrupted_ones(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    dag_id = f"spot_results_{deferrable}"
+    # Time for the first attempt's lines to be read before the reclaim ends it (on a loaded machine they may
+    # not be: then the XCom is right without proving anything; tests/unit/test_task_log.py covers that case).
+    control(aws.url, "interruptions", {"rules": [
+        {"jobName": f"{dag_id}-shell-*", "statusReason": HOST_GONE, "attempts": 1, "afterSeconds": 5}]})
+    commands = [
+        """if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then echo '::{"outputs": {"first_only": true}}::'; fi""",
+        """echo "::{\\"outputs\\": {\\"attempt\\": $AWS_BATCH_JOB_ATTEMPT}}::" """,
+        """echo '::{"metrics": [{"name": "rows", "value": 5}]}::'""",
+        """if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then sleep 30; fi""",
+    ]
+    result = run_dag(task_dag(dag_id, deferrable=deferrable, bucket=None, spot_retries=1, commands=commands), capsys)
+    assert result.state == "success", result.output[-3000:]
+    if '[main] ::{"outputs": {"first_only": true}}::' in result.output:  # read from the first attempt
+        assert "A new attempt of the job logs to" in result.output
+    assert result.xcom is not None
+    assert result.xcom["attempts"] == 2
+    assert result.xcom["outputs"] == {"attempt": 2}
+    assert result.xcom["metrics"] == [{"name": "rows", "type": "counter", "value": 5, "tags": {}}]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_batch_runner.results import MAX_LINE_BYTES, MAX_TOTAL_BYTES, Collected
+from airflow_batch_runner.results import MAX_LINE_BYTES, MAX_NESTING, MAX_TOTAL_BYTES, Collected, nesting, valid_text
 
 
 def collected(*lines: str) -> Collected:
@@ -42,7 +42,8 @@ def test_metrics_lines_add_up_in_order_with_kestras_fields() -> None:
     ("line", "problem"),
     [
         ('::{"outputs": {"rows": 1}', "a result line ends with }::"),
-        ("::{outputs: 1}::", "not valid JSON"),
+        ('::{"outputs": {rows: 1}}::', "not valid JSON"),
+        ('::{ "metrics": [1,]}::', "not valid JSON"),
         ('::{"output": {"rows": 1}}::', 'expected an object with "outputs"'),
         ("::{}::", 'expected an object with "outputs"'),
         ('::{"outputs": [1]}::', '"outputs" must be an object; got list'),
@@ -110,3 +111,52 @@ def test_what_was_collected_survives_the_trigger_event() -> None:
     again = Collected.from_dict(json.loads(json.dumps(found.as_dict())))
     assert again == found
     assert Collected.from_dict(None) == Collected()
+
+
+@pytest.mark.parametrize("line", [
+    "::{std::vector<int>}::",
+    "::{a, b}::",
+    '::{"name": 1',  # not meant as a result and not closed: an ordinary line
+    "::{" + "x" * MAX_LINE_BYTES + "}::",
+])
+def test_a_line_shaped_like_a_result_that_is_not_json_is_an_ordinary_line_counted_once(line: str) -> None:
+    found = collected(line, '::{"outputs": {"kept": 1}}::', line)
+    assert (found.error, found.outputs) == (None, {"kept": 1})
+    closed = line.endswith("}::") and len(line) < MAX_LINE_BYTES
+    assert found.not_results == (2 if closed else 0)
+    assert found.first_not_result == (line if closed else None)
+
+
+def test_json_nested_deeper_than_the_bound_is_malformed_without_recursing() -> None:
+    deep = "[" * 8000 + "]" * 8000
+    found = collected('::{"outputs": {"x": ' + deep + "}}::")
+    assert found.error is not None and f"nested deeper than {MAX_NESTING} levels" in found.error
+    found = Collected()
+    found.add_file('{"outputs": {"x": ' + deep + "}}", "outputs.json")
+    assert found.error is not None and f"outputs.json is malformed: nested deeper than {MAX_NESTING}" in found.error
+    at_bound = "[" * (MAX_NESTING - 2) + "]" * (MAX_NESTING - 2)
+    assert collected('::{"outputs": {"x": ' + at_bound + "}}::").error is None
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert nesting('{"a": "[[[[{{{{", "b": ["\\"]", 1]}') == 2
+    assert collected('::{"outputs": {"x": "' + "[" * 100 + '"}}::').outputs == {"x": "[" * 100}
+
+
+def test_every_value_kept_passes_through_clean_from_lines_files_and_events() -> None:
+    def clean(value: object) -> object:
+        return json.loads(json.dumps(value).replace("hunter22", "***"))
+
+    found = Collected(clean=clean)
+    found.add_lines(['::{"outputs": {"pw": "hunter22", "hunter22": 1}}::'])
+    found.add_file(json.dumps({"metrics": [{"name": "hunter22", "value": 1, "tags": {"t": "hunter22"}}]}), "f")
+    assert found.outputs == {"pw": "***", "***": 1}
+    assert found.metrics == [{"name": "***", "type": "counter", "value": 1, "tags": {"t": "***"}}]
+    again = Collected.from_dict({"outputs": {"pw": "hunter22"}}, clean=clean)
+    assert again.outputs == {"pw": "***"}
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_a_pair_stays_one_character() -> None:
+    found = collected('::{"outputs": {"lone": "\\ud800", "\\udc00": "pair \\ud83d\\ude00"}}::')
+    assert found.outputs == {"lone": "\ufffd", "\ufffd": "pair \U0001f600"}
+    assert valid_text("a\ud800b") == "a\ufffdb"
