@@ -597,8 +597,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     self.hook.ensure_job_queue(queue, self.compute_environment_arn)
                 response = self.hook.submit_job(request)
         except BaseException:
-            if staged and self.delete and spec.bucket_path:
-                self._delete_inputs(spec.bucket_path, array)
+            if staged:
+                self._cleanup(spec.bucket_path, array)
             raise
         self.log.info("Submitted AWS Batch job %s (%s)%s", response["jobName"], response["jobId"],
                       f", an array of {array.size} children" if array else "")
@@ -756,11 +756,24 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         )))
 
     def _cleanup(self, bucket_path: str | None, array: array_spec.ArraySpec | None = None) -> None:
-        """``delete`` removes the staged inputs: this run's alone, never what XCom points to."""
-        if self.delete and bucket_path:
+        """``delete`` removes the staged inputs: this run's alone, never what XCom points to.
+
+        A failure here never replaces what happened to the job (its failure, exit codes and status are what
+        callbacks and retries need; after a success the outputs stay in the XCom): it is a warning.
+        """
+        if not (self.delete and bucket_path):
+            return
+        try:
             removed = self._delete_inputs(bucket_path, array)
-            if removed:
-                self.log.info("Deleted %d staged input file(s)", removed)
+        except Exception as exc:
+            self.log.warning(
+                "Could not delete the staged inputs under %s (%s); the job's outcome stands. Delete them "
+                "yourself, or give the task's credentials s3:ListBucket and s3:DeleteObject on the bucket "
+                "(delete=False keeps them on purpose)", bucket_path, redact(str(exc)),
+            )
+            return
+        if removed:
+            self.log.info("Deleted %d staged input file(s)", removed)
 
     def _delete_inputs(self, bucket_path: str, array: array_spec.ArraySpec | None) -> int:
         if array:
