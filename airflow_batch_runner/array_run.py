@@ -91,14 +91,15 @@ def read_children(
     job_id: str,
     bucket_path: str | None,
     array: ArraySpec,
-    timed_out: bool,
+    cut_short: str | None,
     logs_readable_at: float | None = None,
     read_last_lines: ReadLastLines | None = None,
 ) -> tuple[list[Child], ArrayOutcome, dict[int, list[str]]]:
     """Once, at the end: the children (ListJobs by arrayJobId), the failed ones' exit codes (DescribeJobs,
     100 a call), the first few failed ones' last log lines (once CloudWatch Logs has them: after
     ``logs_readable_at``, wall time, waiting at most MAX_LOGS_WAIT), and every child's outputs (one listing)."""
-    statuses = array_spec.STATUSES if timed_out else ("SUCCEEDED", "FAILED")
+    # Cut short, the children may not all have ended: every status is listed.
+    statuses = array_spec.STATUSES if cut_short else ("SUCCEEDED", "FAILED")
     children = {c.index: c for c in map(array_spec.child_from_summary, hook.list_array_children(job_id, statuses))}
     failed_ids = [f"{job_id}:{i}" for i, c in sorted(children.items()) if c.status != "SUCCEEDED"]
     for description in hook.describe_jobs(failed_ids).values():
@@ -112,7 +113,7 @@ def read_children(
             if index in children:
                 children[index] = replace(children[index], output_files=outputs)
     listed = sorted(children.values(), key=lambda c: c.index)
-    result = array_spec.judge(array, listed, timed_out)
+    result = array_spec.judge(array, listed, cut_short)
     read = read_last_lines or hook.last_log_lines
     shown = [c for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream]
     if shown and logs_readable_at:

@@ -335,7 +335,9 @@ class ArrayOutcome:
     counts: Mapping[str, int]
     failed: tuple[Child, ...]
     allowed: int
-    timed_out: bool = False
+    # Why the task ended the array before its end (killed, past its deadline, RUNNABLE too long): the task
+    # then fails whatever failures are allowed.
+    cut_short: str | None = None
 
     @property
     def succeeded(self) -> int:
@@ -347,16 +349,18 @@ class ArrayOutcome:
 
     @property
     def ok(self) -> bool:
-        return not self.timed_out and self.not_succeeded <= self.allowed
+        """Ran to its end, at least one child succeeded (an array none of whose children succeeded did
+        nothing, whatever ``allowed_failures`` says), and no more failed than allowed."""
+        return self.cut_short is None and self.succeeded >= 1 and self.not_succeeded <= self.allowed
 
 
-def judge(array: ArraySpec, children: Iterable[Child], timed_out: bool = False) -> ArrayOutcome:
+def judge(array: ArraySpec, children: Iterable[Child], cut_short: str | None = None) -> ArrayOutcome:
     listed = sorted(children, key=lambda c: c.index)
     counts = dict.fromkeys(STATUSES, 0)
     for child in listed:
         counts[child.status] = counts.get(child.status, 0) + 1
     failed = tuple(c for c in listed if c.status != "SUCCEEDED")
-    return ArrayOutcome(array.size, counts, failed, array.allowed, timed_out)
+    return ArrayOutcome(array.size, counts, failed, array.allowed, cut_short)
 
 
 def failure_report(result: ArrayOutcome, last_lines: Mapping[int, Sequence[str]]) -> str:
@@ -365,6 +369,8 @@ def failure_report(result: ArrayOutcome, last_lines: Mapping[int, Sequence[str]]
         f"{result.not_succeeded} of {result.size} children did not succeed "
         f"({result.succeeded} succeeded; allowed failures {result.allowed})."
     )
+    if result.cut_short is None and result.succeeded == 0 and result.not_succeeded <= result.allowed:
+        head += " No child succeeded: an array task needs at least one, whatever allowed_failures says."
     indexes = [c.index for c in result.failed]
     shown = ", ".join(map(str, indexes[:50])) + (f", ... ({len(indexes) - 50} more)" if len(indexes) > 50 else "")
     parts = [head, f"Failed indexes: {shown}."] if indexes else [head]

@@ -134,7 +134,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param array_input_files: one ``{name: content or s3:// URI}`` per child, staged into that child's
         working dir beside the shared ``input_files``; its length is the array's size.
     :param allowed_failures: children that may fail with the task still succeeding: a count, or a
-        fraction of the size (default 0).
+        fraction of the size (default 0). At least one child must succeed, and a task that ended the
+        array itself (killed, past its deadline, RUNNABLE too long) fails whatever is allowed.
     """
 
     aws_hook_class = BatchRunnerHook
@@ -729,20 +730,21 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self, state: outcome.JobState, verdict: outcome.Verdict, bucket_path: str | None, array: array_spec.ArraySpec
     ) -> dict[str, Any]:
         """The children once, at the end: the manifest in S3, the success rule, a small XCom."""
+        cut_short = self._cut_short(state, verdict)
         try:
             # CloudWatch Logs makes a child's last lines readable a little after its end.
             readable = (state.stopped_at / 1000 if state.stopped_at else time.time()) + ingestion_allowance()
             children, result, last_lines = array_run.read_children(
-                self.hook, state.job_id, bucket_path, array, verdict.timed_out, readable
+                self.hook, state.job_id, bucket_path, array, cut_short, readable
             )
             manifest_uri = array_run.write_manifest(self.hook, state.job_id, bucket_path, result, children)
         finally:
             self._cleanup(bucket_path, array)
         report = array_spec.failure_report(result, last_lines)
         if not result.ok:
-            limit = f"did not finish within {self._limit}; it was terminated. " if verdict.timed_out else ""
+            why = f"{cut_short}; it was terminated. " if cut_short else ""
             raise BatchJobFailed(
-                redact(f"AWS Batch array job {state.job_name} ({state.job_id}) {limit}ended {state.status}. {report}\n"
+                redact(f"AWS Batch array job {state.job_name} ({state.job_id}) {why}ended {state.status}. {report}\n"
                        f"Manifest: {manifest_uri}"),
                 job_id=state.job_id, status=state.status, exit_code=verdict.exit_code or 1,
                 container_exit_code=None, status_reason=redact_value(state.status_reason), timed_out=verdict.timed_out,
@@ -754,6 +756,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         return dict(redact_value(array_spec.xcom_result(
             state.job_id, state.job_name, state.status, bucket_path, manifest_uri, result, children
         )))
+
+    def _cut_short(self, state: outcome.JobState, verdict: outcome.Verdict) -> str | None:
+        """Why the task ended the job before its end, if it did: a kill, the deadline, RUNNABLE too long."""
+        if self._killed or state.status_reason == outcome.KILL_REASON:
+            return "the Airflow task was killed"
+        if verdict.stuck_for:
+            return f"it stayed RUNNABLE more than {verdict.stuck_for} (max_runnable_time)"
+        if verdict.timed_out:
+            return f"it did not finish within {self._limit}"
+        return None
 
     def _cleanup(self, bucket_path: str | None, array: array_spec.ArraySpec | None = None) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to.

@@ -209,6 +209,37 @@ def test_killing_the_task_ends_every_child(aws: AwsWorld, size: int) -> None:
         (dags_folder() / f"{name}.py").unlink(missing_ok=True)
 
 
+def test_a_killed_array_task_fails_whatever_failures_are_allowed(aws: AwsWorld) -> None:
+    # Airflow's SIGTERM handler runs on_kill and lets the task go on: its next poll sees the array FAILED
+    # with one child succeeded and one terminated, which allowed_failures=1.0 tolerates, yet a kill is a kill.
+    name = "array_killed_allowed"
+    array_dag(name, 2, allowed_failures=1.0, completion_check_interval=0.3,
+              commands=[COPY, '[ "$AWS_BATCH_JOB_ARRAY_INDEX" = 0 ] || sleep 300'])
+    proc = _start(name, FIRST_TRY)
+    try:
+        def one_done_one_running() -> dict[str, Any] | None:
+            for summary in _jobs(aws, name):
+                counts = parent_job(aws, summary["jobId"]).get("arrayProperties", {}).get("statusSummary", {})
+                if counts.get("SUCCEEDED") == 1 and counts.get("RUNNING") == 1:
+                    return summary
+            return None
+
+        _wait_until(one_done_one_running, 240)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=name, task_id="shell").one()
+        assert ti.state == "failed"
+    assert xcom_value(name, xcom_runs(name)[0], "shell") is None
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_a_retry_after_a_worker_crash_mid_array_reattaches_to_the_parent(aws: AwsWorld, size: int) -> None:
     name = f"array_resume_{size}"

@@ -130,9 +130,19 @@ def children(statuses: str) -> list[Child]:
 def test_the_success_rule_counts_failed_children_against_allowed_failures() -> None:
     assert array_spec.judge(ArraySpec(4, allowed_failures=1), children("SSFS")).ok
     assert not array_spec.judge(ArraySpec(4, allowed_failures=1), children("SFFS")).ok
-    assert not array_spec.judge(ArraySpec(4, allowed_failures=4), children("SSSS"), timed_out=True).ok
+    # Ended by the task (killed, deadline, RUNNABLE too long): a failure whatever is allowed.
+    for why in ("the Airflow task was killed", "it did not finish within 1 h"):
+        assert not array_spec.judge(ArraySpec(4, allowed_failures=4), children("SSSS"), cut_short=why).ok
     # A child the listing did not return (still running at a deadline) is not a success either.
     assert array_spec.judge(ArraySpec(4), children("SSS")).not_succeeded == 1
+
+
+def test_an_array_none_of_whose_children_succeeded_fails_whatever_failures_are_allowed() -> None:
+    for allowed in (2, 1.0, 5):
+        result = array_spec.judge(ArraySpec(2, allowed_failures=allowed), children("FF"))
+        assert not result.ok
+        assert "No child succeeded: an array task needs at least one" in array_spec.failure_report(result, {})
+    assert array_spec.judge(ArraySpec(2, allowed_failures=1.0), children("FS")).ok
 
 
 def test_the_report_lists_failed_indexes_and_details_the_first_few() -> None:
