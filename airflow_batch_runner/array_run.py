@@ -73,6 +73,16 @@ def followed_children_limit() -> int:
     return child_sampling.check_limit(value)
 
 
+def waiting_reason(hook: BatchRunnerHook, job_id: str) -> str | None:
+    """Why the array's children wait in RUNNABLE; None when it cannot be told (the reason is news for the
+    task log and the stuck limit's message, not worth failing the wait over)."""
+    try:
+        return hook.runnable_child_reason(job_id)
+    except Exception as exc:
+        log.warning("Could not read why the children of array job %s wait: %s", job_id, exc)
+        return None
+
+
 def sample_children(
     hook: BatchRunnerHook, job_id: str, sampler: child_sampling.ChildSampler
 ) -> tuple[list[str], dict[str, dict[str, Any]]]:

@@ -152,8 +152,8 @@ def decide(state: JobState, now: float, deadline: float | None, stuck_for: str |
         return Verdict(done=True, exit_code=exit_code_for(state.status))
     if deadline is not None and now >= deadline:
         return Verdict(done=True, exit_code=exit_code_for(state.status), timed_out=True)
-    if stuck_for is not None:
-        return Verdict(done=True, exit_code=exit_code_for(state.status), stuck_for=stuck_for)
+    if stuck_for is not None:  # RUNNABLE's code, also for an array whose parent is PENDING while its children wait
+        return Verdict(done=True, exit_code=EXIT_CODES["RUNNABLE"], stuck_for=stuck_for)
     return Verdict(done=False, exit_code=exit_code_for(state.status))
 
 

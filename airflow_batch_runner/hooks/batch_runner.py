@@ -353,6 +353,12 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
                 kwargs["nextToken"] = page["nextToken"]
         return children
 
+    def runnable_child_reason(self, array_job_id: str) -> str | None:
+        """Why one of an array job's RUNNABLE children waits (ListJobs by arrayJobId, one summary)."""
+        page = self.batch.list_jobs(arrayJobId=array_job_id, jobStatus="RUNNABLE", maxResults=1)
+        summaries = page["jobSummaryList"]
+        return summaries[0].get("statusReason") if summaries else None
+
     def running_array_children(
         self, array_job_id: str, enough: Callable[[list[dict[str, Any]]], bool], page_size: int = 100
     ) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from airflow_batch_runner.masking import (
 from airflow_batch_runner.operators.child_logs import ChildLogs
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
-from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
 from airflow_batch_runner.task_log import MainLines
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
@@ -645,10 +645,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 if state.log_stream != run.log_stream:
                     self._persist_logs_link(context, state.log_stream)
                 follower.follow(state.log_stream)
-            news, stuck = runnable.observe(state, time.time())
+            watched = state  # an array whose children all wait is watched as one RUNNABLE job
+            if run.array is not None and children_waiting(description):
+                watched = as_waiting(state, array_run.waiting_reason(self.hook, run.job_id))
+            news, stuck = runnable.observe(watched, time.time())
             if news:
                 self.log.info(news)
-            verdict = outcome.decide(state, time.time(), run.deadline,
+            verdict = outcome.decide(watched, time.time(), run.deadline,
                                      stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
             if verdict.done:
                 break
@@ -659,7 +662,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if verdict.timed_out:
             self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
         if verdict.stuck_for:
-            self.hook.terminate(run.job_id, stuck_reason(verdict.stuck_for, state.status_reason))
+            self.hook.terminate(run.job_id, stuck_reason(verdict.stuck_for, watched.status_reason))
         cut_short = verdict.timed_out or bool(verdict.stuck_for)
         problem = follower.finish(state.stopped_at, timed_out=cut_short)
         if problem is not None:

@@ -32,7 +32,7 @@ from airflow_batch_runner.outcome import (
     decide,
     job_state,
 )
-from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
 from airflow_batch_runner.task_log import MainLines, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
@@ -193,10 +193,14 @@ class BatchRunnerTrigger(BaseTrigger):
                     told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
                     self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
                                   "lines already shown above appear once more", self.job_id)
-                news, stuck = runnable.observe(state, time.time())
+                watched = state  # an array whose children all wait is watched as one RUNNABLE job
+                if state.array_size and children_waiting(update.description):
+                    watched = as_waiting(state, await asyncio.to_thread(
+                        array_run.waiting_reason, poller.hook, self.job_id))
+                news, stuck = runnable.observe(watched, time.time())
                 if news:
                     self.log.info(news)
-                verdict = decide(state, time.time(), self.deadline,
+                verdict = decide(watched, time.time(), self.deadline,
                                  stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
                 if not verdict.done:
                     if children is not None:
@@ -208,7 +212,7 @@ class BatchRunnerTrigger(BaseTrigger):
                 if verdict.stuck_for:
                     self.log.info("RUNNABLE past max_runnable_time: terminating AWS Batch job %s", self.job_id)
                     await asyncio.to_thread(poller.hook.terminate, self.job_id,
-                                            stuck_reason(verdict.stuck_for, state.status_reason))
+                                            stuck_reason(verdict.stuck_for, watched.status_reason))
                 ended = not (verdict.timed_out or verdict.stuck_for)
                 await self._read_last_lines(poller, watch, state.stopped_at if ended else None,
                                             wait_for_ingestion=ended, children=children)

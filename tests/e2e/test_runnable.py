@@ -56,3 +56,22 @@ def test_the_queue_the_runner_creates_cancels_jobs_aws_cannot_place(
         == {"MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": ("RUNNABLE", 600, "CANCEL"),
             "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT": ("RUNNABLE", 600, "CANCEL"),
             "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": ("RUNNABLE", 14400, "CANCEL")}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_an_array_whose_children_all_wait_is_reported_and_ended_at_max_runnable_time(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    # The parent stays PENDING while its children wait RUNNABLE: the reason and the limit come from them.
+    queue = queue_too_small(aws, f"small-array-{deferrable}")
+    dag_id = f"stuck_array_{deferrable}"
+    result = run_dag(task_dag(dag_id, commands=["true"], job_queue_arn=queue, deferrable=deferrable, array_size=2,
+                              allowed_failures=1.0, max_runnable_time=3, wait_until_completion=120,
+                              resources={"request": {"cpu": "2", "memory": "4096"}}), capsys)
+    assert result.state == "failed"
+    assert f"is still RUNNABLE: {REASON} - " in result.output or f"is RUNNABLE: {REASON} - " in result.output
+    assert "it stayed RUNNABLE more than 3 s (max_runnable_time); it was terminated." in result.output
+    assert "2 of 2 children did not succeed" in result.output
+    job = the_job(aws, dag_id, queue)
+    assert job["statusReason"].startswith(f"airflow-batch-runner: RUNNABLE for more than 3 s (max_runnable_time): "
+                                          f"{REASON}")

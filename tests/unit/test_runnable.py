@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from airflow_batch_runner.job_spec import QUEUE_TIME_LIMIT_ACTIONS
-from airflow_batch_runner.outcome import JobState, Verdict, failure_message
-from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
+from airflow_batch_runner.outcome import JobState, Verdict, decide, failure_message
+from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
 from tests.unit.test_job_spec import BATCH_MODEL
 from tests.unit.test_outcome import state
 
@@ -64,3 +64,28 @@ def test_the_runners_queue_cancels_what_aws_cannot_place_and_the_request_is_vali
         "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": 600, "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT": 600,
         "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": 14_400}
     assert all(600 <= a["maxTimeSeconds"] <= 86_400 and a["action"] == "CANCEL" for a in QUEUE_TIME_LIMIT_ACTIONS)
+
+
+def parent(status: str, **summary: int) -> dict[str, object]:
+    return {"jobId": "p", "status": status, "arrayProperties": {"size": 4, "statusSummary": summary}}
+
+
+def test_an_array_waits_when_children_are_runnable_and_none_is_placed() -> None:
+    assert children_waiting(parent("PENDING", RUNNABLE=4))
+    assert children_waiting(parent("PENDING", RUNNABLE=2, SUCCEEDED=1, FAILED=1))  # the rest cannot go on
+    assert not children_waiting(parent("PENDING", RUNNABLE=3, RUNNING=1))  # capacity is there: turns
+    assert not children_waiting(parent("PENDING", RUNNABLE=3, STARTING=1))
+    assert not children_waiting(parent("PENDING", PENDING=4))
+    assert not children_waiting(parent("FAILED", RUNNABLE=1))  # ended
+    assert not children_waiting({"jobId": "single", "status": "RUNNABLE"})
+
+
+def test_an_array_whose_children_wait_is_watched_and_limited_as_one_runnable_job() -> None:
+    pending = replace(state("PENDING"), status_reason=None, array_size=4)
+    waiting = as_waiting(pending, MISCONFIGURED)
+    watch = RunnableWatch(limit=3)
+    news, stuck = watch.observe(waiting, 0.0)
+    assert news is not None and news.endswith(f"is RUNNABLE: {MISCONFIGURED}") and not stuck
+    assert watch.observe(waiting, 3.0) == (None, True)
+    verdict = decide(waiting, 3.0, None, stuck_for="3 s")
+    assert verdict.done and verdict.exit_code == 3  # RUNNABLE's code, though the parent is PENDING
