@@ -14,10 +14,10 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
 
-from airflow_batch_runner import array_spec, child_sampling, job_spec, outcome, staging
+from airflow_batch_runner import array_spec, child_sampling, job_spec, outcome, results, staging
 from airflow_batch_runner.array_spec import ArrayOutcome, ArraySpec, Child
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
-from airflow_batch_runner.masking import redact
+from airflow_batch_runner.masking import redact, redact_value
 from airflow_batch_runner.triggers.log_reader import CONFIG_SECTION
 
 STAGING_THREADS = 8
@@ -119,9 +119,13 @@ def read_children(
                                   status_reason=state.status_reason or state.container_reason,
                                   log_stream=state.log_stream)
     if bucket_path:
-        for index, outputs in _outputs_by_child(hook, bucket_path).items():
+        outputs_by_child, wrote_results = _outputs_by_child(hook, bucket_path)
+        for index, outputs in outputs_by_child.items():
             if index in children:
                 children[index] = replace(children[index], output_files=outputs)
+        for index, collected in _results_by_child(hook, bucket_path, wrote_results & set(children)).items():
+            children[index] = replace(children[index], outputs=collected.outputs, metrics=collected.metrics,
+                                      results_error=collected.error)
     listed = sorted(children.values(), key=lambda c: c.index)
     result = array_spec.judge(array, listed, cut_short)
     read = read_last_lines or hook.last_log_lines
@@ -135,14 +139,34 @@ def read_children(
     return listed, result, last_lines
 
 
-def _outputs_by_child(hook: BatchRunnerHook, bucket_path: str) -> dict[int, dict[str, str]]:
+def _outputs_by_child(hook: BatchRunnerHook, bucket_path: str) -> tuple[dict[int, dict[str, str]], set[int]]:
+    """Each child's output files, and the children that wrote a ``$OUTPUTS_FILE``: one listing."""
     bucket, prefix = job_spec.bucket_and_key(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
     found: dict[int, dict[str, str]] = {}
+    wrote_results: set[int] = set()
     for key in hook.list_objects(f"{bucket_path}{array_spec.CHILDREN_PREFIX}"):
         parsed = array_spec.child_output(key[len(prefix):])
         if parsed:
             found.setdefault(parsed[0], {})[parsed[1]] = f"s3://{bucket}/{key}"
-    return found
+        elif (index := array_spec.child_results_file(key[len(prefix):])) is not None:
+            wrote_results.add(index)
+    return found, wrote_results
+
+
+def _results_by_child(hook: BatchRunnerHook, bucket_path: str, indexes: set[int]) -> dict[int, results.Collected]:
+    """The ``$OUTPUTS_FILE`` of each of these children, read as a single job's is (bounded, masked); one
+    GetObject each, only for the children that wrote one."""
+
+    def read(index: int) -> tuple[int, results.Collected]:
+        collected = results.Collected(clean=redact_value)
+        uri = f"{array_spec.child_prefix(bucket_path, index)}{job_spec.OUTPUTS_FILE_KEY}"
+        text = hook.read_text(uri, results.MAX_TOTAL_BYTES)
+        if text is not None:
+            collected.add_file(text, f"$OUTPUTS_FILE ({uri})")
+        return index, collected
+
+    with ThreadPoolExecutor(STAGING_THREADS) as pool:
+        return dict(pool.map(read, sorted(indexes)))
 
 
 def write_manifest(

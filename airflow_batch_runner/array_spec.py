@@ -160,6 +160,22 @@ def child_inputs_prefix(bucket_path: str, index: int) -> str:
     return f"{child_prefix(bucket_path, index)}{INPUTS_PREFIX}"
 
 
+def child_results_file(key_under_children: str) -> int | None:
+    """The index of the child whose ``$OUTPUTS_FILE`` this object under ``children/`` is; None otherwise."""
+    index, _, rest = key_under_children.partition("/")
+    return int(index) if index.isdigit() and rest == job_spec.OUTPUTS_FILE_KEY else None
+
+
+def results_problems(children: Sequence[Child]) -> str | None:
+    """A line for the task log naming the children whose ``$OUTPUTS_FILE`` could not be read, if any."""
+    bad = [c for c in children if c.results_error]
+    if not bad:
+        return None
+    shown = ", ".join(str(c.index) for c in bad[:SHOWN_FAILURES]) + (" ..." if len(bad) > SHOWN_FAILURES else "")
+    return (f"{len(bad)} of the children wrote a $OUTPUTS_FILE that could not be read (children {shown}); the manifest "
+            f"gives each one's results_error. Child {bad[0].index}: {bad[0].results_error}")
+
+
 def child_output(key_under_children: str) -> tuple[int, str] | None:
     """(index, output name) of an object under ``children/``; None for what is not an output."""
     index, _, rest = key_under_children.partition("/")
@@ -307,6 +323,10 @@ class Child:
     stopped_at: int | None = None
     log_stream: str | None = None
     output_files: Mapping[str, str] = field(default_factory=dict)
+    # What the child wrote to its $OUTPUTS_FILE (its result lines are not read: see the README).
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Sequence[Mapping[str, Any]] = ()
+    results_error: str | None = None
 
 
 def child_index(summary: Mapping[str, Any]) -> int:
@@ -405,6 +425,9 @@ def manifest(
                 "started_at": c.started_at,
                 "stopped_at": c.stopped_at,
                 "output_files": dict(sorted(c.output_files.items())),
+                "outputs": dict(c.outputs),
+                "metrics": [dict(m) for m in c.metrics],
+                "results_error": c.results_error,
             }
             for c in sorted(children, key=lambda c: c.index)
         ],

@@ -744,6 +744,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         finally:
             self._cleanup(bucket_path, array)
         report = array_spec.failure_report(result, last_lines)
+        if (problems := array_spec.results_problems(children)) is not None:
+            self.log.warning("%s", redact(problems))
         if not result.ok:
             why = f"{cut_short}; it was terminated. " if cut_short else ""
             raise BatchJobFailed(

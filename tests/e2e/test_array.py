@@ -62,6 +62,33 @@ def test_each_child_gets_shared_and_own_inputs_and_returns_its_outputs(
     assert staged_inputs(aws) == []  # delete: the shared and every child's staged inputs
 
 
+def test_each_childs_outputs_file_is_in_the_manifest_masked_and_never_in_the_xcom(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_ABR_CHILD_SECRET", "child-s3cret-value")
+    dag = task_dag("array_results", array_size=3, env={"SECRET": "{{ var.value.abr_child_secret }}"}, commands=[
+        'i=$AWS_BATCH_JOB_ARRAY_INDEX',
+        'case $i in'
+        ' 0) printf \'{"outputs": {"rows": 10, "token": "%s"}, "metrics": [{"name": "n", "value": 1}]}\' '
+        '"$SECRET" > "$OUTPUTS_FILE";;'
+        ' 1) echo "{not json" > "$OUTPUTS_FILE";;'
+        ' esac',
+        'echo \'::{"outputs": {"from_a_line": 1}}::\'',
+    ])
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-3000:]
+    xcom = result.xcom
+    assert xcom is not None
+    assert "rows" not in str(xcom) and "from_a_line" not in str(xcom)  # never all the children's in the XCom
+    children = {c["index"]: c for c in manifest(aws, xcom)["children"]}
+    assert children[0]["outputs"] == {"rows": 10, "token": "***"}
+    assert [m["name"] for m in children[0]["metrics"]] == ["n"] and children[0]["results_error"] is None
+    assert children[1]["outputs"] == {} and "is malformed" in children[1]["results_error"]
+    assert children[2]["outputs"] == {} and children[2]["results_error"] is None  # wrote none
+    assert "1 of the children wrote a $OUTPUTS_FILE that could not be read (children 1)" in result.output
+    assert "child-s3cret-value" not in aws.read(xcom["manifest"])
+
+
 def test_size_without_files_runs_children_that_read_their_index(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -218,3 +218,21 @@ def test_commands_that_fit_one_job_but_not_the_array_travel_as_a_staged_script()
     assert overrides_size(request) <= job_spec.MAX_OVERRIDES_CHARS
     assert "line 39" not in json.dumps(request)
     assert_valid_for_botocore("SubmitJob", request)
+
+
+def test_a_childs_results_file_is_told_apart_from_its_outputs() -> None:
+    assert array_spec.child_results_file(f"7/{job_spec.OUTPUTS_FILE_KEY}") == 7
+    assert array_spec.child_results_file(f"7/{job_spec.WORK_OUTPUT_PREFIX}{job_spec.OUTPUTS_FILE_KEY}") is None
+    assert array_spec.child_output(f"7/{job_spec.OUTPUTS_FILE_KEY}") is None
+    assert array_spec.child_results_file(f"x/{job_spec.OUTPUTS_FILE_KEY}") is None
+
+
+def test_children_whose_results_file_is_malformed_are_named_and_the_rest_are_not() -> None:
+    listed = [Child(0, "SUCCEEDED"), Child(1, "SUCCEEDED", results_error="$OUTPUTS_FILE is malformed: x"),
+              Child(2, "SUCCEEDED", outputs={"a": 1})]
+    problems = array_spec.results_problems(listed)
+    assert problems is not None and "1 of the children wrote" in problems and "(children 1)" in problems
+    assert problems.endswith("Child 1: $OUTPUTS_FILE is malformed: x")
+    assert array_spec.results_problems(listed[::2]) is None
+    entry = array_spec.manifest("id", BUCKET_PATH, array_spec.judge(ArraySpec(3), listed), listed)["children"][2]
+    assert (entry["outputs"], entry["metrics"], entry["results_error"]) == ({"a": 1}, [], None)
