@@ -13,7 +13,8 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -238,6 +239,65 @@ def check_relative_name(name: str, argument: str) -> str:
     if path.parts[0] == RUNNER_DIR:
         raise ValueError(f"{argument}: {name!r} is under {RUNNER_DIR}/, which the runner reserves; choose another name")
     return str(path)
+
+
+def check_input_files(files: Mapping[Any, Any], argument: str = "input_files") -> dict[str, str]:
+    """name -> content or ``s3://`` URI, each name normalised by ``check_relative_name``; two names of one file
+    (``a.txt`` and ``./a.txt``, ``a/`` and ``a``) are a ValueError naming both, never one silently dropped."""
+    checked: dict[str, str] = {}
+    given: dict[str, Any] = {}
+    for name, value in files.items():
+        path = check_relative_name(name, argument)
+        if not isinstance(value, str):
+            raise ValueError(f"{argument}[{name!r}] must be a string (content or s3:// URI); got {value!r}")
+        if path in given:
+            raise ValueError(
+                f"{argument}: {given[path]!r} and {name!r} name the same file {path!r} of the working dir; "
+                "give each file one name"
+            )
+        checked[path], given[path] = value, name
+    return checked
+
+
+def check_staged_names(shared: Mapping[str, Iterable[str]], children: Sequence[Iterable[str]] = ()) -> None:
+    """The files staged into one working dir, by the argument that names them (``input_files``,
+    ``project_files``; names normalised): no file named twice, and no file where another name needs a folder
+    (``a`` and ``a/b.txt``). Each array child's own names (``array_input_files[i]``) are checked against the
+    shared ones: a child's file would silently replace a shared file of the same name."""
+    files: dict[str, str] = {}  # name -> the argument that stages it
+    folders: dict[str, str] = {}  # folder -> the argument of a file in it
+    for argument, names in shared.items():
+        for name in names:
+            _stage_one(name, argument, files, folders)
+    for index, names in enumerate(children):
+        child_files: ChainMap[str, str] = ChainMap({}, files)
+        child_folders: ChainMap[str, str] = ChainMap({}, folders)
+        for name in names:
+            _stage_one(name, f"array_input_files[{index}]", child_files, child_folders)
+
+
+def _stage_one(name: str, argument: str, files: MutableMapping[str, str], folders: MutableMapping[str, str]) -> None:
+    if name in files:
+        raise ValueError(
+            f"{argument}: {name!r} is also a file of {files[name]}, staged to the same place in the working dir: "
+            "one would silently replace the other. Rename one of them"
+        )
+    if name in folders:
+        raise ValueError(
+            f"{argument}: {name!r} is a file where {folders[name]} puts a folder of files in the working dir; "
+            "rename one of them"
+        )
+    parts = PurePosixPath(name).parts
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    for parent in parents:
+        if parent in files:
+            raise ValueError(
+                f"{argument}: {name!r} needs a folder {parent!r} in the working dir, where {files[parent]} puts a "
+                "file; rename one of them"
+            )
+    files[name] = argument
+    for parent in parents:
+        folders.setdefault(parent, argument)
 
 
 def check_env(env: Any) -> dict[str, str]:

@@ -358,10 +358,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             )
 
     def _checked_names(self) -> tuple[dict[str, str], tuple[str, ...]]:
-        inputs = {job_spec.check_relative_name(name, "input_files"): value for name, value in self.input_files.items()}
-        for name, value in inputs.items():
-            if not isinstance(value, str):
-                raise ValueError(f"input_files[{name!r}] must be a string (content or s3:// URI); got {value!r}")
+        inputs = job_spec.check_input_files(self.input_files)
         outputs = tuple(job_spec.check_relative_name(name, "output_files") for name in self.output_files)
         return inputs, outputs
 
@@ -412,6 +409,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if array:
             array_run.followed_children_limit()  # a bad [batch_runner] array_log_children fails here, not later
         project = self._project_file_paths()
+        job_spec.check_staged_names({"input_files": inputs, "project_files": project},
+                                    array.child_inputs if array else ())
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
         )
