@@ -279,6 +279,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         for kestra, airflow_name in job_spec.TEMPLATE_ALIASES.items():
             variables[kestra] = variables[airflow_name]
         context.update(variables)  # type: ignore[typeddict-item]
+        for name in ("input_files", "array_input_files"):  # file names written in the DAG are templates too
+            setattr(self, name, arguments.render_names(
+                getattr(self, name), lambda text: self.render_template(text, context, jinja_env), seen_oids))
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         mask_credentials(getattr(self, name) for name in CREDENTIAL_FIELDS)
 
