@@ -58,7 +58,8 @@ QUEUE_TIME_LIMIT_ACTIONS: tuple[dict[str, Any], ...] = (
      "action": "CANCEL"},
 )
 MAX_SCHEDULING_PRIORITY = 9999
-SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_]{1,255}")
+# SubmitJob's shareIdentifier: "limited to 255 alphanumeric characters, and can be followed by an asterisk (*)".
+SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9]{1,255}\*?")
 SPOT_RETRY_RULES: tuple[dict[str, str], ...] = (
     {"onStatusReason": "Host EC2*", "action": "RETRY"},
     {"onStatusReason": "Your Spot Task was interrupted*", "action": "RETRY"},
@@ -366,7 +367,10 @@ def check_fair_share(
                          f"got {scheduling_priority!r}")
     if share_identifier is not None and not (isinstance(share_identifier, str)
                                              and SHARE_IDENTIFIER_RE.fullmatch(share_identifier)):
-        raise ValueError(f"share_identifier must be 1-255 letters, digits or underscores; got {share_identifier!r}")
+        raise ValueError(
+            f"share_identifier {share_identifier!r} is not one AWS Batch accepts: 1 to 255 letters and digits only "
+            "(no '_', '-', space or other character), optionally followed by '*'; e.g. 'teamA'"
+        )
     if scheduling_policy_arn and not share_identifier:
         raise ValueError(
             f"the job queue has the fair-share scheduling policy {scheduling_policy_arn}: AWS Batch requires a "

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_failures import mutations, task_dag
+from tests.e2e.test_options import fair_share_queue
 
 
 @pytest.mark.parametrize(
@@ -28,4 +29,16 @@ def test_two_names_for_one_file_fail_before_anything_is_created(
     result = run_dag(task_dag("one_name_per_file", **{"commands": ["true"], **kwargs}), capsys)
     assert result.state == "failed"
     assert re.search(message, result.output), result.output[-2000:]
+    assert mutations(aws) == before
+
+
+def test_a_share_identifier_aws_refuses_fails_naming_it_before_anything_is_created(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue = fair_share_queue(aws, "fair-underscore")
+    before = mutations(aws)
+    result = run_dag(task_dag("share_underscore", bucket=None, commands=["true"], job_queue_arn=queue,
+                              share_identifier="team_A"), capsys)
+    assert result.state == "failed"
+    assert "share_identifier 'team_A' is not one AWS Batch accepts: 1 to 255 letters and digits only" in result.output
     assert mutations(aws) == before

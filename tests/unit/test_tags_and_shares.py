@@ -63,7 +63,11 @@ def test_a_fair_share_job_carries_its_share_and_priority() -> None:
         (None, None, POLICY, "requires a share_identifier"),
         ("blue", None, None, "need a fair-share queue"),
         (None, 5, None, "need a fair-share queue"),
-        ("blue*", None, POLICY, "share_identifier must be 1-255 letters"),
+        ("team_A", None, POLICY, r"share_identifier 'team_A' is not one AWS Batch accepts: 1 to 255 letters and "
+                                 r"digits only \(no '_', '-'"),
+        ("team-a", None, POLICY, "share_identifier 'team-a' is not one AWS Batch accepts"),
+        ("blue**", None, POLICY, "share_identifier 'blue\\*\\*' is not one AWS Batch accepts"),
+        ("a" * 256, None, POLICY, "is not one AWS Batch accepts"),
         ("blue", 10000, POLICY, "scheduling_priority must be a whole number from 0 to 9999"),
         ("blue", -1, POLICY, "scheduling_priority must be a whole number"),
     ],
@@ -72,3 +76,8 @@ def test_fair_share_arguments_must_fit_the_queue(share: Any, priority: Any, poli
     with pytest.raises(ValueError, match=message):
         check_fair_share(share, priority, policy)
     check_fair_share(None, None, None)
+
+
+@pytest.mark.parametrize("share", ["blue", "teamA1", "blue*", "a" * 255])
+def test_share_identifiers_aws_accepts_are_accepted(share: str) -> None:
+    check_fair_share(share, None, POLICY)
