@@ -690,20 +690,18 @@ def fit_to_limits(
     def single(candidate: JobSpec) -> Mapping[str, Any]:
         return build_submit_request(candidate, identity, job_queue, attempt_duration_seconds)
 
+    def overrides(candidate: JobSpec) -> int:
+        return len(json.dumps((build or single)(candidate)["ecsPropertiesOverride"]))
+
     def fits(candidate: JobSpec) -> bool:
         request = (build or single)(candidate)
-        overrides = len(json.dumps(request["ecsPropertiesOverride"]))
-        return overrides <= MAX_OVERRIDES_CHARS and json_size(request) <= MAX_SUBMIT_JOB_BYTES
+        return len(json.dumps(request["ecsPropertiesOverride"])) <= MAX_OVERRIDES_CHARS and \
+            json_size(request) <= MAX_SUBMIT_JOB_BYTES
 
     if fits(spec):
         return spec
     if not fits(replace(spec, commands=("true",))):
-        env_size = len(json.dumps(job_environment(spec)))
-        raise ValueError(
-            f"env: the environment takes {env_size} characters of the SubmitJob request, more than AWS accepts "
-            f"(at most {MAX_OVERRIDES_CHARS} characters of container overrides, {MAX_SUBMIT_JOB_BYTES // 1024} KiB "
-            "per request); pass large values as input_files instead"
-        )
+        raise ValueError(_what_does_not_fit(replace(spec, commands=("true",)), overrides, fits))
     if spec.bucket_path is None:
         raise ValueError(
             f"commands: {sum(len(c) for c in spec.commands)} characters of commands do not fit in the SubmitJob "
@@ -712,11 +710,36 @@ def fit_to_limits(
         )
     staged = replace(spec, staged_commands=True, has_inputs=True)
     if not fits(staged):
-        raise ValueError(
-            "env: the environment and the output_files patterns leave no room in the SubmitJob request "
-            f"(at most {MAX_OVERRIDES_CHARS} characters of overrides); make them smaller"
-        )
+        raise ValueError(_what_does_not_fit(staged, overrides, fits))
     return staged
+
+
+def _what_does_not_fit(
+    spec: JobSpec, overrides: Callable[[JobSpec], int], fits: Callable[[JobSpec], bool]
+) -> str:
+    """The message for a spec whose commands take no room and still does not fit: what takes the room (the
+    environment, the declared output names, or both: each with its share of the container overrides) and the fix."""
+    total = overrides(spec)
+    env_share = total - overrides(replace(spec, env={}))
+    names = len(spec.output_patterns)
+    outputs_share = total - overrides(replace(spec, output_patterns=()))
+    of = f"of the {total} characters of the job's container overrides"
+    limit = f"ECS starts a job with at most {MAX_OVERRIDES_CHARS} (JSON included)"
+    env_fix = "pass large values as input_files instead"
+    outputs_fix = (
+        "declare fewer names: a folder ('results', collected with everything in it), a glob ('out_*.csv'), or "
+        "write the files to {{ output_dir }}, which is collected whole"
+    )
+    without_env = env_share == 0 or fits(replace(spec, env={}))
+    without_outputs = outputs_share == 0 or fits(replace(spec, output_patterns=()))
+    if outputs_share == 0 or (without_env and not without_outputs):
+        return f"env: the environment takes {env_share} {of}; {limit}. Nothing else is that big: {env_fix}"
+    if env_share == 0 or (without_outputs and not without_env):
+        return (f"output_files: the {names} declared names take {outputs_share} {of} (the main container checks "
+                f"each, the outputs sidecar collects each); {limit}. Nothing else is that big: {outputs_fix}")
+    return (f"env and output_files: the environment takes {env_share} and the {names} declared output names "
+            f"{outputs_share} {of}; {limit}. Make {'either' if without_env else 'both'} smaller: {env_fix}, "
+            f"{'or' if without_env else 'and'} {outputs_fix}")
 
 
 def queue_name_for(compute_environment_arn: str) -> str:

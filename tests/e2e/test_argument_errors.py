@@ -20,13 +20,15 @@ from tests.e2e.test_options import fair_share_queue
          "input_files: 'a.txt' and './a.txt' name the same file 'a.txt'"),
         ({"input_files": {"data.csv": "shared"}, "array_input_files": [{"own.csv": "0"}, {"data.csv": "1"}]},
          r"array_input_files\[1\]: 'data.csv' is also a file of input_files"),
+        ({"output_files": [f"results/part_{i:04d}_of_the_run.csv" for i in range(300)]},
+         r"output_files: the 300 declared names take \d+ of the \d+ characters .* a glob \('out_\*\.csv'\)"),
     ],
 )
-def test_two_names_for_one_file_fail_before_anything_is_created(
+def test_refused_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str,
 ) -> None:
     before = mutations(aws)
-    result = run_dag(task_dag("one_name_per_file", **{"commands": ["true"], **kwargs}), capsys)
+    result = run_dag(task_dag("refused_arguments", **{"commands": ["true"], **kwargs}), capsys)
     assert result.state == "failed"
     assert re.search(message, result.output), result.output[-2000:]
     assert mutations(aws) == before
