@@ -46,6 +46,13 @@ MIN_ATTEMPT_SECONDS = 60
 # (the instance is gone: "Host EC2 (instance i-...) terminated.") and Fargate Spot ("Your Spot Task was
 # interrupted."); any other end exits. The first matching rule wins.
 MAX_ATTEMPTS = 10
+# RetryStrategy's evaluateOnExit: at most 5 rules; each pattern at most 512 characters: onStatusReason and onReason
+# "letters, numbers, periods (.), colons (:), and white space", onExitCode "only numbers", each may end with *.
+MAX_EVALUATE_ON_EXIT = 5
+MAX_EXIT_PATTERN = 512
+_REASON_PATTERN = re.compile(r"[A-Za-z0-9.:\s]*\*?")
+EXIT_RULE_PATTERNS = {"onStatusReason": _REASON_PATTERN, "onReason": _REASON_PATTERN,
+                      "onExitCode": re.compile(r"[0-9]*\*?")}
 MAX_TAGS = 50
 # The queue the runner creates cancels jobs AWS Batch cannot place, even with Airflow gone: after 10 minutes
 # (AWS's least) for a misconfiguration, which never resolves itself, after 4 hours for missing capacity.
@@ -391,16 +398,62 @@ def retry_strategy_for(spot_retries: int, retry_strategy: Mapping[str, Any] | No
     if retry_strategy is not None:
         if spot_retries:
             raise ValueError("give spot_retries or retry_strategy, not both: retry_strategy replaces the Spot rules")
-        if not isinstance(retry_strategy, Mapping) or not retry_strategy:
-            raise ValueError(
-                'retry_strategy is AWS Batch\'s RetryStrategy, e.g. {"attempts": 3, "evaluateOnExit": '
-                '[{"onExitCode": "137", "action": "RETRY"}, {"onReason": "*", "action": "EXIT"}]}; '
-                f"got {retry_strategy!r}"
-            )
-        return dict(retry_strategy)
+        return check_retry_strategy(retry_strategy)
     if not spot_retries:
         return None
     return {"attempts": spot_retries + 1, "evaluateOnExit": [dict(rule) for rule in SPOT_RETRY_RULES]}
+
+
+def check_retry_strategy(strategy: Any) -> dict[str, Any]:
+    """AWS Batch's RetryStrategy within its documented bounds (API reference: RetryStrategy, EvaluateOnExit), so
+    that SubmitJob cannot refuse it after something was created: ``attempts`` 1-10; at most 5 ``evaluateOnExit``
+    rules, each an ``action`` RETRY or EXIT (any case) and optional patterns of at most 512 characters:
+    ``onStatusReason`` and ``onReason`` letters, digits, periods, colons and white space, ``onExitCode`` digits,
+    each optionally ending with ``*``."""
+    example = ('e.g. {"attempts": 3, "evaluateOnExit": [{"onExitCode": "137", "action": "RETRY"}, '
+               '{"onReason": "*", "action": "EXIT"}]}')
+    if not isinstance(strategy, Mapping) or not strategy:
+        raise ValueError(f"retry_strategy is AWS Batch's RetryStrategy, a dict, {example}; got {strategy!r}")
+    unknown = sorted(str(key) for key in strategy if key not in ("attempts", "evaluateOnExit"))
+    if unknown:
+        raise ValueError(f"retry_strategy has no field {unknown[0]!r}: AWS Batch's RetryStrategy has attempts and "
+                         f"evaluateOnExit, {example}")
+    attempts = strategy.get("attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"retry_strategy: attempts must be a whole number from 1 to {MAX_ATTEMPTS} (AWS Batch's "
+                         f"bounds; it is required with evaluateOnExit); got {attempts!r}")
+    rules = strategy.get("evaluateOnExit")
+    if rules is None:
+        return dict(strategy)
+    if isinstance(rules, (str, bytes, Mapping)) or not isinstance(rules, Sequence) or \
+            len(rules) > MAX_EVALUATE_ON_EXIT:
+        raise ValueError(f"retry_strategy: evaluateOnExit must be a list of at most {MAX_EVALUATE_ON_EXIT} rules "
+                         f"(AWS Batch's limit; the first that matches decides); got {rules!r}")
+    return {**strategy, "evaluateOnExit": [_check_exit_rule(index, rule) for index, rule in enumerate(rules)]}
+
+
+def _check_exit_rule(index: int, rule: Any) -> dict[str, Any]:
+    where = f"retry_strategy: evaluateOnExit[{index}]"
+    if not isinstance(rule, Mapping):
+        raise ValueError(f'{where} must be a dict such as {{"onExitCode": "137", "action": "RETRY"}}; got {rule!r}')
+    unknown = sorted(str(key) for key in rule if key not in ("action", *EXIT_RULE_PATTERNS))
+    if unknown:
+        raise ValueError(f"{where} has no field {unknown[0]!r}; AWS Batch's fields are action, "
+                         f"{', '.join(EXIT_RULE_PATTERNS)}")
+    action = rule.get("action")
+    if not isinstance(action, str) or action.upper() not in ("RETRY", "EXIT"):
+        raise ValueError(f"{where}: action must be RETRY or EXIT (any case); got {action!r}")
+    for name, allowed in EXIT_RULE_PATTERNS.items():
+        pattern = rule.get(name)
+        if pattern is None:
+            continue
+        if not isinstance(pattern, str) or len(pattern) > MAX_EXIT_PATTERN or not allowed.fullmatch(pattern):
+            kind = "digits" if name == "onExitCode" else "letters, digits, periods, colons and white space"
+            raise ValueError(
+                f"{where}: {name} {pattern!r} is not a pattern AWS Batch accepts: at most {MAX_EXIT_PATTERN} "
+                f"characters of {kind}, optionally ending with * (which matches any rest)"
+            )
+    return dict(rule)
 
 
 def check_image(image: str, argument: str = "container_image") -> str:

@@ -218,8 +218,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.scheduling_priority = scheduling_priority
         self._scheduling_policy: str | None = None
         self.spot_retries = spot_retries
-        self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self._retry_strategy = job_spec.retry_strategy_for(spot_retries, retry_strategy)
+        self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self.sidecar_image = sidecar_image
         self.sidecar_resources = dict(sidecar_resources) if sidecar_resources is not None else None
         self._sidecar_resources = (

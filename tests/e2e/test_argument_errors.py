@@ -44,3 +44,23 @@ def test_a_share_identifier_aws_refuses_fails_naming_it_before_anything_is_creat
     assert result.state == "failed"
     assert "share_identifier 'team_A' is not one AWS Batch accepts: 1 to 255 letters and digits only" in result.output
     assert mutations(aws) == before
+
+
+@pytest.mark.parametrize(
+    ("retry_strategy", "message"),
+    [
+        ({"attempts": 11}, "retry_strategy: attempts must be a whole number from 1 to 10"),
+        ("x", "retry_strategy is AWS Batch's RetryStrategy, a dict"),
+        ({"attempts": 2, "evaluateOnExit": [{"onExitCode": "1", "action": "RETRY"}] * 6},
+         "retry_strategy: evaluateOnExit must be a list of at most 5 rules"),
+        ({"attempts": 2, "evaluateOnExit": [{"onReason": "Out-of-memory*", "action": "RETRY"}]},
+         r"retry_strategy: evaluateOnExit\[0\]: onReason 'Out-of-memory\*' is not a pattern AWS Batch accepts"),
+    ],
+)
+def test_a_retry_strategy_aws_refuses_fails_when_the_dag_is_parsed(
+    aws: AwsWorld, retry_strategy: Any, message: str
+) -> None:
+    before = mutations(aws)
+    with pytest.raises(ValueError, match=message):
+        task_dag("bad_retry_strategy", commands=["true"], retry_strategy=retry_strategy)
+    assert mutations(aws) == before
