@@ -54,6 +54,8 @@ _REASON_PATTERN = re.compile(r"[A-Za-z0-9.:\s]*\*?")
 EXIT_RULE_PATTERNS = {"onStatusReason": _REASON_PATTERN, "onReason": _REASON_PATTERN,
                       "onExitCode": re.compile(r"[0-9]*\*?")}
 MAX_TAGS = 50
+# The tags of the job definitions the runner registers (a job that propagates its tags carries them too).
+DEFINITION_TAGS: Mapping[str, str] = {"airflow:managed-by": "airflow-batch-runner"}
 # The queue the runner creates cancels jobs AWS Batch cannot place, even with Airflow gone: after 10 minutes
 # (AWS's least) for a misconfiguration, which never resolves itself, after 4 hours for missing capacity.
 QUEUE_TIME_LIMIT_ACTIONS: tuple[dict[str, Any], ...] = (
@@ -338,9 +340,11 @@ def check_env(env: Any) -> dict[str, str]:
     return checked
 
 
-def check_tags(tags: Any, ours: Mapping[str, str]) -> dict[str, str]:
+def check_tags(tags: Any, ours: Mapping[str, str], propagated: Mapping[str, str] | None = None) -> dict[str, str]:
     """The user's job tags as AWS takes them: at most MAX_TAGS with ours, keys of 1-128 and values of at most
-    256 characters, no ``aws:`` key. Our own keys are ours (dropped from the user's, with ours winning)."""
+    256 characters, no ``aws:`` key. Our own keys are ours (dropped from the user's, with ours winning).
+    ``propagated``: the job definition's tags, when the job propagates its tags to its ECS task: AWS then adds
+    them, and fails the job (FAILED, after submission) when the job's and the definition's exceed MAX_TAGS."""
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
@@ -353,10 +357,18 @@ def check_tags(tags: Any, ours: Mapping[str, str]) -> dict[str, str]:
             raise ValueError(f"tags[{key!r}] must be a string of at most 256 characters; got {value!r}")
         checked[key] = value
     total = len(set(checked) | set(ours))
-    if total > MAX_TAGS:
+    added = set(propagated or {}) - set(checked) - set(ours)
+    if total > MAX_TAGS and not added:
         raise ValueError(
             f"tags: AWS allows {MAX_TAGS} tags on a job and the runner sets {len(ours)}; "
             f"give at most {MAX_TAGS - len(ours)} of your own (got {len(checked)})"
+        )
+    if total + len(added) > MAX_TAGS:
+        raise ValueError(
+            f"tags: with propagate_tags=True AWS Batch copies the job's tags and its job definition's "
+            f"({', '.join(sorted(added))}) to the ECS task, and fails a job with more than {MAX_TAGS} of them in all; "
+            f"the runner sets {len(ours)} on the job and {len(added)} on the definition: give at most "
+            f"{MAX_TAGS - len(ours) - len(added)} of your own (got {len(checked)}), or pass propagate_tags=False"
         )
     return checked
 
@@ -574,7 +586,7 @@ def build_job_definition(spec: JobSpec) -> dict[str, Any]:
         container["resourceRequirements"] = requirements(shares[container["name"]])
         container["logConfiguration"] = log_configuration(name, spec.region)
         container["command"] = ["--version"] if container["name"] != MAIN else ["/bin/sh", "-c", "true"]
-    return {"jobDefinitionName": name, **body, "tags": {"airflow:managed-by": "airflow-batch-runner"}}
+    return {"jobDefinitionName": name, **body, "tags": dict(DEFINITION_TAGS)}
 
 
 # After the user's commands: declared outputs that are missing fail the container, naming each; a

@@ -20,6 +20,9 @@ from tests.e2e.test_options import fair_share_queue
          "input_files: 'a.txt' and './a.txt' name the same file 'a.txt'"),
         ({"input_files": {"data.csv": "shared"}, "array_input_files": [{"own.csv": "0"}, {"data.csv": "1"}]},
          r"array_input_files\[1\]: 'data.csv' is also a file of input_files"),
+        ({"tags": {f"team-{i}": "x" for i in range(44)}},
+         r"tags: with propagate_tags=True AWS Batch copies .* give at most 43 of your own \(got 44\), or pass "
+         "propagate_tags=False"),
         ({"output_files": [f"results/part_{i:04d}_of_the_run.csv" for i in range(300)]},
          r"output_files: the 300 declared names take \d+ of the \d+ characters .* a glob \('out_\*\.csv'\)"),
     ],
@@ -64,3 +67,14 @@ def test_a_retry_strategy_aws_refuses_fails_when_the_dag_is_parsed(
     with pytest.raises(ValueError, match=message):
         task_dag("bad_retry_strategy", commands=["true"], retry_strategy=retry_strategy)
     assert mutations(aws) == before
+
+
+def test_44_tags_of_ones_own_fit_a_job_that_does_not_propagate_them(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tags = {f"team-{i}": "x" for i in range(44)}
+    result = run_dag(task_dag("tags_kept", bucket=None, commands=["true"], tags=tags, propagate_tags=False), capsys)
+    assert result.state == "success", result.output[-2000:]
+    assert result.xcom is not None
+    job = aws.client("batch").describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]
+    assert len(job["tags"]) == 50 and job["propagateTags"] is False
