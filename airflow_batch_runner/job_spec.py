@@ -814,6 +814,12 @@ def queue_name_for(compute_environment_arn: str) -> str:
     return f"{DEFINITION_PREFIX}-{SLUG_RE.sub('-', ce_name)[:80]}-{digest}"
 
 
+def is_s3_uri(value: str) -> bool:
+    """An input file's value that names an object to copy: ``s3://...`` on one line. Anything else, a value with a
+    line break included (a text that starts with ``s3://``), is the file's content."""
+    return value.startswith("s3://") and "\n" not in value and "\r" not in value
+
+
 def bucket_and_key(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise ValueError(f"{uri!r} is not an s3:// URI")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_batch_runner import array_spec
-from airflow_batch_runner.job_spec import check_input_files, check_staged_names
+from airflow_batch_runner.job_spec import check_input_files, check_staged_names, is_s3_uri
 
 
 def test_input_files_are_normalised_names_to_values():
@@ -66,3 +66,16 @@ def test_a_child_folder_over_a_shared_file_is_refused():
 def test_array_input_files_refuse_two_names_of_one_file_in_a_child():
     with pytest.raises(ValueError, match=r"^array_input_files\[1\]: 'a.txt' and './a.txt' name the same file"):
         array_spec.resolve(None, [{"a.txt": "1"}, {"a.txt": "2", "./a.txt": "3"}], 0)
+
+
+@pytest.mark.parametrize(("value", "uri"), [
+    ("s3://bucket/key.csv", True),
+    ("s3://bucket/a folder/key with spaces.csv", True),
+    ("s3://bucket/key.csv\n", False),  # a file whose content happens to be a URI, with its newline
+    ("s3://bucket/key.csv is where\nthe data lives", False),
+    ("s3://bucket/key\r\n", False),
+    ("see s3://bucket/key", False),
+    ("", False),
+])
+def test_an_input_value_is_a_uri_only_on_one_line(value: str, uri: bool) -> None:
+    assert is_s3_uri(value) is uri
