@@ -10,7 +10,7 @@ created in AWS, with the same errors naming the argument.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 JINJA_MARKERS = ("{{", "{%")
@@ -51,9 +51,13 @@ def as_list(value: Any, argument: str, item: str) -> list[Any]:
 
 
 def as_mapping(value: Any, argument: str, shape: str) -> dict[Any, Any]:
-    """A mapping; None is empty. A string here is a template that rendered to text, not to a mapping."""
+    """A mapping; None is empty. A string here is a template that rendered to text, not to a mapping.
+    A dict is kept as the same object: Airflow knows a mapped task's values from XCom by their identity, and
+    renders them only if they lose it."""
     if value is None:
         return {}
+    if type(value) is dict:
+        return value
     if isinstance(value, Mapping):
         return dict(value)
     hint = ""
@@ -83,6 +87,19 @@ def env(value: Any) -> dict[Any, Any]:
 
 def tags(value: Any) -> dict[Any, Any]:
     return as_mapping(value, "tags", "tag key to value")
+
+
+def render_names(value: Any, render: Callable[[str], Any], resolved: Collection[int]) -> Any:
+    """``input_files`` or ``array_input_files`` with the Jinja in the names of files rendered, as Airflow renders
+    their contents: the keys of a dict written in the DAG (or of each dict of a list). A value Airflow resolved
+    from XCom (its id in ``resolved``, a mapped task's) is used as it is, names and all."""
+    if id(value) in resolved:
+        return value
+    if type(value) is dict:
+        return {render(name) if is_template(name) else name: content for name, content in value.items()}
+    if type(value) is list:
+        return [render_names(item, render, resolved) for item in value]
+    return value
 
 
 def at_construction(value: Any, shape: Any, *, templates_later: bool = False) -> Any:

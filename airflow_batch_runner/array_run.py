@@ -32,7 +32,7 @@ def stage_child_inputs(hook: BatchRunnerHook, bucket_path: str, array: ArraySpec
     def stage(item: tuple[int, str, str]) -> None:
         index, name, value = item
         target = f"{array_spec.child_inputs_prefix(bucket_path, index)}{name}"
-        if value.startswith("s3://"):
+        if job_spec.is_s3_uri(value):
             try:
                 hook.copy(value, target)
             except NotFound as exc:

@@ -118,14 +118,7 @@ def _check_child_files(index: int, item: Any) -> dict[str, str]:
     if not isinstance(item, Mapping):
         raise ValueError(f"array_input_files[{index}] must be a mapping of file name to content or s3:// URI; "
                          f"got {item!r}")
-    out = {}
-    for name, value in item.items():
-        checked = job_spec.check_relative_name(name, f"array_input_files[{index}]")
-        if not isinstance(value, str):
-            raise ValueError(f"array_input_files[{index}][{name!r}] must be a string (content or s3:// URI); "
-                             f"got {value!r}")
-        out[checked] = value
-    return out
+    return job_spec.check_input_files(item, f"array_input_files[{index}]")
 
 
 def _check_size(array_size: Any, child_inputs: tuple[Mapping[str, str], ...]) -> int:

@@ -13,7 +13,8 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -45,7 +46,16 @@ MIN_ATTEMPT_SECONDS = 60
 # (the instance is gone: "Host EC2 (instance i-...) terminated.") and Fargate Spot ("Your Spot Task was
 # interrupted."); any other end exits. The first matching rule wins.
 MAX_ATTEMPTS = 10
+# RetryStrategy's evaluateOnExit: at most 5 rules; each pattern at most 512 characters: onStatusReason and onReason
+# "letters, numbers, periods (.), colons (:), and white space", onExitCode "only numbers", each may end with *.
+MAX_EVALUATE_ON_EXIT = 5
+MAX_EXIT_PATTERN = 512
+_REASON_PATTERN = re.compile(r"[A-Za-z0-9.:\s]*\*?")
+EXIT_RULE_PATTERNS = {"onStatusReason": _REASON_PATTERN, "onReason": _REASON_PATTERN,
+                      "onExitCode": re.compile(r"[0-9]*\*?")}
 MAX_TAGS = 50
+# The tags of the job definitions the runner registers (a job that propagates its tags carries them too).
+DEFINITION_TAGS: Mapping[str, str] = {"airflow:managed-by": "airflow-batch-runner"}
 # The queue the runner creates cancels jobs AWS Batch cannot place, even with Airflow gone: after 10 minutes
 # (AWS's least) for a misconfiguration, which never resolves itself, after 4 hours for missing capacity.
 QUEUE_TIME_LIMIT_ACTIONS: tuple[dict[str, Any], ...] = (
@@ -57,7 +67,8 @@ QUEUE_TIME_LIMIT_ACTIONS: tuple[dict[str, Any], ...] = (
      "action": "CANCEL"},
 )
 MAX_SCHEDULING_PRIORITY = 9999
-SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_]{1,255}")
+# SubmitJob's shareIdentifier: "limited to 255 alphanumeric characters, and can be followed by an asterisk (*)".
+SHARE_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9]{1,255}\*?")
 SPOT_RETRY_RULES: tuple[dict[str, str], ...] = (
     {"onStatusReason": "Host EC2*", "action": "RETRY"},
     {"onStatusReason": "Your Spot Task was interrupted*", "action": "RETRY"},
@@ -240,6 +251,65 @@ def check_relative_name(name: str, argument: str) -> str:
     return str(path)
 
 
+def check_input_files(files: Mapping[Any, Any], argument: str = "input_files") -> dict[str, str]:
+    """name -> content or ``s3://`` URI, each name normalised by ``check_relative_name``; two names of one file
+    (``a.txt`` and ``./a.txt``, ``a/`` and ``a``) are a ValueError naming both, never one silently dropped."""
+    checked: dict[str, str] = {}
+    given: dict[str, Any] = {}
+    for name, value in files.items():
+        path = check_relative_name(name, argument)
+        if not isinstance(value, str):
+            raise ValueError(f"{argument}[{name!r}] must be a string (content or s3:// URI); got {value!r}")
+        if path in given:
+            raise ValueError(
+                f"{argument}: {given[path]!r} and {name!r} name the same file {path!r} of the working dir; "
+                "give each file one name"
+            )
+        checked[path], given[path] = value, name
+    return checked
+
+
+def check_staged_names(shared: Mapping[str, Iterable[str]], children: Sequence[Iterable[str]] = ()) -> None:
+    """The files staged into one working dir, by the argument that names them (``input_files``,
+    ``project_files``; names normalised): no file named twice, and no file where another name needs a folder
+    (``a`` and ``a/b.txt``). Each array child's own names (``array_input_files[i]``) are checked against the
+    shared ones: a child's file would silently replace a shared file of the same name."""
+    files: dict[str, str] = {}  # name -> the argument that stages it
+    folders: dict[str, str] = {}  # folder -> the argument of a file in it
+    for argument, names in shared.items():
+        for name in names:
+            _stage_one(name, argument, files, folders)
+    for index, names in enumerate(children):
+        child_files: ChainMap[str, str] = ChainMap({}, files)
+        child_folders: ChainMap[str, str] = ChainMap({}, folders)
+        for name in names:
+            _stage_one(name, f"array_input_files[{index}]", child_files, child_folders)
+
+
+def _stage_one(name: str, argument: str, files: MutableMapping[str, str], folders: MutableMapping[str, str]) -> None:
+    if name in files:
+        raise ValueError(
+            f"{argument}: {name!r} is also a file of {files[name]}, staged to the same place in the working dir: "
+            "one would silently replace the other. Rename one of them"
+        )
+    if name in folders:
+        raise ValueError(
+            f"{argument}: {name!r} is a file where {folders[name]} puts a folder of files in the working dir; "
+            "rename one of them"
+        )
+    parts = PurePosixPath(name).parts
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    for parent in parents:
+        if parent in files:
+            raise ValueError(
+                f"{argument}: {name!r} needs a folder {parent!r} in the working dir, where {files[parent]} puts a "
+                "file; rename one of them"
+            )
+    files[name] = argument
+    for parent in parents:
+        folders.setdefault(parent, argument)
+
+
 def check_env(env: Any) -> dict[str, str]:
     """Environment variable names a shell can read, none that AWS Batch or the runner sets."""
     if env is None:
@@ -270,9 +340,11 @@ def check_env(env: Any) -> dict[str, str]:
     return checked
 
 
-def check_tags(tags: Any, ours: Mapping[str, str]) -> dict[str, str]:
+def check_tags(tags: Any, ours: Mapping[str, str], propagated: Mapping[str, str] | None = None) -> dict[str, str]:
     """The user's job tags as AWS takes them: at most MAX_TAGS with ours, keys of 1-128 and values of at most
-    256 characters, no ``aws:`` key. Our own keys are ours (dropped from the user's, with ours winning)."""
+    256 characters, no ``aws:`` key. Our own keys are ours (dropped from the user's, with ours winning).
+    ``propagated``: the job definition's tags, when the job propagates its tags to its ECS task: AWS then adds
+    them, and fails the job (FAILED, after submission) when the job's and the definition's exceed MAX_TAGS."""
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
@@ -285,10 +357,18 @@ def check_tags(tags: Any, ours: Mapping[str, str]) -> dict[str, str]:
             raise ValueError(f"tags[{key!r}] must be a string of at most 256 characters; got {value!r}")
         checked[key] = value
     total = len(set(checked) | set(ours))
-    if total > MAX_TAGS:
+    added = set(propagated or {}) - set(checked) - set(ours)
+    if total > MAX_TAGS and not added:
         raise ValueError(
             f"tags: AWS allows {MAX_TAGS} tags on a job and the runner sets {len(ours)}; "
             f"give at most {MAX_TAGS - len(ours)} of your own (got {len(checked)})"
+        )
+    if total + len(added) > MAX_TAGS:
+        raise ValueError(
+            f"tags: with propagate_tags=True AWS Batch copies the job's tags and its job definition's "
+            f"({', '.join(sorted(added))}) to the ECS task, and fails a job with more than {MAX_TAGS} of them in all; "
+            f"the runner sets {len(ours)} on the job and {len(added)} on the definition: give at most "
+            f"{MAX_TAGS - len(ours) - len(added)} of your own (got {len(checked)}), or pass propagate_tags=False"
         )
     return checked
 
@@ -306,7 +386,10 @@ def check_fair_share(
                          f"got {scheduling_priority!r}")
     if share_identifier is not None and not (isinstance(share_identifier, str)
                                              and SHARE_IDENTIFIER_RE.fullmatch(share_identifier)):
-        raise ValueError(f"share_identifier must be 1-255 letters, digits or underscores; got {share_identifier!r}")
+        raise ValueError(
+            f"share_identifier {share_identifier!r} is not one AWS Batch accepts: 1 to 255 letters and digits only "
+            "(no '_', '-', space or other character), optionally followed by '*'; e.g. 'teamA'"
+        )
     if scheduling_policy_arn and not share_identifier:
         raise ValueError(
             f"the job queue has the fair-share scheduling policy {scheduling_policy_arn}: AWS Batch requires a "
@@ -327,16 +410,62 @@ def retry_strategy_for(spot_retries: int, retry_strategy: Mapping[str, Any] | No
     if retry_strategy is not None:
         if spot_retries:
             raise ValueError("give spot_retries or retry_strategy, not both: retry_strategy replaces the Spot rules")
-        if not isinstance(retry_strategy, Mapping) or not retry_strategy:
-            raise ValueError(
-                'retry_strategy is AWS Batch\'s RetryStrategy, e.g. {"attempts": 3, "evaluateOnExit": '
-                '[{"onExitCode": "137", "action": "RETRY"}, {"onReason": "*", "action": "EXIT"}]}; '
-                f"got {retry_strategy!r}"
-            )
-        return dict(retry_strategy)
+        return check_retry_strategy(retry_strategy)
     if not spot_retries:
         return None
     return {"attempts": spot_retries + 1, "evaluateOnExit": [dict(rule) for rule in SPOT_RETRY_RULES]}
+
+
+def check_retry_strategy(strategy: Any) -> dict[str, Any]:
+    """AWS Batch's RetryStrategy within its documented bounds (API reference: RetryStrategy, EvaluateOnExit), so
+    that SubmitJob cannot refuse it after something was created: ``attempts`` 1-10; at most 5 ``evaluateOnExit``
+    rules, each an ``action`` RETRY or EXIT (any case) and optional patterns of at most 512 characters:
+    ``onStatusReason`` and ``onReason`` letters, digits, periods, colons and white space, ``onExitCode`` digits,
+    each optionally ending with ``*``."""
+    example = ('e.g. {"attempts": 3, "evaluateOnExit": [{"onExitCode": "137", "action": "RETRY"}, '
+               '{"onReason": "*", "action": "EXIT"}]}')
+    if not isinstance(strategy, Mapping) or not strategy:
+        raise ValueError(f"retry_strategy is AWS Batch's RetryStrategy, a dict, {example}; got {strategy!r}")
+    unknown = sorted(str(key) for key in strategy if key not in ("attempts", "evaluateOnExit"))
+    if unknown:
+        raise ValueError(f"retry_strategy has no field {unknown[0]!r}: AWS Batch's RetryStrategy has attempts and "
+                         f"evaluateOnExit, {example}")
+    attempts = strategy.get("attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"retry_strategy: attempts must be a whole number from 1 to {MAX_ATTEMPTS} (AWS Batch's "
+                         f"bounds; it is required with evaluateOnExit); got {attempts!r}")
+    rules = strategy.get("evaluateOnExit")
+    if rules is None:
+        return dict(strategy)
+    if isinstance(rules, (str, bytes, Mapping)) or not isinstance(rules, Sequence) or \
+            len(rules) > MAX_EVALUATE_ON_EXIT:
+        raise ValueError(f"retry_strategy: evaluateOnExit must be a list of at most {MAX_EVALUATE_ON_EXIT} rules "
+                         f"(AWS Batch's limit; the first that matches decides); got {rules!r}")
+    return {**strategy, "evaluateOnExit": [_check_exit_rule(index, rule) for index, rule in enumerate(rules)]}
+
+
+def _check_exit_rule(index: int, rule: Any) -> dict[str, Any]:
+    where = f"retry_strategy: evaluateOnExit[{index}]"
+    if not isinstance(rule, Mapping):
+        raise ValueError(f'{where} must be a dict such as {{"onExitCode": "137", "action": "RETRY"}}; got {rule!r}')
+    unknown = sorted(str(key) for key in rule if key not in ("action", *EXIT_RULE_PATTERNS))
+    if unknown:
+        raise ValueError(f"{where} has no field {unknown[0]!r}; AWS Batch's fields are action, "
+                         f"{', '.join(EXIT_RULE_PATTERNS)}")
+    action = rule.get("action")
+    if not isinstance(action, str) or action.upper() not in ("RETRY", "EXIT"):
+        raise ValueError(f"{where}: action must be RETRY or EXIT (any case); got {action!r}")
+    for name, allowed in EXIT_RULE_PATTERNS.items():
+        pattern = rule.get(name)
+        if pattern is None:
+            continue
+        if not isinstance(pattern, str) or len(pattern) > MAX_EXIT_PATTERN or not allowed.fullmatch(pattern):
+            kind = "digits" if name == "onExitCode" else "letters, digits, periods, colons and white space"
+            raise ValueError(
+                f"{where}: {name} {pattern!r} is not a pattern AWS Batch accepts: at most {MAX_EXIT_PATTERN} "
+                f"characters of {kind}, optionally ending with * (which matches any rest)"
+            )
+    return dict(rule)
 
 
 def check_image(image: str, argument: str = "container_image") -> str:
@@ -457,7 +586,7 @@ def build_job_definition(spec: JobSpec) -> dict[str, Any]:
         container["resourceRequirements"] = requirements(shares[container["name"]])
         container["logConfiguration"] = log_configuration(name, spec.region)
         container["command"] = ["--version"] if container["name"] != MAIN else ["/bin/sh", "-c", "true"]
-    return {"jobDefinitionName": name, **body, "tags": {"airflow:managed-by": "airflow-batch-runner"}}
+    return {"jobDefinitionName": name, **body, "tags": dict(DEFINITION_TAGS)}
 
 
 # After the user's commands: declared outputs that are missing fail the container, naming each; a
@@ -626,20 +755,18 @@ def fit_to_limits(
     def single(candidate: JobSpec) -> Mapping[str, Any]:
         return build_submit_request(candidate, identity, job_queue, attempt_duration_seconds)
 
+    def overrides(candidate: JobSpec) -> int:
+        return len(json.dumps((build or single)(candidate)["ecsPropertiesOverride"]))
+
     def fits(candidate: JobSpec) -> bool:
         request = (build or single)(candidate)
-        overrides = len(json.dumps(request["ecsPropertiesOverride"]))
-        return overrides <= MAX_OVERRIDES_CHARS and json_size(request) <= MAX_SUBMIT_JOB_BYTES
+        return len(json.dumps(request["ecsPropertiesOverride"])) <= MAX_OVERRIDES_CHARS and \
+            json_size(request) <= MAX_SUBMIT_JOB_BYTES
 
     if fits(spec):
         return spec
     if not fits(replace(spec, commands=("true",))):
-        env_size = len(json.dumps(job_environment(spec)))
-        raise ValueError(
-            f"env: the environment takes {env_size} characters of the SubmitJob request, more than AWS accepts "
-            f"(at most {MAX_OVERRIDES_CHARS} characters of container overrides, {MAX_SUBMIT_JOB_BYTES // 1024} KiB "
-            "per request); pass large values as input_files instead"
-        )
+        raise ValueError(_what_does_not_fit(replace(spec, commands=("true",)), overrides, fits))
     if spec.bucket_path is None:
         raise ValueError(
             f"commands: {sum(len(c) for c in spec.commands)} characters of commands do not fit in the SubmitJob "
@@ -648,11 +775,36 @@ def fit_to_limits(
         )
     staged = replace(spec, staged_commands=True, has_inputs=True)
     if not fits(staged):
-        raise ValueError(
-            "env: the environment and the output_files patterns leave no room in the SubmitJob request "
-            f"(at most {MAX_OVERRIDES_CHARS} characters of overrides); make them smaller"
-        )
+        raise ValueError(_what_does_not_fit(staged, overrides, fits))
     return staged
+
+
+def _what_does_not_fit(
+    spec: JobSpec, overrides: Callable[[JobSpec], int], fits: Callable[[JobSpec], bool]
+) -> str:
+    """The message for a spec whose commands take no room and still does not fit: what takes the room (the
+    environment, the declared output names, or both: each with its share of the container overrides) and the fix."""
+    total = overrides(spec)
+    env_share = total - overrides(replace(spec, env={}))
+    names = len(spec.output_patterns)
+    outputs_share = total - overrides(replace(spec, output_patterns=()))
+    of = f"of the {total} characters of the job's container overrides"
+    limit = f"ECS starts a job with at most {MAX_OVERRIDES_CHARS} (JSON included)"
+    env_fix = "pass large values as input_files instead"
+    outputs_fix = (
+        "declare fewer names: a folder ('results', collected with everything in it), a glob ('out_*.csv'), or "
+        "write the files to {{ output_dir }}, which is collected whole"
+    )
+    without_env = env_share == 0 or fits(replace(spec, env={}))
+    without_outputs = outputs_share == 0 or fits(replace(spec, output_patterns=()))
+    if outputs_share == 0 or (without_env and not without_outputs):
+        return f"env: the environment takes {env_share} {of}; {limit}. Nothing else is that big: {env_fix}"
+    if env_share == 0 or (without_outputs and not without_env):
+        return (f"output_files: the {names} declared names take {outputs_share} {of} (the main container checks "
+                f"each, the outputs sidecar collects each); {limit}. Nothing else is that big: {outputs_fix}")
+    return (f"env and output_files: the environment takes {env_share} and the {names} declared output names "
+            f"{outputs_share} {of}; {limit}. Make {'either' if without_env else 'both'} smaller: {env_fix}, "
+            f"{'or' if without_env else 'and'} {outputs_fix}")
 
 
 def queue_name_for(compute_environment_arn: str) -> str:
@@ -660,6 +812,12 @@ def queue_name_for(compute_environment_arn: str) -> str:
     ce_name = compute_environment_arn.rsplit("/", 1)[-1]
     digest = hashlib.sha256(compute_environment_arn.encode()).hexdigest()[:8]
     return f"{DEFINITION_PREFIX}-{SLUG_RE.sub('-', ce_name)[:80]}-{digest}"
+
+
+def is_s3_uri(value: str) -> bool:
+    """An input file's value that names an object to copy: ``s3://...`` on one line. Anything else, a value with a
+    line break included (a text that starts with ``s3://``), is the file's content."""
+    return value.startswith("s3://") and "\n" not in value and "\r" not in value
 
 
 def bucket_and_key(uri: str) -> tuple[str, str]:

@@ -108,7 +108,9 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
     by_name.update({c.get("name"): {**by_name.get(c.get("name"), {}), **c} for c in containers})
     mine = by_name.get(main, {})
     env = {e.get("name"): e.get("value") for e in (by_name.get(main, {}).get("environment") or [])}
-    reasons = [c.get("reason") for c in by_name.values() if c.get("reason")]
+    # A container that never ran because one it depends on failed is never the reason.
+    reasons = [c.get("reason") for c in by_name.values()
+               if c.get("reason") and not str(c.get("reason")).startswith(DEPENDENCY_NOT_SATISFIED)]
     states = tuple(
         ContainerState(str(name), c.get("exitCode"), c.get("reason"), c.get("logStreamName"))
         for name, c in by_name.items()
@@ -120,7 +122,8 @@ def job_state(description: Mapping[str, Any], main: str = MAIN) -> JobState:
         status_reason=description.get("statusReason"),
         created_at=description.get("createdAt"),
         container_exit_code=mine.get("exitCode"),
-        container_reason=mine.get("reason") or (reasons[0] if reasons else None),
+        container_reason=(mine.get("reason") if mine.get("reason") in reasons else None) or
+        (reasons[0] if reasons else None),
         log_stream=mine.get("logStreamName"),
         bucket_path=env.get("BUCKET_PATH"),
         containers=states,
@@ -157,6 +160,11 @@ def decide(state: JobState, now: float, deadline: float | None, stuck_for: str |
     return Verdict(done=False, exit_code=exit_code_for(state.status))
 
 
+def sentence(text: str) -> str:
+    """``text`` ending with one full stop: AWS's reasons often end with their own ("... terminated.")."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def failure_message(
     state: JobState, verdict: Verdict, last_lines: Iterable[str], limit: str | None = None
 ) -> str:
@@ -173,12 +181,14 @@ def failure_message(
         f"Main container exit code: {state.container_exit_code if state.container_exit_code is not None else 'none'}.",
     ]
     if state.status_reason:
-        parts.append(f"Status reason: {state.status_reason}.")
+        parts.append(sentence(f"Status reason: {state.status_reason}"))
     failed = state.failed_container
     if failed is not None and failed.name != MAIN:
-        parts.append(f"Failed container: {describe_failure(failed)}.")
-    elif state.container_reason:
-        parts.append(f"Container reason: {state.container_reason}.")
+        parts.append(sentence(f"Failed container: {describe_failure(failed)}"))
+    elif failed is not None and failed.reason:
+        parts.append(sentence(f"Container reason: {failed.reason}"))
+    elif failed is None and state.container_reason:
+        parts.append(sentence(f"Container reason: {state.container_reason}"))
     tail = list(last_lines)[-LAST_LOG_LINES:]
     if tail:
         of = f" of the {failed.name} container" if failed is not None and failed.name != MAIN else ""

@@ -27,7 +27,7 @@ def stage_inputs(
         for name, path in project.items():
             hook.upload_file(f"{prefix}{name}", str(path))
         for name, value in inputs.items():
-            if value.startswith("s3://"):
+            if job_spec.is_s3_uri(value):
                 try:
                     hook.copy(value, f"{prefix}{name}")
                 except NotFound as exc:

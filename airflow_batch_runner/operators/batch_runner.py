@@ -219,8 +219,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.scheduling_priority = scheduling_priority
         self._scheduling_policy: str | None = None
         self.spot_retries = spot_retries
-        self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self._retry_strategy = job_spec.retry_strategy_for(spot_retries, retry_strategy)
+        self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self.sidecar_image = sidecar_image
         self.sidecar_resources = dict(sidecar_resources) if sidecar_resources is not None else None
         self._sidecar_resources = (
@@ -280,6 +280,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         for kestra, airflow_name in job_spec.TEMPLATE_ALIASES.items():
             variables[kestra] = variables[airflow_name]
         context.update(variables)  # type: ignore[typeddict-item]
+        for name in ("input_files", "array_input_files"):  # file names written in the DAG are templates too
+            setattr(self, name, arguments.render_names(
+                getattr(self, name), lambda text: self.render_template(text, context, jinja_env), seen_oids))
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         mask_credentials(getattr(self, name) for name in CREDENTIAL_FIELDS)
 
@@ -359,10 +362,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             )
 
     def _checked_names(self) -> tuple[dict[str, str], tuple[str, ...]]:
-        inputs = {job_spec.check_relative_name(name, "input_files"): value for name, value in self.input_files.items()}
-        for name, value in inputs.items():
-            if not isinstance(value, str):
-                raise ValueError(f"input_files[{name!r}] must be a string (content or s3:// URI); got {value!r}")
+        inputs = job_spec.check_input_files(self.input_files)
         outputs = tuple(job_spec.check_relative_name(name, "output_files") for name in self.output_files)
         return inputs, outputs
 
@@ -413,6 +413,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if array:
             array_run.followed_children_limit()  # a bad [batch_runner] array_log_children fails here, not later
         project = self._project_file_paths()
+        job_spec.check_staged_names({"input_files": inputs, "project_files": project},
+                                    array.child_inputs if array else ())
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
         )
@@ -443,7 +445,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             task_role_arn=self.task_role_arn,
             region=self.hook.conn_region_name,
             retry_strategy=self._retry_strategy,
-            tags=job_spec.check_tags(self.tags, identity.tags()),
+            tags=job_spec.check_tags(self.tags, identity.tags(),
+                                     job_spec.DEFINITION_TAGS if self.propagate_tags else None),
             propagate_tags=self.propagate_tags,
             share_identifier=self.share_identifier or None,
             scheduling_priority=self.scheduling_priority,

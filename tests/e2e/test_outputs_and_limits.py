@@ -120,7 +120,7 @@ def test_a_failed_sidecar_is_named_with_its_reason_and_its_own_last_lines(
         ({"env": {"AWS_BATCH_JOB_ID": "x"}}, "env: 'AWS_BATCH_JOB_ID' starts with AWS_BATCH"),
         ({"env": {"WORKING_DIR": "/tmp"}}, "env: 'WORKING_DIR' is set by the runner"),
         ({"env": {"BUCKET_PATH": "s3://x/"}}, "env: 'BUCKET_PATH' is set by the runner"),
-        ({"env": {f"VAR_{i}": "v" * 200 for i in range(60)}}, r"env: the environment takes \d+ characters"),
+        ({"env": {f"VAR_{i}": "v" * 200 for i in range(60)}}, r"env: the environment takes \d+ of the \d+ characters"),
         ({"bucket": None, "commands": [f"echo line {i} of a long script with words" for i in range(400)]},
          "commands: .* do not fit in the SubmitJob request .* bucket="),
     ],

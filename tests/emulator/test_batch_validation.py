@@ -348,6 +348,25 @@ def test_more_than_50_tags(batch: Any, ec2_queue: str) -> None:
     assert "50" in message
 
 
+def test_a_job_whose_propagated_tags_exceed_50_fails(batch: Any, ec2_queue: str) -> None:
+    # SubmitJob, propagateTags: "If the total number of combined tags from the job and job definition is over 50,
+    # the job is moved to the FAILED state." The request itself is accepted.
+    definition = helpers.register_container(
+        batch, ["true"], tags={f"d{i}": "v" for i in range(10)})["jobDefinitionArn"]
+    job_tags = {f"j{i}": "v" for i in range(41)}
+    failed = helpers.submit(batch, ec2_queue, definition, tags=job_tags, propagateTags=True,
+                            retryStrategy={"attempts": 3})
+    fifty = {f"j{i}": "v" for i in range(40)}
+    at_limit = helpers.submit(batch, ec2_queue, definition, tags={**fifty, "d0": "job's"}, propagateTags=True)
+    not_propagated = helpers.submit(batch, ec2_queue, definition, tags=job_tags, propagateTags=False)
+    job = helpers.wait_for_status(batch, failed)
+    assert job["status"] == "FAILED"
+    assert "tags" in job["statusReason"] and "50" in job["statusReason"]
+    assert len(job["attempts"]) == 1  # no retry: the task cannot be created
+    assert helpers.wait_for_status(batch, at_limit)["status"] == "SUCCEEDED"  # a shared key counts once
+    assert helpers.wait_for_status(batch, not_propagated)["status"] == "SUCCEEDED"
+
+
 # Queues and job definitions that cannot take jobs
 
 

@@ -187,6 +187,23 @@ def test_fair_share_queue_needs_a_share_identifier_and_reports_priorities(batch:
     batch.delete_scheduling_policy(arn=policy)
 
 
+def test_a_job_share_identifier_is_255_alphanumeric_characters_at_most_and_an_optional_asterisk(batch: Any) -> None:
+    # SubmitJob: "This string is limited to 255 alphanumeric characters, and can be followed by an asterisk (*)."
+    ce = helpers.create_compute_environment(batch)
+    queue = batch.create_job_queue(
+        jobQueueName=helpers.unique("fair"), priority=1, schedulingPolicyArn=_policy(batch),
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )["jobQueueArn"]
+    helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
+    definition = helpers.register_container(batch, ["true"])["jobDefinitionArn"]
+    for share in ("team_A", "team-a", "team a", "a" * 256, "blue**", "*"):
+        message = refused(batch.submit_job, jobName="j", jobQueue=queue, jobDefinition=definition,
+                          shareIdentifier=share)
+        assert "shareIdentifier" in message, share
+    for share in ("teamA", "a" * 255, "blue*"):
+        helpers.submit(batch, queue, definition, shareIdentifier=share)
+
+
 def test_fifo_queue_refuses_share_identifiers_and_a_policy(batch: Any, ec2_queue: str) -> None:
     definition = helpers.register_container(batch, ["true"])["jobDefinitionArn"]
     assert "no fair-share scheduling policy" in refused(

@@ -74,6 +74,28 @@ def test_an_invalid_evaluate_on_exit_is_refused(emulator_url: str, ec2_queue: st
         helpers.register_container(batch, ["true"], retryStrategy=strategy)
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [{"evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}]}, {"attempts": "3"}, {"attempts": 2.5}],
+    ids=["evaluateOnExit without attempts", "attempts as text", "attempts not whole"],
+)
+def test_attempts_must_be_a_whole_number_and_are_required_with_evaluate_on_exit(
+    emulator_url: str, ec2_queue: str, strategy: dict[str, Any]
+) -> None:
+    # RetryStrategy: attempts is an Integer from 1 to 10; with evaluateOnExit, "the attempts parameter must also be
+    # specified".
+    batch = helpers.client(emulator_url, "batch", parameter_validation=False)
+    definition = helpers.register_container(batch, ["true"])
+    with pytest.raises(ClientError) as excinfo:
+        helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"], retryStrategy=strategy)
+    code, message, status = helpers.client_error(excinfo)
+    assert status == 400 and "attempts" in message  # a request error, never a failure of the service
+    if "evaluateOnExit" in strategy:
+        assert code == "ClientException"
+    with pytest.raises(ClientError):
+        helpers.register_container(batch, ["true"], retryStrategy=strategy)
+
+
 def test_an_interrupted_attempt_is_retried_by_a_host_rule_and_reports_no_exit_code(
     emulator_url: str, batch: Any, ec2_queue: str
 ) -> None:

@@ -96,3 +96,23 @@ def test_every_templated_field_takes_an_xcomarg_or_a_jinja_string_when_the_dag_i
     expected = {name: [value] if name in ("commands", "output_files") and given == "jinja" else value
                 for name, value in values.items()}
     assert {name: getattr(op, name) for name in fields} == expected
+
+
+def test_names_of_files_written_in_the_dag_are_rendered_those_from_xcom_are_not() -> None:
+    def render(text: str) -> str:
+        return text.replace("{{ name }}", "report")
+
+    literal = {"{{ name }}.txt": "{{ name }}", "plain.txt": "x"}
+    assert arguments.render_names(literal, render, set()) == {"report.txt": "{{ name }}", "plain.txt": "x"}
+    children = [{"{{ name }}-0.txt": "0"}, upstream()]
+    assert arguments.render_names(children, render, set())[0] == {"report-0.txt": "0"}
+    from_xcom = {"{{ name }}.txt": "x"}
+    assert arguments.render_names(from_xcom, render, {id(from_xcom)}) is from_xcom
+    assert arguments.render_names([from_xcom], render, {id(from_xcom)}) == [from_xcom]
+    assert arguments.render_names("{{ params.files }}", render, set()) == "{{ params.files }}"
+
+
+def test_a_dict_keeps_its_identity_so_airflow_still_knows_it_came_from_xcom() -> None:
+    mapped = {"in.txt": "{{ 7*7 }}"}
+    assert arguments.input_files(mapped) is mapped
+    assert arguments.at_construction(mapped, arguments.input_files, templates_later=True) is mapped

@@ -1328,5 +1328,5 @@ def test_commands_too_long_without_a_bucket_are_refused_naming_commands_and_buck
 @pytest.mark.parametrize("layout", ["main_only", "main_outputs"])
 def test_an_environment_too_big_for_submit_job_is_refused_naming_env(layout):
     spec = make_spec(layout, env={f"VAR_{i}": "v" * 100 for i in range(100)})
-    with pytest.raises(ValueError, match=r"^env: the environment takes \d+ characters"):
+    with pytest.raises(ValueError, match=r"^env: the environment takes \d+ of the \d+ characters of the job.s"):
         job_spec.fit_to_limits(spec, IDENTITY, QUEUE, 3600)

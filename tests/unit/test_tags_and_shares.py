@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner.job_spec import build_submit_request, check_fair_share, check_tags
+from airflow_batch_runner.job_spec import (
+    DEFINITION_TAGS,
+    build_job_definition,
+    build_submit_request,
+    check_fair_share,
+    check_tags,
+)
 from tests.unit.test_job_spec import IDENTITY, QUEUE, assert_valid_for_botocore, make_spec
 
 POLICY = "arn:aws:batch:eu-west-1:123456789012:scheduling-policy/fair"
@@ -63,7 +69,11 @@ def test_a_fair_share_job_carries_its_share_and_priority() -> None:
         (None, None, POLICY, "requires a share_identifier"),
         ("blue", None, None, "need a fair-share queue"),
         (None, 5, None, "need a fair-share queue"),
-        ("blue*", None, POLICY, "share_identifier must be 1-255 letters"),
+        ("team_A", None, POLICY, r"share_identifier 'team_A' is not one AWS Batch accepts: 1 to 255 letters and "
+                                 r"digits only \(no '_', '-'"),
+        ("team-a", None, POLICY, "share_identifier 'team-a' is not one AWS Batch accepts"),
+        ("blue**", None, POLICY, "share_identifier 'blue\\*\\*' is not one AWS Batch accepts"),
+        ("a" * 256, None, POLICY, "is not one AWS Batch accepts"),
         ("blue", 10000, POLICY, "scheduling_priority must be a whole number from 0 to 9999"),
         ("blue", -1, POLICY, "scheduling_priority must be a whole number"),
     ],
@@ -72,3 +82,29 @@ def test_fair_share_arguments_must_fit_the_queue(share: Any, priority: Any, poli
     with pytest.raises(ValueError, match=message):
         check_fair_share(share, priority, policy)
     check_fair_share(None, None, None)
+
+
+@pytest.mark.parametrize("share", ["blue", "teamA1", "blue*", "a" * 255])
+def test_share_identifiers_aws_accepts_are_accepted(share: str) -> None:
+    check_fair_share(share, None, POLICY)
+
+
+def test_propagated_tags_count_the_definitions_too() -> None:
+    own = {f"k{i}": "v" for i in range(44)}
+    with pytest.raises(ValueError) as excinfo:
+        check_tags(own, IDENTITY.tags(), DEFINITION_TAGS)
+    message = str(excinfo.value)
+    assert message.startswith("tags: with propagate_tags=True AWS Batch copies the job's tags and its job "
+                              "definition's (airflow:managed-by) to the ECS task, and fails a job with more than 50")
+    assert "give at most 43 of your own (got 44), or pass propagate_tags=False" in message
+    with pytest.raises(ValueError, match=r"give at most 43 of your own \(got 45\), or pass propagate_tags=False"):
+        check_tags({**own, "k44": "v"}, IDENTITY.tags(), DEFINITION_TAGS)
+    assert len(check_tags(own, IDENTITY.tags())) == 44  # not propagated: the definition's stay on the definition
+    assert len(check_tags(dict(list(own.items())[:43]), IDENTITY.tags(), DEFINITION_TAGS)) == 43
+    # A key of the definition's that the job has too counts once (the job's value wins).
+    assert len(check_tags({**dict(list(own.items())[:43]), "airflow:managed-by": "me"}, IDENTITY.tags(),
+                          DEFINITION_TAGS)) == 44
+
+
+def test_the_definition_carries_the_tags_counted() -> None:
+    assert build_job_definition(make_spec())["tags"] == dict(DEFINITION_TAGS)

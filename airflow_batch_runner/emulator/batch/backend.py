@@ -495,6 +495,11 @@ class BatchBackend(Environments):
                 self._wake()
             elif expected == "STARTING":
                 attempt = job.attempts[-1]
+                tags_failure = v.propagated_tags_failure(job.tags, job.propagate_tags)
+                if tags_failure:  # the task cannot be created: the job FAILED, no retry
+                    job.stop_reason = tags_failure
+                    self._end_attempt(job, TaskResult([], tags_failure))
+                    return
                 failure = self._read_secrets(job, attempt)
                 if failure:  # ECS stops the task before any container starts
                     self._end_attempt(job, TaskResult([], failure))

@@ -36,11 +36,17 @@ def check_retry_strategy(strategy: Mapping[str, Any] | None) -> None:
     unknown = set(strategy) - {"attempts", "evaluateOnExit"}
     if unknown:
         raise ClientException(f"retryStrategy has no field {sorted(unknown)[0]}")
-    if "attempts" in strategy and not 1 <= int(strategy["attempts"]) <= 10:
+    attempts = strategy.get("attempts")
+    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
+                                 or not 1 <= attempts <= 10):
         raise ClientException("retryStrategy.attempts must be between 1 and 10")
     rules = strategy.get("evaluateOnExit")
     if rules is None:
         return
+    if attempts is None:
+        # RetryStrategy.evaluateOnExit: "If this parameter is specified, then the attempts parameter must also be
+        # specified."
+        raise ClientException("retryStrategy.attempts must be specified with retryStrategy.evaluateOnExit")
     if not isinstance(rules, list) or len(rules) > MAX_EVALUATE_ON_EXIT:
         raise ClientException(f"retryStrategy.evaluateOnExit is a list of at most {MAX_EVALUATE_ON_EXIT} entries")
     for index, rule in enumerate(rules):

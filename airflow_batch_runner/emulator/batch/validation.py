@@ -93,6 +93,18 @@ def check_tags(tags: Mapping[str, str] | None) -> None:
         raise ClientException(f"tags: a resource can have at most {MAX_TAGS} tags")
 
 
+def propagated_tags_failure(tags: Mapping[str, str], propagate: bool) -> str | None:
+    """The statusReason of a job whose tags cannot all be propagated to its ECS task, None when they can.
+    SubmitJob's propagateTags: "If the total number of combined tags from the job and job definition is over 50,
+    the job is moved to the FAILED state." (``tags``: the job's and the definition's, combined; keys with the
+    reserved ``aws:`` prefix do not count against the limit.) AWS documents no wording for the reason."""
+    counted = [key for key in tags if not key.lower().startswith("aws:")]
+    if not propagate or len(counted) <= MAX_TAGS:
+        return None
+    return (f"Job failed: {len(counted)} tags of the job and its job definition to propagate to the ECS task, "
+            f"more than the {MAX_TAGS} a task can have")
+
+
 def check_timeout(timeout: Mapping[str, Any] | None) -> None:
     if timeout and "attemptDurationSeconds" in timeout:
         seconds = timeout["attemptDurationSeconds"]
