@@ -7,7 +7,6 @@ AWS call goes through ``BatchRunnerHook``.
 from __future__ import annotations
 
 import glob
-import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,10 +22,11 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, task_log, usage
+from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+from airflow_batch_runner.lifecycle import Limits
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     can_seal,
@@ -38,10 +38,8 @@ from airflow_batch_runner.masking import (
     redact_value,
     reveal,
 )
-from airflow_batch_runner.operators.child_logs import ChildLogs
-from airflow_batch_runner.operators.log_follower import LogFollower
+from airflow_batch_runner.operators.worker_wait import wait_for_job
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
-from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
 from airflow_batch_runner.task_log import MainLines
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
@@ -628,54 +626,17 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._run.log_stream = stream
 
     def _wait_and_finish(self, context: Context) -> dict[str, Any]:
-        """Status on this thread, log lines on the follower's: no log read delays the job's end."""
         run = self._run
         assert run is not None
-        follower = LogFollower(self.hook, self.completion_check_interval, ingestion_allowance(), self._log_lines)
-        children = None if run.array is None else ChildLogs(
-            self.hook, run.job_id, run.array.size, self.completion_check_interval,
-            array_run.followed_children_limit(), ingestion_allowance(), self.log,
+        description, step = wait_for_job(
+            self.hook, run.job_id, run.array.size if run.array else None, self.completion_check_interval,
+            self._limits(run.deadline), self.log, self._log_lines, run.log_stream,
+            on_log_stream=lambda stream: self._persist_logs_link(context, stream),
         )
-        runnable = RunnableWatch(self.max_runnable_time)
-        progress: str | None = None
-        while True:
-            polled = time.time()
-            description = self.hook.describe_jobs([run.job_id])[run.job_id]
-            state = outcome.job_state(description)
-            if (line := array_spec.progress_line(description, progress)) is not None:
-                self.log.info(progress := line)
-            if state.log_stream:
-                if state.log_stream != run.log_stream:
-                    self._persist_logs_link(context, state.log_stream)
-                follower.follow(state.log_stream)
-            watched = state  # an array whose children all wait is watched as one RUNNABLE job
-            if run.array is not None and children_waiting(description):
-                watched = as_waiting(state, array_run.waiting_reason(self.hook, run.job_id))
-            news, stuck = runnable.observe(watched, time.time())
-            if news:
-                self.log.info(news)
-            verdict = outcome.decide(watched, time.time(), run.deadline,
-                                     stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
-            if verdict.done:
-                break
-            if children is not None:
-                children.observe(description)
-            next_poll = min(polled + self.completion_check_interval, run.deadline or math.inf)
-            time.sleep(max(0.0, next_poll - time.time()))
-        if verdict.timed_out:
-            self.hook.terminate(run.job_id, outcome.deadline_reason(self._limit))
-        if verdict.stuck_for:
-            self.hook.terminate(run.job_id, stuck_reason(verdict.stuck_for, watched.status_reason))
-        cut_short = verdict.timed_out or bool(verdict.stuck_for)
-        problem = follower.finish(state.stopped_at, timed_out=cut_short)
-        if problem is not None:
-            self.log.warning(
-                "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
-                "log group %s, stream %s", run.job_id, problem, job_spec.LOG_GROUP, run.log_stream,
-            )
-        if children is not None:
-            task_log.warn_unread_children(self.log, run.job_id, children.finish(state.stopped_at, timed_out=cut_short))
-        return self._finish(state, verdict, description)
+        return self._finish(step.state, step.verdict, description)
+
+    def _limits(self, deadline: float | None) -> Limits:
+        return Limits(deadline=deadline, limit=self._limit, max_runnable_time=self.max_runnable_time)
 
     def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
         run = self._run
