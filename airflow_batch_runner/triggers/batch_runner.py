@@ -37,6 +37,7 @@ from airflow_batch_runner.task_log import MainLines, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
+from airflow_batch_runner.triggers.task_state import DEFERRED, StateUnknown, current_state
 from airflow_batch_runner.triggers.timeouts import within
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
@@ -300,8 +301,24 @@ class BatchRunnerTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed or success, or cleared it: stop the job too."""
-        self.log.info("Task killed while deferred: terminating AWS Batch job %s", self.job_id)
+        """A user marked the deferred task failed or success, or cleared it: stop the job too. Airflow 3.3 calls
+        this as well when the trigger only moved to another triggerer: the job is terminated only when the task
+        instance is no longer deferred (see ``triggers.task_state``)."""
+        try:
+            state = await current_state(self.task_instance)
+        except StateUnknown as exc:
+            self.log.warning(
+                "The trigger was cancelled, and whether its task instance is still deferred is unknown (%s): AWS "
+                "Batch job %s is left running. If the task was marked failed or success, or cleared, terminate "
+                "the job by hand", exc, self.job_id,
+            )
+            return
+        if state == DEFERRED:
+            self.log.info("The trigger moved to another triggerer (its task instance is still deferred), which "
+                          "waits on AWS Batch job %s now: the job goes on", self.job_id)
+            return
+        self.log.info("Task killed while deferred (its task instance is %s now): terminating AWS Batch job %s",
+                      state or "cleared", self.job_id)
         if self._unreadable:
             self.log.error("Cannot terminate AWS Batch job %s: %s", self.job_id, self._unreadable)
             return
