@@ -525,6 +525,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
         event = redact_value(event)  # masked by the triggerer too, with what it was told; this process knows more
         self._restore(event.get("carry") or {})
+        # The job's last lines (and what the trigger said after its end): the trigger left them to this log.
+        task_log.replay(self.log, event.get("held_log"))
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.

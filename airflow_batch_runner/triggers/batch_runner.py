@@ -33,7 +33,7 @@ from airflow_batch_runner.outcome import (
     job_state,
 )
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
-from airflow_batch_runner.task_log import MainLines, show_lines
+from airflow_batch_runner.task_log import HeldLog, MainLines, TaskLogger, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
@@ -50,7 +50,8 @@ class BatchRunnerTrigger(BaseTrigger):
     Fire one event when the job ends or its deadline passes (the job is then terminated).
 
     The event is ``{"status": "done", "description": <DescribeJobs entry>, "timed_out": bool,
-    "last_lines": [...], "results": <outputs and metrics the main container printed>}``
+    "last_lines": [...], "results": <outputs and metrics the main container printed>,
+    "held_log": <what the trigger did not log itself once the job's end was known: the worker logs it>}``
     or ``{"status": "error", "message": ...}``.
 
     ``overrides`` may hold the task's explicit credentials; serialized (what Airflow stores as the trigger's
@@ -171,6 +172,7 @@ class BatchRunnerTrigger(BaseTrigger):
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
         self.main = MainLines()
+        self._out: TaskLogger = self.log
         began, told = time.time(), False
         runnable = RunnableWatch(self.max_runnable_time)
         progress: str | None = None
@@ -203,11 +205,13 @@ class BatchRunnerTrigger(BaseTrigger):
                     if children is not None:
                         children.observe(update.description)
                     continue
+                # From here on nothing is logged by the trigger itself: the event carries it (see HeldLog).
+                held = self._out = HeldLog(self.log)
                 if verdict.timed_out:
-                    self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
+                    held.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
                     await asyncio.to_thread(poller.hook.terminate, self.job_id, deadline_reason(self.limit))
                 if verdict.stuck_for:
-                    self.log.info("RUNNABLE past max_runnable_time: terminating AWS Batch job %s", self.job_id)
+                    held.info("RUNNABLE past max_runnable_time: terminating AWS Batch job %s", self.job_id)
                     await asyncio.to_thread(poller.hook.terminate, self.job_id,
                                             stuck_reason(verdict.stuck_for, state.status_reason))
                 ended = not (verdict.timed_out or verdict.stuck_for)
@@ -223,6 +227,7 @@ class BatchRunnerTrigger(BaseTrigger):
                         "stuck_for": verdict.stuck_for,
                         "last_lines": self.main.last,
                         "results": self.main.results.as_dict(),
+                        "held_log": held.entries,
                         "carry": self.carry,
                     }
                 ))
@@ -233,14 +238,14 @@ class BatchRunnerTrigger(BaseTrigger):
                 children.forget()
 
     def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
-        self.main.show(self.log, lines, stream)
+        self.main.show(self._out, lines, stream)
 
     def _show(self, update: Update, children: ChildLogs | None) -> None:
         """An update's lines: the job's own, or an array child's (prefixed with its index)."""
         if update.child is None:
             self._log_lines(update.lines, update.stream)
             return
-        show_lines(self.log, task_log.child_prefix(update.child), update.lines)
+        show_lines(self._out, task_log.child_prefix(update.child), update.lines)
         if update.log_end and children is not None:
             children.read_done(update.child)
 
@@ -292,12 +297,12 @@ class BatchRunnerTrigger(BaseTrigger):
                 if update.log_problem is not None:
                     problems[update.child] = update.log_problem
         if None in problems:
-            self.log.warning(
+            self._out.warning(
                 "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
                 "log group %s, stream %s", self.job_id, problems[None], LOG_GROUP, watch.log_stream,
             )
         task_log.warn_unread_children(
-            self.log, self.job_id, sorted((index, why) for index, why in problems.items() if index is not None)
+            self._out, self.job_id, sorted((index, why) for index, why in problems.items() if index is not None)
         )
 
     async def on_kill(self) -> None:

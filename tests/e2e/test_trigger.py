@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner import task_log
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.outcome import KILL_REASON
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
@@ -45,8 +46,11 @@ def _trigger(aws: AwsWorld, job_id: str, **kwargs: Any) -> BatchRunnerTrigger:
 
 
 async def _first_event(trigger: BatchRunnerTrigger, timeout: float = 60) -> dict[str, Any]:
+    """The trigger's event; what it left to the worker's log is then logged, as ``execute_complete`` does."""
+
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
+            task_log.replay(trigger.log, event.payload.get("held_log"))
             return dict(event.payload)
         raise AssertionError("trigger ended without an event")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner import task_log
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
 from airflow_batch_runner.triggers.poller import shared_poller
@@ -237,6 +238,50 @@ def test_a_restarted_trigger_shows_the_lines_before_the_restart_once_more(
     # The revived trigger reads from the job's start, after saying so: the lines shown before repeat once.
     assert after.lines_by_job()[job_id] == [str(i) for i in range(1, 9)]
     assert f"Reading the log of job {job_id} from its start" in after.text
+
+
+class TriggerLog:
+    """A trigger's log as Airflow's triggerer may write it: the triggerer can close it as soon as the trigger
+    yields its event, before what was logged just before is written. Here whatever the trigger logged in the
+    last ``lost`` seconds before its event is lost; the worker then logs what the event left to it."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[float, str]] = []
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> None:
+        self.logged.append((time.monotonic(), str(event) % args if args else str(event)))
+
+    warning = error = info
+
+    async def task_log(self, trigger: BatchRunnerTrigger, lost: float) -> list[str]:
+        trigger._log = self  # type: ignore[assignment]
+        async for event in trigger.run():
+            written = [text for at, text in self.logged if at < time.monotonic() - lost]
+            worker: list[str] = []
+            task_log.replay(_Collect(worker), event.payload.get("held_log"))
+            return written + worker
+        raise AssertionError("trigger ended without an event")
+
+
+class _Collect:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> None:
+        self.into.append(str(event) % args if args else str(event))
+
+    warning = info
+
+
+def test_the_last_lines_reach_the_task_log_even_when_the_triggerer_drops_what_the_trigger_logged_last(
+    aws: AwsWorld,
+) -> None:
+    # The last lines become readable late (as CloudWatch Logs may make them): the trigger gets them from a read
+    # moments before its event.
+    control(aws.url, "logs", {"ingestion_delay": 1.5})
+    (job_id,) = _submit(aws, "echo first; sleep 4; echo last-1; echo last-2")
+    lines = asyncio.run(TriggerLog().task_log(_trigger(aws, job_id, poll_interval=0.2), lost=2.0))
+    assert [line for line in lines if line.startswith("[main] ")] == ["[main] first", "[main] last-1", "[main] last-2"]
 
 
 def _ended_job_stream(aws: AwsWorld, command: str) -> tuple[str, Any]:
