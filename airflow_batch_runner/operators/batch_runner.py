@@ -43,6 +43,7 @@ from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
 from airflow_batch_runner.task_log import MainLines
+from airflow_batch_runner.triggers import log_marker
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
@@ -473,6 +474,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
         self._persist_links(context, existing.log_stream if existing else None)
         if self.deferrable and self._credentials_can_reach_the_triggerer():
+            log_marker.prepare(context)
             self._defer()
         return self._wait_and_finish(context)
 
@@ -527,6 +529,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._restore(event.get("carry") or {})
         # The job's last lines (and what the trigger said after its end): the trigger left them to this log.
         task_log.replay(self.log, event.get("held_log"))
+        log_marker.clear(context)
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.

@@ -35,6 +35,7 @@ from airflow_batch_runner.outcome import (
 from airflow_batch_runner.runnable import RunnableWatch, stuck_reason
 from airflow_batch_runner.task_log import HeldLog, MainLines, TaskLogger, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
+from airflow_batch_runner.triggers.log_marker import LogMarker
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
 from airflow_batch_runner.triggers.task_state import DEFERRED, StateUnknown, current_state
@@ -173,6 +174,7 @@ class BatchRunnerTrigger(BaseTrigger):
         poller.watch(watch)
         self.main = MainLines()
         self._out: TaskLogger = self.log
+        self._marker = LogMarker(getattr(self, "task_instance", None), self.job_id)
         began, told = time.time(), False
         runnable = RunnableWatch(self.max_runnable_time)
         progress: str | None = None
@@ -193,9 +195,11 @@ class BatchRunnerTrigger(BaseTrigger):
                 if state.array_size and children is None:
                     children = ChildLogs(poller, watch, self.poll_interval, self._children_limit(), self.log)
                 if not told and state.log_stream and state.started_at and state.started_at / 1000 < began:
-                    told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
-                    self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
-                                  "lines already shown above appear once more", self.job_id)
+                    told = True  # an earlier instance of this trigger may have shown lines: a revived one repeats them
+                    if await self._marker.left_before():
+                        self.log.info("Reading the log of job %s from its start: this trigger took over from another "
+                                      "instance (a triggerer restart, or a move to another triggerer), so the lines "
+                                      "already shown above appear once more", self.job_id)
                 news, stuck = runnable.observe(state, time.time())
                 if news:
                     self.log.info(news)
@@ -242,6 +246,8 @@ class BatchRunnerTrigger(BaseTrigger):
 
     def _show(self, update: Update, children: ChildLogs | None) -> None:
         """An update's lines: the job's own, or an array child's (prefixed with its index)."""
+        if update.lines:
+            self._marker.leave()
         if update.child is None:
             self._log_lines(update.lines, update.stream)
             return
