@@ -27,10 +27,10 @@ def prepare(context: Any) -> None:
 
 def clear(context: Any) -> None:
     """In the worker, as the task resumes: the marker goes (a failure to delete it fails nothing)."""
-    from airflow.sdk.execution_time.xcom import XCom
-
     ti = context["ti"]
     try:
+        from airflow.sdk.execution_time.xcom import XCom
+
         XCom.delete(key=MARKER_KEY, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
     except Exception:
         pass
