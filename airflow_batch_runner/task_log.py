@@ -75,6 +75,51 @@ class MainLines:
                         "line, not read as a result: %s", self.results.first_not_result)
 
 
+HELD_CHARS = 100_000  # at most this much text of a trigger's last lines travels in its event
+
+
+@dataclass
+class HeldLog:
+    """What a trigger would log once its job's end is known, handed to the worker in the event instead.
+
+    Airflow's triggerer may close a trigger's log as soon as the trigger yields its event, before the lines it
+    logged just before are written (they then land in the triggerer's own output). So from the job's end on, a
+    trigger logs nothing itself: these entries (``[level, format, *args]``, each line once) travel in the event,
+    and the worker logs them when the task resumes (``replay``). Past ``HELD_CHARS`` the oldest are logged by the
+    trigger at once, in order, before the rest."""
+
+    log: TaskLogger  # the trigger's own, for what does not fit
+    entries: list[list[str]] = field(default_factory=list)
+    chars: int = 0
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> None:
+        self._hold("info", str(event), args)
+
+    def warning(self, event: Any, *args: Any, **kw: Any) -> None:
+        self._hold("warning", str(event), args)
+
+    def _hold(self, level: str, fmt: str, args: tuple[Any, ...]) -> None:
+        entry = [level, fmt, *(str(arg) for arg in args)]
+        self.entries.append(entry)
+        self.chars += sum(len(part) for part in entry)
+        while self.chars > HELD_CHARS and len(self.entries) > 1:
+            oldest = self.entries.pop(0)
+            self.chars -= sum(len(part) for part in oldest)
+            _log_entry(self.log, oldest)
+
+
+def _log_entry(log: TaskLogger, entry: Sequence[str]) -> None:
+    level, fmt, *args = entry
+    (log.warning if level == "warning" else log.info)(fmt, *args)
+
+
+def replay(log: TaskLogger, entries: Iterable[Sequence[str]] | None) -> None:
+    """Log what a trigger held back (``HeldLog``), in the worker, in order."""
+    for entry in entries or ():
+        if len(entry) >= 2:
+            _log_entry(log, [str(part) for part in entry])
+
+
 def warn_unread_children(log: TaskLogger, job_id: str, unread: Sequence[tuple[int, str]]) -> None:
     """One line for the followed children of an array whose last lines could not be read: (index, why)."""
     if unread:

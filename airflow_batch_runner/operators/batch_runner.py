@@ -22,11 +22,11 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, usage
+from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, task_log, usage
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
-from airflow_batch_runner.lifecycle import Limits
+from airflow_batch_runner.lifecycle import Limits, verdict_from_event
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     can_seal,
@@ -41,6 +41,7 @@ from airflow_batch_runner.masking import (
 from airflow_batch_runner.operators.worker_wait import wait_for_job
 from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.task_log import MainLines
+from airflow_batch_runner.triggers import log_marker
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
 from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
@@ -475,6 +476,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 self.log.info("Deleted %d input file(s) staged by earlier tries", removed)
         self._persist_links(context, existing.log_stream if existing else None)
         if self.deferrable and self._credentials_can_reach_the_triggerer():
+            log_marker.prepare(context)
             self._defer()
         return self._wait_and_finish(context)
 
@@ -527,15 +529,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
         event = redact_value(event)  # masked by the triggerer too, with what it was told; this process knows more
         self._restore(event.get("carry") or {})
+        # The job's last lines (and what the trigger said after its end): the trigger left them to this log.
+        task_log.replay(self.log, event.get("held_log"))
+        log_marker.clear(context)
         if event.get("status") != "done":
             # The job may still run (AWS unreachable, not finished): its inputs stay, and a retry
             # reattaches to it and cleans up at its end.
             raise AirflowException(f"Waiting for AWS Batch job {event.get('job_id')} failed: {event.get('message')}")
         description = event["description"]
         state = outcome.job_state(description)
-        verdict = outcome.decide(state, time.time(), None, stuck_for=event.get("stuck_for"))
-        if event.get("timed_out"):
-            verdict = outcome.Verdict(done=True, exit_code=outcome.exit_code_for(state.status), timed_out=True)
+        verdict = verdict_from_event(event, state, time.time())  # the trigger decided; never again here
         main = MainLines(results=Collected.from_dict(event.get("results"), clean=redact_value),
                          last=list(event.get("last_lines") or []))
         self._run = _Run(state.job_id, state.job_name, bucket_path, None, main=main, array=self._array_of(state))

@@ -12,10 +12,10 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import array_run, task_log
-from airflow_batch_runner.array_spec import progress_line
 from airflow_batch_runner.child_sampling import DEFAULT_LIMIT
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.job_spec import LOG_GROUP
+from airflow_batch_runner.lifecycle import JobWait, Limits, verdict_to_event
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
     CredentialsUnreadable,
@@ -26,17 +26,13 @@ from airflow_batch_runner.masking import (
     seal,
     unseal,
 )
-from airflow_batch_runner.outcome import (
-    KILL_REASON,
-    deadline_reason,
-    decide,
-    job_state,
-)
-from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
-from airflow_batch_runner.task_log import MainLines, show_lines
+from airflow_batch_runner.outcome import KILL_REASON
+from airflow_batch_runner.task_log import HeldLog, MainLines, TaskLogger, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
+from airflow_batch_runner.triggers.log_marker import LogMarker
 from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
+from airflow_batch_runner.triggers.task_state import DEFERRED, StateUnknown, current_state
 from airflow_batch_runner.triggers.timeouts import within
 
 # After a job's end, how long past the moment its final read may start a failing read is retried.
@@ -49,7 +45,8 @@ class BatchRunnerTrigger(BaseTrigger):
     Fire one event when the job ends or its deadline passes (the job is then terminated).
 
     The event is ``{"status": "done", "description": <DescribeJobs entry>, "timed_out": bool,
-    "last_lines": [...], "results": <outputs and metrics the main container printed>}``
+    "last_lines": [...], "results": <outputs and metrics the main container printed>,
+    "held_log": <what the trigger did not log itself once the job's end was known: the worker logs it>}``
     or ``{"status": "error", "message": ...}``.
 
     ``overrides`` may hold the task's explicit credentials; serialized (what Airflow stores as the trigger's
@@ -170,9 +167,10 @@ class BatchRunnerTrigger(BaseTrigger):
         watch = Watch(job_id=self.job_id, interval=self.poll_interval)
         poller.watch(watch)
         self.main = MainLines()
+        self._out: TaskLogger = self.log
+        self._marker = LogMarker(getattr(self, "task_instance", None), self.job_id)
         began, told = time.time(), False
-        runnable = RunnableWatch(self.max_runnable_time)
-        progress: str | None = None
+        wait = JobWait(Limits(self.deadline, self.limit, self.max_runnable_time))
         children: ChildLogs | None = None
         try:
             while True:
@@ -184,36 +182,32 @@ class BatchRunnerTrigger(BaseTrigger):
                     return
                 if update.description is None:
                     continue
-                state = job_state(update.description)
-                if (line := progress_line(update.description, progress)) is not None:
-                    self.log.info(progress := line)
+                reason = None
+                if JobWait.wants_child_reason(update.description):
+                    reason = await asyncio.to_thread(array_run.waiting_reason, poller.hook, self.job_id)
+                step = wait.step(update.description, time.time(), reason)
+                state = step.state
+                for line in step.log:
+                    self.log.info(line)
                 if state.array_size and children is None:
                     children = ChildLogs(poller, watch, self.poll_interval, self._children_limit(), self.log)
                 if not told and state.log_stream and state.started_at and state.started_at / 1000 < began:
-                    told = True  # a restarted trigger (or a reattached try) starts over: say what repeats
-                    self.log.info("Reading the log of job %s from its start: after a triggerer restart, the "
-                                  "lines already shown above appear once more", self.job_id)
-                watched = state  # an array whose children all wait is watched as one RUNNABLE job
-                if state.array_size and children_waiting(update.description):
-                    watched = as_waiting(state, await asyncio.to_thread(
-                        array_run.waiting_reason, poller.hook, self.job_id))
-                news, stuck = runnable.observe(watched, time.time())
-                if news:
-                    self.log.info(news)
-                verdict = decide(watched, time.time(), self.deadline,
-                                 stuck_for=f"{self.max_runnable_time:g} s" if stuck else None)
-                if not verdict.done:
+                    told = True  # an earlier instance of this trigger may have shown lines: a revived one repeats them
+                    if await self._marker.left_before():
+                        self.log.info("Reading the log of job %s from its start: this trigger took over from another "
+                                      "instance (a triggerer restart, or a move to another triggerer), so the lines "
+                                      "already shown above appear once more", self.job_id)
+                if not step.done:
                     if children is not None:
                         children.observe(update.description)
                     continue
-                if verdict.timed_out:
-                    self.log.info("Deadline passed: terminating AWS Batch job %s", self.job_id)
-                    await asyncio.to_thread(poller.hook.terminate, self.job_id, deadline_reason(self.limit))
-                if verdict.stuck_for:
-                    self.log.info("RUNNABLE past max_runnable_time: terminating AWS Batch job %s", self.job_id)
-                    await asyncio.to_thread(poller.hook.terminate, self.job_id,
-                                            stuck_reason(verdict.stuck_for, watched.status_reason))
-                ended = not (verdict.timed_out or verdict.stuck_for)
+                # From here on nothing is logged by the trigger itself: the event carries it (see HeldLog).
+                held = self._out = HeldLog(self.log)
+                if step.terminate:
+                    held.info("%s: terminating AWS Batch job %s", "Deadline passed" if step.verdict.timed_out
+                              else "RUNNABLE past max_runnable_time", self.job_id)
+                    await asyncio.to_thread(poller.hook.terminate, self.job_id, step.terminate)
+                ended = step.terminate is None
                 await self._read_last_lines(poller, watch, state.stopped_at if ended else None,
                                             wait_for_ingestion=ended, children=children)
                 # Airflow stores the event: whatever came from the container is masked first.
@@ -222,10 +216,13 @@ class BatchRunnerTrigger(BaseTrigger):
                         "status": "done",
                         "job_id": self.job_id,
                         "description": update.description,
-                        "timed_out": verdict.timed_out,
-                        "stuck_for": verdict.stuck_for,
+                        # The worker's execute_complete takes this verdict as it is: it never decides again.
+                        "verdict": verdict_to_event(step.verdict),
+                        "timed_out": step.verdict.timed_out,
+                        "stuck_for": step.verdict.stuck_for,
                         "last_lines": self.main.last,
                         "results": self.main.results.as_dict(),
+                        "held_log": held.entries,
                         "carry": self.carry,
                     }
                 ))
@@ -236,14 +233,16 @@ class BatchRunnerTrigger(BaseTrigger):
                 children.forget()
 
     def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
-        self.main.show(self.log, lines, stream)
+        self.main.show(self._out, lines, stream)
 
     def _show(self, update: Update, children: ChildLogs | None) -> None:
         """An update's lines: the job's own, or an array child's (prefixed with its index)."""
+        if update.lines:
+            self._marker.leave()
         if update.child is None:
             self._log_lines(update.lines, update.stream)
             return
-        show_lines(self.log, task_log.child_prefix(update.child), update.lines)
+        show_lines(self._out, task_log.child_prefix(update.child), update.lines)
         if update.log_end and children is not None:
             children.read_done(update.child)
 
@@ -295,17 +294,33 @@ class BatchRunnerTrigger(BaseTrigger):
                 if update.log_problem is not None:
                     problems[update.child] = update.log_problem
         if None in problems:
-            self.log.warning(
+            self._out.warning(
                 "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
                 "log group %s, stream %s", self.job_id, problems[None], LOG_GROUP, watch.log_stream,
             )
         task_log.warn_unread_children(
-            self.log, self.job_id, sorted((index, why) for index, why in problems.items() if index is not None)
+            self._out, self.job_id, sorted((index, why) for index, why in problems.items() if index is not None)
         )
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed or success, or cleared it: stop the job too."""
-        self.log.info("Task killed while deferred: terminating AWS Batch job %s", self.job_id)
+        """A user marked the deferred task failed or success, or cleared it: stop the job too. Airflow 3.3 calls
+        this as well when the trigger only moved to another triggerer: the job is terminated only when the task
+        instance is no longer deferred (see ``triggers.task_state``)."""
+        try:
+            state = await current_state(self.task_instance)
+        except StateUnknown as exc:
+            self.log.warning(
+                "The trigger was cancelled, and whether its task instance is still deferred is unknown (%s): AWS "
+                "Batch job %s is left running. If the task was marked failed or success, or cleared, terminate "
+                "the job by hand", exc, self.job_id,
+            )
+            return
+        if state == DEFERRED:
+            self.log.info("The trigger moved to another triggerer (its task instance is still deferred), which "
+                          "waits on AWS Batch job %s now: the job goes on", self.job_id)
+            return
+        self.log.info("Task killed while deferred (its task instance is %s now): terminating AWS Batch job %s",
+                      state or "cleared", self.job_id)
         if self._unreadable:
             self.log.error("Cannot terminate AWS Batch job %s: %s", self.job_id, self._unreadable)
             return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
-from tests.e2e.conftest import AwsWorld, load_dag, run_dag
+from airflow_batch_runner.triggers.log_marker import MARKER_KEY
+from tests.e2e.conftest import AwsWorld, load_dag, run_dag, xcom_value
 from tests.e2e.test_failures import task_dag, the_job
 
 
@@ -32,6 +33,8 @@ def test_deferred_job_logs_reach_the_task_log_in_order(aws: AwsWorld, capsys: py
     seen = [line.split("[main] ", 1)[1].split()[0] for line in result.output.splitlines()
             if "[main] deferred-line-" in line]
     assert seen == [f"deferred-line-{i}" for i in range(1, 31)]
+    # The worker's note for a revived trigger (triggers.log_marker) is gone once the task resumed.
+    assert xcom_value("deferred_logs", result.run_id, "shell", key=MARKER_KEY) is None
 
 
 def test_deferred_failure_carries_the_same_codes(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,10 +8,16 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner import task_log
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.outcome import KILL_REASON
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
+from tests.airflow_version import needs_airflow
 from tests.e2e.conftest import AwsWorld
+from tests.e2e.task_instances import TaskInstanceRow, supervisor_comms
+
+# Airflow 3.1 never calls a trigger's on_kill (a kill only cancels the wait there).
+ON_KILL = needs_airflow("3.3", "call a trigger's on_kill when its task is killed")
 
 
 def _submit(aws: AwsWorld, command: str, count: int = 1) -> list[str]:
@@ -40,8 +46,11 @@ def _trigger(aws: AwsWorld, job_id: str, **kwargs: Any) -> BatchRunnerTrigger:
 
 
 async def _first_event(trigger: BatchRunnerTrigger, timeout: float = 60) -> dict[str, Any]:
+    """The trigger's event; what it left to the worker's log is then logged, as ``execute_complete`` does."""
+
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
+            task_log.replay(trigger.log, event.payload.get("held_log"))
             return dict(event.payload)
         raise AssertionError("trigger ended without an event")
 
@@ -69,9 +78,26 @@ def test_serialise_round_trip_mid_job_resumes_the_same_wait(aws: AwsWorld) -> No
     assert event["timed_out"] is False
 
 
-def test_on_kill_terminates_the_job(aws: AwsWorld) -> None:
+@pytest.fixture(scope="module")
+def task_instance(airflow_db: None) -> TaskInstanceRow:
+    return TaskInstanceRow("trigger_kill_decision")
+
+
+def _on_kill(trigger: BatchRunnerTrigger, task_instance: TaskInstanceRow, state: str | None) -> None:
+    """Airflow 3.3's cancellation of a trigger in a triggerer, with the task instance in ``state`` by then."""
+    task_instance.set_state(state)
+    trigger.task_instance = task_instance.as_triggerer_has_it()
+    with supervisor_comms():
+        asyncio.run(trigger.on_kill())
+
+
+@ON_KILL
+@pytest.mark.parametrize("state", ["failed", "success", None], ids=["marked-failed", "marked-success", "cleared"])
+def test_on_kill_terminates_the_job_of_a_task_instance_a_user_acted_on(
+    aws: AwsWorld, task_instance: TaskInstanceRow, state: str | None
+) -> None:
     (job_id,) = _submit(aws, "sleep 120")
-    asyncio.run(_trigger(aws, job_id).on_kill())
+    _on_kill(_trigger(aws, job_id), task_instance, state)
     batch = aws.client("batch")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -83,12 +109,38 @@ def test_on_kill_terminates_the_job(aws: AwsWorld) -> None:
     assert job["statusReason"] == KILL_REASON
 
 
-def test_on_kill_deletes_the_staged_inputs_it_was_given_and_nothing_else(aws: AwsWorld) -> None:
+@ON_KILL
+def test_on_kill_of_a_trigger_moved_to_another_triggerer_leaves_the_job_and_its_inputs(
+    aws: AwsWorld, task_instance: TaskInstanceRow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Airflow 3.3 cancels a trigger that left a triggerer's assignment as if a user had acted: the task
+    instance, still deferred, tells that another triggerer waits on the job now."""
+    (job_id,) = _submit(aws, "sleep 120")
+    aws.client("s3").put_object(Bucket=aws.bucket, Key="run/inputs/a.txt", Body=b"x")
+    _on_kill(_trigger(aws, job_id, delete_inputs_of=f"s3://{aws.bucket}/run/"), task_instance, "deferred")
+    assert "TerminateJob" not in aws.calls()
+    assert aws.object_keys() == ["run/inputs/a.txt"]
+    assert "moved to another triggerer" in capsys.readouterr().out
+
+
+def test_on_kill_that_cannot_ask_airflow_leaves_the_job_running_and_says_so(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (job_id,) = _submit(aws, "sleep 120")
+    asyncio.run(_trigger(aws, job_id).on_kill())  # no task instance, no supervisor to ask
+    assert "TerminateJob" not in aws.calls()
+    assert f"AWS Batch job {job_id} is left running" in capsys.readouterr().out
+
+
+@ON_KILL
+def test_on_kill_deletes_the_staged_inputs_it_was_given_and_nothing_else(
+    aws: AwsWorld, task_instance: TaskInstanceRow
+) -> None:
     (job_id,) = _submit(aws, "sleep 120")
     s3 = aws.client("s3")
     for key in ("run/inputs/a.txt", "run/inputs/sub/b.txt", "run/outputs/out.txt", "other/inputs/c.txt"):
         s3.put_object(Bucket=aws.bucket, Key=key, Body=b"x")
-    asyncio.run(_trigger(aws, job_id, delete_inputs_of=f"s3://{aws.bucket}/run/").on_kill())
+    _on_kill(_trigger(aws, job_id, delete_inputs_of=f"s3://{aws.bucket}/run/"), task_instance, "failed")
     assert sorted(aws.object_keys()) == ["other/inputs/c.txt", "run/outputs/out.txt"]
 
 

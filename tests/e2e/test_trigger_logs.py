@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner import task_log
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
 from airflow_batch_runner.triggers.poller import shared_poller
 from tests.e2e.conftest import AwsWorld
+from tests.e2e.task_instances import TaskInstanceRow, supervisor_comms
 from tests.e2e.test_trigger import _first_event, _submit, _trigger
 
 NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
@@ -217,26 +219,130 @@ def test_final_reads_queued_for_the_budget_still_read_every_line(
     assert log.warnings() == []
 
 
+@pytest.fixture(scope="module")
+def task_instance(airflow_db: None) -> TaskInstanceRow:
+    return TaskInstanceRow("trigger_log_marker")
+
+
+def _in_triggerer(trigger: BatchRunnerTrigger, task_instance: TaskInstanceRow) -> BatchRunnerTrigger:
+    """The trigger as a triggerer runs it: with its task instance (asked through ``supervisor_comms``)."""
+    task_instance.set_state("deferred")
+    trigger.task_instance = task_instance.as_triggerer_has_it()
+    return trigger
+
+
+def _deferred(task_instance: TaskInstanceRow) -> None:
+    """What the worker leaves as it defers: the marker, empty (under ``supervisor_comms``)."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    from airflow_batch_runner.triggers.log_marker import MARKER_KEY
+
+    XCom.set(MARKER_KEY, "", dag_id=task_instance.dag_id, task_id=task_instance.task_id,
+             run_id=task_instance.run_id, map_index=task_instance.map_index)
+
+
+def _marker(task_instance: TaskInstanceRow) -> str | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from airflow_batch_runner.triggers.log_marker import MARKER_KEY
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(
+            dag_id=task_instance.dag_id, task_id=task_instance.task_id, run_id=task_instance.run_id,
+            map_index=task_instance.map_index, key=MARKER_KEY,
+        ).first()
+        return None if row is None else str(row.value)  # as stored (serialised by the XCom backend)
+
+
 def test_a_restarted_trigger_shows_the_lines_before_the_restart_once_more(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], task_instance: TaskInstanceRow
 ) -> None:
     (job_id,) = _submit(aws, 'for i in $(seq 1 8); do echo "$AWS_BATCH_JOB_ID $i"; sleep 0.5; done')
-    trigger = _trigger(aws, job_id, poll_interval=0.2)
+    trigger = _in_triggerer(_trigger(aws, job_id, poll_interval=0.2), task_instance)
 
     async def interrupted() -> None:
         with pytest.raises(asyncio.TimeoutError):
             await _first_event(trigger, timeout=3.5)  # a triggerer restart: the wait stops mid-job
 
     capsys.readouterr()
-    asyncio.run(interrupted())
-    before = TaskLog(capsys).lines_by_job()[job_id]
-    assert before == [str(i) for i in range(1, len(before) + 1)] and 0 < len(before) < 8
-    event = asyncio.run(_first_event(BatchRunnerTrigger(**trigger.serialize()[1])))
+    with supervisor_comms():
+        _deferred(task_instance)
+        asyncio.run(interrupted())
+        before = TaskLog(capsys).lines_by_job()[job_id]
+        assert before == [str(i) for i in range(1, len(before) + 1)] and 0 < len(before) < 8
+        assert job_id in str(_marker(task_instance))  # the first instance showed lines, and left a note of it
+        revived = _in_triggerer(BatchRunnerTrigger(**trigger.serialize()[1]), task_instance)
+        event = asyncio.run(_first_event(revived))
     assert event["status"] == "done"
     after = TaskLog(capsys)
     # The revived trigger reads from the job's start, after saying so: the lines shown before repeat once.
     assert after.lines_by_job()[job_id] == [str(i) for i in range(1, 9)]
     assert f"Reading the log of job {job_id} from its start" in after.text
+
+
+def test_a_trigger_that_starts_after_its_job_did_says_nothing_of_a_restart(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], task_instance: TaskInstanceRow
+) -> None:
+    """The usual case: the job starts, and logs, before the triggerer runs the trigger."""
+    (job_id,) = _submit(aws, 'echo "$AWS_BATCH_JOB_ID 1"; sleep 2; echo "$AWS_BATCH_JOB_ID 2"')
+    batch = aws.client("batch")
+    deadline = time.time() + 30
+    while batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] != "RUNNING":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    capsys.readouterr()
+    with supervisor_comms():
+        _deferred(task_instance)
+        event = asyncio.run(_first_event(_in_triggerer(_trigger(aws, job_id, poll_interval=0.2), task_instance)))
+    assert event["status"] == "done"
+    log = TaskLog(capsys)
+    assert log.lines_by_job()[job_id] == ["1", "2"]
+    assert "from its start" not in log.text
+
+
+class TriggerLog:
+    """A trigger's log as Airflow's triggerer may write it: the triggerer can close it as soon as the trigger
+    yields its event, before what was logged just before is written. Here whatever the trigger logged in the
+    last ``lost`` seconds before its event is lost; the worker then logs what the event left to it."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[float, str]] = []
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> None:
+        self.logged.append((time.monotonic(), str(event) % args if args else str(event)))
+
+    warning = error = info
+
+    async def task_log(self, trigger: BatchRunnerTrigger, lost: float) -> list[str]:
+        trigger._log = self  # type: ignore[assignment]
+        async for event in trigger.run():
+            written = [text for at, text in self.logged if at < time.monotonic() - lost]
+            worker: list[str] = []
+            task_log.replay(_Collect(worker), event.payload.get("held_log"))
+            return written + worker
+        raise AssertionError("trigger ended without an event")
+
+
+class _Collect:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def info(self, event: Any, *args: Any, **kw: Any) -> None:
+        self.into.append(str(event) % args if args else str(event))
+
+    warning = info
+
+
+def test_the_last_lines_reach_the_task_log_even_when_the_triggerer_drops_what_the_trigger_logged_last(
+    aws: AwsWorld,
+) -> None:
+    # The last lines become readable late (as CloudWatch Logs may make them): the trigger gets them from a read
+    # moments before its event.
+    control(aws.url, "logs", {"ingestion_delay": 1.5})
+    (job_id,) = _submit(aws, "echo first; sleep 4; echo last-1; echo last-2")
+    lines = asyncio.run(TriggerLog().task_log(_trigger(aws, job_id, poll_interval=0.2), lost=2.0))
+    assert [line for line in lines if line.startswith("[main] ")] == ["[main] first", "[main] last-1", "[main] last-2"]
 
 
 def _ended_job_stream(aws: AwsWorld, command: str) -> tuple[str, Any]:

@@ -153,6 +153,33 @@ def running_airflow(emulator_url: str, variables: dict[str, str], dags: list[Pat
             _stop(proc)
 
 
+@contextmanager
+def another_triggerer(cluster: Cluster, **config: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A second ``airflow triggerer`` beside the cluster's, with ``[triggerer]`` options of its own
+    (e.g. ``triggerer_health_check_threshold="10"``); its output in ``<home>/triggerer-2.log``."""
+    env = {**cluster.env, **{f"AIRFLOW__TRIGGERER__{k.upper()}": v for k, v in config.items()}}
+    env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(free_port())
+    log = open(cluster.home / "triggerer-2.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "triggerer"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextmanager
+def stalled(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The process and its children stopped (SIGSTOP) as a stuck host or a long pause would, until the block
+    ends (SIGCONT)."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+
+
 def _mkdtemp() -> str:
     import tempfile
 
