@@ -12,13 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from airflow.providers.common.compat.sdk import conf
-
 from airflow_batch_runner import array_spec, child_sampling, job_spec, outcome, results, staging
 from airflow_batch_runner.array_spec import ArrayOutcome, ArraySpec, Child
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
 from airflow_batch_runner.masking import redact, redact_value
-from airflow_batch_runner.triggers.log_reader import CONFIG_SECTION
 
 STAGING_THREADS = 8
 MAX_LOGS_WAIT = 10.0
@@ -59,18 +56,6 @@ def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
             if key[len(prefix):].split("/", 2)[1:2] == [job_spec.INPUTS_PREFIX.rstrip("/")]]
     hook.delete_keys(bucket, keys)
     return removed + len(keys)
-
-
-def followed_children_limit() -> int:
-    """``[batch_runner] array_log_children``: how many running children's lines to follow at once."""
-    raw = conf.get(CONFIG_SECTION, "array_log_children", fallback=None)
-    if raw is None:
-        return child_sampling.DEFAULT_LIMIT
-    try:
-        value: Any = int(str(raw).strip())
-    except ValueError:
-        value = raw
-    return child_sampling.check_limit(value)
 
 
 def waiting_reason(hook: BatchRunnerHook, job_id: str) -> str | None:

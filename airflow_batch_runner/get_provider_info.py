@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_batch_runner import __version__
+from airflow_batch_runner import __version__, config
 
 INTEGRATION = "AWS Batch runner"
 
@@ -34,28 +34,9 @@ def get_provider_info() -> dict[str, Any]:
             {"class-name": "airflow_batch_runner.decorators.batch_runner.batch_runner_task", "name": "batch_runner"}
         ],
         "config": {
-            "batch_runner": {
-                "description": "Container logs of BatchRunnerOperator tasks.",
-                "options": {
-                    "logs_calls_per_second": {
-                        "description": "CloudWatch Logs calls a second that all the deferred tasks of one triggerer "
-                        "process may make together to follow their containers' logs. FilterLogEvents allows 5 a "
-                        "second per account and Region, for everything in the account: with several triggerers "
-                        "on one account, give each its share.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "1",
-                        "default": "2",
-                    },
-                    "logs_ingestion_allowance": {
-                        "description": "Seconds CloudWatch Logs may take to make a log line readable: how far each "
-                        "read looks back, and how long after a job's end its last lines are read.",
-                        "version_added": "0.1.0",
-                        "type": "float",
-                        "example": "5",
-                        "default": "2",
-                    },
-                },
+            config.SECTION: {
+                "description": "AWS Batch runner tasks: their containers' logs and array children.",
+                "options": config.OPTIONS,
             }
         },
         "extra-links": [

@@ -530,7 +530,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from airflow_batch_runner.triggers.log_reader import calls_per_second
+    from airflow_batch_runner.config import calls_per_second
 
     budget = calls_per_second()
     print(f"log scale: N = {' '.join(map(str, args.jobs))}, interval {args.interval:g} s, jobs of "

@@ -23,6 +23,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, task_log, usage
+from airflow_batch_runner.config import array_log_children, ingestion_allowance
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
@@ -43,7 +44,6 @@ from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
 from airflow_batch_runner.task_log import MainLines
 from airflow_batch_runner.triggers import log_marker
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
-from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -410,7 +410,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         env = job_spec.check_env(self.env)
         array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         if array:
-            array_run.followed_children_limit()  # a bad [batch_runner] array_log_children fails here, not later
+            array_log_children()  # a bad [batch_runner] array_log_children fails here, not later
         project = self._project_file_paths()
         job_spec.check_staged_names({"input_files": inputs, "project_files": project},
                                     array.child_inputs if array else ())

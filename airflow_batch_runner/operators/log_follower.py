@@ -9,18 +9,13 @@ the job's end longer than that final read's short patience.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 
+from airflow_batch_runner.backoff import FINAL_READ_PATIENCE, FINAL_READ_RETRY, LOGS_CEILING, Backoff
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import lookback
-
-# s past the moment the final read may start: room for the pages of a chatty job's last lines on a busy host.
-FINAL_READ_PATIENCE = 2.0
-FINAL_READ_RETRY = 0.2
-MAX_BACKOFF = 30.0
 
 
 class LogFollower:
@@ -85,7 +80,7 @@ class LogFollower:
         return self.problem
 
     def _run(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(LOGS_CEILING)
         next_read = 0.0
         while True:
             with self._wake:
@@ -109,16 +104,17 @@ class LogFollower:
                     return
                 if final and time.time() + FINAL_READ_RETRY > self._give_up_at:
                     break
-                backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+                wait = backoff.failed()
                 if not is_throttling(exc):
                     self.hook.log.warning("Reading the container log failed (%s); retrying in about %.0f s",
-                                          self.problem, backoff)
-                next_read = time.time() + backoff * random.uniform(0.5, 1.5)
+                                          self.problem, backoff.seconds)
+                next_read = time.time() + wait
                 if final:
                     with self._wake:
                         self._final_after = time.time() + FINAL_READ_RETRY
                 continue
-            backoff, self.problem = 0.0, None
+            backoff.succeeded()
+            self.problem = None
             self.lag = max(self.lag, lag)
             with self._wake:
                 if self._abandoned:

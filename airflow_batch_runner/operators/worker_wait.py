@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_batch_runner import array_run, job_spec, task_log
+from airflow_batch_runner.config import array_log_children, ingestion_allowance
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.lifecycle import JobWait, Limits, Step
 from airflow_batch_runner.operators.child_logs import ChildLogs
 from airflow_batch_runner.operators.log_follower import LogFollower
-from airflow_batch_runner.triggers.log_reader import ingestion_allowance
 
 ShowLines = Callable[[list[str], "str | None"], None]
 
@@ -36,7 +36,7 @@ def wait_for_job(
     (``log_stream``: the one already known); the main container's lines go to ``show_lines``."""
     follower = LogFollower(hook, interval, ingestion_allowance(), show_lines)
     children = None if not array_size else ChildLogs(
-        hook, job_id, array_size, interval, array_run.followed_children_limit(), ingestion_allowance(), log,
+        hook, job_id, array_size, interval, array_log_children(), ingestion_allowance(), log,
     )
     wait = JobWait(limits)
     while True:

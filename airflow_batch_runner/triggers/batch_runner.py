@@ -12,7 +12,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import array_run, task_log
+from airflow_batch_runner.backoff import FINAL_READ_PATIENCE, FINAL_READ_RETRY
 from airflow_batch_runner.child_sampling import DEFAULT_LIMIT
+from airflow_batch_runner.config import array_log_children
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
 from airflow_batch_runner.job_spec import LOG_GROUP
 from airflow_batch_runner.lifecycle import JobWait, Limits, verdict_to_event
@@ -30,13 +32,10 @@ from airflow_batch_runner.outcome import KILL_REASON
 from airflow_batch_runner.task_log import HeldLog, MainLines, TaskLogger, show_lines
 from airflow_batch_runner.triggers.child_logs import ChildLogs
 from airflow_batch_runner.triggers.log_marker import LogMarker
-from airflow_batch_runner.triggers.log_reader import FINAL_READ_RETRY
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, shared_poller
 from airflow_batch_runner.triggers.task_state import DEFERRED, StateUnknown, current_state
 from airflow_batch_runner.triggers.timeouts import within
 
-# After a job's end, how long past the moment its final read may start a failing read is retried.
-FINAL_READ_PATIENCE = 0.5
 FINAL_READ_LONGEST_WAIT = 10.0  # s more, at most, for a final read that a healthy reader is getting to
 
 
@@ -249,7 +248,7 @@ class BatchRunnerTrigger(BaseTrigger):
     def _children_limit(self) -> int:
         """``[batch_runner] array_log_children`` of this triggerer; a bad value is not worth failing a task."""
         try:
-            return array_run.followed_children_limit()
+            return array_log_children()
         except ValueError as exc:
             self.log.warning("%s; following %d children's lines instead", exc, DEFAULT_LIMIT)
             return DEFAULT_LIMIT

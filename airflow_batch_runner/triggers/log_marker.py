@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from airflow_batch_runner.triggers.task_state import ASK_TIMEOUT
 from airflow_batch_runner.triggers.timeouts import within
 
 MARKER_KEY = "batch_runner_log_shown"
-ASK_TIMEOUT = 10.0  # s
 
 
 def prepare(context: Any) -> None:

@@ -11,49 +11,24 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import random
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.providers.common.compat.sdk import conf
-
 from airflow_batch_runner import log_positions
+from airflow_batch_runner.backoff import FINAL_READ_RETRY, LOGS_CEILING, Backoff
+from airflow_batch_runner.config import calls_per_second
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import Cursor
 from airflow_batch_runner.triggers.timeouts import within
 
-CONFIG_SECTION = "batch_runner"
-# FilterLogEvents allows 5 calls a second per account and Region, for everything in the account: a
-# triggerer takes 2 by default (one call covers up to 100 jobs, so 200 jobs' streams a second).
-DEFAULT_CALLS_PER_SECOND = 2.0
-# How long after its timestamp CloudWatch Logs may make an event readable: the lookback of every read
-# and the wait, after a job's end, before its final read; both widen to the largest lag observed.
-DEFAULT_INGESTION_ALLOWANCE = 2.0
-# After a failed final read, retry this often until the wait for it is over.
-FINAL_READ_RETRY = 0.2
 # A call unanswered this long is slow: a job's end stops waiting for its final read.
 ANSWER_PATIENCE = 2.0
-MAX_BACKOFF = 30.0
 # Final reads' calls under way at once: a job whose end is found while one is being answered need not
 # wait for it (the budget still spaces the calls).
 FINAL_LANE_NAMES = ("final", "final-2")
-
-
-def calls_per_second() -> float:
-    rate = conf.getfloat(CONFIG_SECTION, "logs_calls_per_second", fallback=DEFAULT_CALLS_PER_SECOND)
-    if not rate > 0:
-        raise ValueError(f"[{CONFIG_SECTION}] logs_calls_per_second must be positive; got {rate}")
-    return rate
-
-
-def ingestion_allowance() -> float:
-    allowance = conf.getfloat(CONFIG_SECTION, "logs_ingestion_allowance", fallback=DEFAULT_INGESTION_ALLOWANCE)
-    if allowance < 0:
-        raise ValueError(f"[{CONFIG_SECTION}] logs_ingestion_allowance must be 0 or more seconds; got {allowance}")
-    return allowance
 
 
 class LogsBudget:
@@ -162,7 +137,7 @@ class LogReader:
         self.follows: dict[Any, Follow] = {}
         self.task: asyncio.Task[None] | None = None
         self.wakeup = asyncio.Event()
-        self.backoff = 0.0
+        self.backoff = Backoff(LOGS_CEILING)
         self.backoff_until = 0.0
         self.calls = 0
         self.events_read = 0
@@ -203,7 +178,7 @@ class LogReader:
             # end found late by its poll does not wait for one more call).
             self._finish(key, follow, None)
             return True
-        if now < self.backoff_until or self.backoff > 0:
+        if now < self.backoff_until or self.backoff.seconds > 0:
             # CloudWatch Logs is failing now (the last call failed): waiting for late lines is pointless,
             # one try at once if the budget has a call for it now (queueing for the budget behind other
             # jobs' doomed tries would only delay this job's end).
@@ -329,7 +304,7 @@ class LogReader:
         except Exception as exc:
             self._failed(batch, exc)
             return
-        self.backoff = 0.0
+        self.backoff.succeeded()
         self.events_read += len(events)
         self.budget.ingestion_lag = max(self.budget.ingestion_lag, log_positions.ingestion_lag(events))
         lookback = self.lookback()
@@ -352,12 +327,12 @@ class LogReader:
     def _failed(self, batch: list[Cursor], exc: Exception) -> None:
         self.failures += 1
         self.last_problem = f"{type(exc).__name__}: {exc}"
-        self.backoff = min(MAX_BACKOFF, max(1.0, self.backoff * 2))
+        wait = self.backoff.failed()
         now = time.time()
-        self.backoff_until = now + self.backoff * random.uniform(0.5, 1.5)
+        self.backoff_until = now + wait
         if not is_throttling(exc):
             self.hook.log.warning("Reading container logs failed (%s); retrying in about %.0f s",
-                                  self.last_problem, self.backoff)
+                                  self.last_problem, self.backoff.seconds)
         for key, follow in list(self.follows.items()):
             cursor = follow.cursor
             if cursor not in batch or cursor.drain_after is None:

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import time
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_batch_runner.backoff import POLL_CEILING, Backoff
+from airflow_batch_runner.config import ingestion_allowance
 from airflow_batch_runner.hooks.batch_runner import DESCRIBE_BATCH, BatchRunnerHook, is_throttling
 from airflow_batch_runner.outcome import job_state
-from airflow_batch_runner.triggers.log_reader import LogReader, ingestion_allowance, process_budget
+from airflow_batch_runner.triggers.log_reader import LogReader, process_budget
 
-MAX_BACKOFF_SECONDS = 60.0
 ERROR_BOUND_SECONDS = 300.0  # a non-throttling error that lasts this long fails the waits
 VANISHED_POLLS = 3  # a job missing from this many DescribeJobs answers in a row is gone
 
@@ -82,23 +82,25 @@ class SharedPoller:
         return self.logs.final_read(watch, not_before, give_up_at)
 
     async def _run(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(POLL_CEILING)
         failing_since: float | None = None
         while self.watches:
             started = time.monotonic()
+            wait = 0.0
             try:
                 await self.poll_once()
-                backoff, failing_since = 0.0, None
+                backoff.succeeded()
+                failing_since = None
             except Exception as exc:
-                backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                wait = backoff.failed()
                 if not is_throttling(exc):
                     failing_since = failing_since or time.monotonic()
                     if time.monotonic() - failing_since > ERROR_BOUND_SECONDS:
                         self._fail_all(f"AWS calls kept failing for {ERROR_BOUND_SECONDS:.0f} s: {exc}")
                         failing_since = None
-                self.hook.log.warning("Batch runner poller: %s; retrying in about %.0f s", exc, backoff)
+                self.hook.log.warning("Batch runner poller: %s; retrying in about %.0f s", exc, backoff.seconds)
             interval = min((w.interval for w in self.watches), default=0.0)
-            delay = max(interval - (time.monotonic() - started), 0.0) + backoff * random.uniform(0.5, 1.5)
+            delay = max(interval - (time.monotonic() - started), 0.0) + wait
             await asyncio.sleep(delay)
 
     def _fail_all(self, message: str) -> None:

@@ -449,7 +449,7 @@ def test_a_final_read_is_tried_once_at_once_when_the_last_call_failed_even_past_
 
     async def run() -> tuple[float, list[str | None], int]:
         reader = LogReader(_trigger(aws, job_id)._hook(), LogsBudget(10.0), 2.0)
-        reader.backoff, reader.backoff_until = 1.0, time.time() - 0.1  # a failed call, its backoff over
+        reader.backoff.seconds, reader.backoff_until = 1.0, time.time() - 0.1  # a failed call, its backoff over
         finished: list[str | None] = []
         asked = time.time()
         reader.follow("key", state.log_stream or "", state.started_at, 5.0, lambda _: None, finished.append)
