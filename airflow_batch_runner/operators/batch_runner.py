@@ -22,9 +22,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, array_run, array_spec, job_spec, outcome, resume, staging, task_log, usage
-from airflow_batch_runner.config import array_log_children, ingestion_allowance
-from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
+from airflow_batch_runner import arguments, array_spec, job_spec, outcome, resume, shapes, staging, task_log
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
 from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
 from airflow_batch_runner.lifecycle import Limits, verdict_from_event
@@ -40,7 +38,9 @@ from airflow_batch_runner.masking import (
     reveal,
 )
 from airflow_batch_runner.operators.worker_wait import wait_for_job
-from airflow_batch_runner.results import MAX_TOTAL_BYTES, Collected
+from airflow_batch_runner.results import Collected
+from airflow_batch_runner.shapes import Ending, JobShape
+from airflow_batch_runner.shapes.single import SingleJob
 from airflow_batch_runner.task_log import MainLines
 from airflow_batch_runner.triggers import log_marker
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger, overrides_dict
@@ -72,7 +72,7 @@ class _Run:
     deadline: float | None
     log_stream: str | None = None  # the stream read and linked; None: the log link opens the log group's search
     main: MainLines = field(default_factory=MainLines)  # its last lines, and the outputs and metrics it printed
-    array: array_spec.ArraySpec | None = None  # an array job's size and success rule
+    shape: JobShape = field(default_factory=SingleJob)  # one job, an array, ...
 
 
 class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
@@ -408,12 +408,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         image = job_spec.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
         env = job_spec.check_env(self.env)
-        array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
-        if array:
-            array_log_children()  # a bad [batch_runner] array_log_children fails here, not later
+        shape = shapes.resolve(self.array_size, self.array_input_files, self.allowed_failures)
+        shape.check()
         project = self._project_file_paths()
-        job_spec.check_staged_names({"input_files": inputs, "project_files": project},
-                                    array.child_inputs if array else ())
+        job_spec.check_staged_names({"input_files": inputs, "project_files": project}, shape.child_input_names)
         platform = job_spec.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
         )
@@ -453,18 +451,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             sidecar_resources=self._sidecar_resources,
         )
         # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
-        # An array's request is checked as submitted (its prep container carries the environment too).
         attempt_seconds = int(self._timeout_seconds)
-        spec = (array_spec.fit_to_limits(spec, array, identity, queue, attempt_seconds) if array
-                else job_spec.fit_to_limits(spec, identity, queue, attempt_seconds))
-        containers = array_spec.container_names(spec, array) if array else job_spec.container_names(spec)
+        spec = shape.fit_to_limits(spec, identity, queue, attempt_seconds)
+        containers = shape.container_names(spec)
         job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(containers) - 1)
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
             self._run = self._reattach(existing)
         else:
-            self._run = self._submit(spec, identity, queue, inputs, project, array)
+            self._run = self._submit(spec, identity, queue, inputs, project, shape)
             resume.remember_job(store, self._run.job_id)
         if self._killed:
             # Killed while submitting: on_kill had no job to stop then (Airflow lets the task go on).
@@ -541,7 +537,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         verdict = verdict_from_event(event, state, time.time())  # the trigger decided; never again here
         main = MainLines(results=Collected.from_dict(event.get("results"), clean=redact_value),
                          last=list(event.get("last_lines") or []))
-        self._run = _Run(state.job_id, state.job_name, bucket_path, None, main=main, array=self._array_of(state))
+        self._run = _Run(state.job_id, state.job_name, bucket_path, None, main=main,
+                         shape=shapes.of_job(state, self.allowed_failures))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
         return self._finish(state, verdict, description)
@@ -564,34 +561,20 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.log.info("Reattaching to AWS Batch job %s (%s) of an earlier try", state.job_id, state.status)
         created = (state.created_at or time.time() * 1000) / 1000
         return _Run(state.job_id, state.job_name, state.bucket_path, self._deadline(created),
-                    array=self._array_of(state))
-
-    def _array_of(self, state: outcome.JobState) -> array_spec.ArraySpec | None:
-        """An array parent's size as AWS reports it (whatever the arguments render to now), and the rule."""
-        if not state.array_size:
-            return None
-        return array_spec.ArraySpec(state.array_size, allowed_failures=self.allowed_failures)
+                    shape=shapes.of_job(state, self.allowed_failures))
 
     def _submit(
         self, spec: JobSpec, identity: TaskIdentity, queue: str, inputs: Mapping[str, str],
-        project: Mapping[str, Path], array: array_spec.ArraySpec | None,
+        project: Mapping[str, Path], shape: JobShape,
     ) -> _Run:
         if spec.staged_commands:
             inputs = {**inputs, job_spec.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
         attempt_seconds = int(self._timeout_seconds)
-        if array:
-            request = array_spec.build_submit_request(spec, array, identity, queue, attempt_seconds)
-            definition = array_spec.build_job_definition(spec, array)
-        else:
-            request = job_spec.build_submit_request(spec, identity, queue, attempt_seconds)
-            definition = job_spec.build_job_definition(spec)
-        staged = bool(spec.bucket_path and (inputs or project or (array and array.has_child_inputs)))
+        request = shape.submit_request(spec, identity, queue, attempt_seconds)
+        definition = shape.job_definition(spec)
+        staged = bool(spec.bucket_path and (inputs or project or shape.child_input_names))
         try:
-            if spec.bucket_path and (inputs or project):
-                staging.stage_inputs(self.hook, spec.bucket_path, inputs, project)
-            if spec.bucket_path and array and array.has_child_inputs:
-                count = array_run.stage_child_inputs(self.hook, spec.bucket_path, array)
-                self.log.info("Staged %d input file(s) of %d children", count, array.size)
+            shape.stage(self.hook, spec, inputs, project, self.log)
             try:
                 response = self.hook.submit_job(request)
             except SubmitRefused as refused:
@@ -603,11 +586,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 response = self.hook.submit_job(request)
         except BaseException:
             if staged:
-                self._cleanup(spec.bucket_path, array)
+                self._cleanup(spec.bucket_path, shape)
             raise
-        self.log.info("Submitted AWS Batch job %s (%s)%s", response["jobName"], response["jobId"],
-                      f", an array of {array.size} children" if array else "")
-        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), array=array)
+        self.log.info("Submitted AWS Batch job %s (%s)%s", response["jobName"], response["jobId"], shape.described())
+        return _Run(response["jobId"], response["jobName"], spec.bucket_path, self._deadline(time.time()), shape=shape)
 
     def _persist_links(self, context: Context, log_stream: str | None) -> None:
         """Both links before the wait. AWS names the log stream only when the job's containers start;
@@ -632,7 +614,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run = self._run
         assert run is not None
         description, step = wait_for_job(
-            self.hook, run.job_id, run.array.size if run.array else None, self.completion_check_interval,
+            self.hook, run.job_id, run.shape.followed_children, self.completion_check_interval,
             self._limits(run.deadline), self.log, self._log_lines, run.log_stream,
             on_log_stream=lambda stream: self._persist_logs_link(context, stream),
         )
@@ -651,95 +633,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     ) -> dict[str, Any]:
         run = self._run
         assert run is not None
-        bucket_path = state.bucket_path or run.bucket_path
-        if run.array:
-            return self._finish_array(state, verdict, bucket_path, run.array)
-        spent = usage.job_usage(description)
-        try:
-            if not verdict.succeeded:
-                message = outcome.failure_message(state, verdict, self._failure_lines(state), self._limit)
-                raise BatchJobFailed(
-                    redact("\n".join(part for part in (message, usage.attempts_report(spent)) if part)),
-                    job_id=state.job_id,
-                    status=state.status,
-                    exit_code=verdict.exit_code,
-                    container_exit_code=state.container_exit_code,
-                    status_reason=redact_value(state.status_reason),
-                    timed_out=verdict.timed_out,
-                    attempts=redact_value(usage.xcom_fields(spent)["attempt_details"]),
-                )
-            outputs, wrote_outputs_file = staging.collect_outputs(self.hook, bucket_path)
-            written = staging.read_outputs_file(self.hook, bucket_path, MAX_TOTAL_BYTES) if wrote_outputs_file else None
-            if written is not None:
-                run.main.results.add_file(written, "$OUTPUTS_FILE (outputs.json)")
-            if run.main.results.error:
-                raise MalformedResults(f"AWS Batch job {state.job_name} ({state.job_id}) SUCCEEDED, but "
-                                       f"{run.main.results.error}")
-        finally:
-            self._cleanup(bucket_path)
-        self.log.info("Job %s SUCCEEDED with %d output file(s)", state.job_id, len(outputs))
-        result = outcome.xcom_result(state, verdict.exit_code, bucket_path, outputs, WORKING_DIR, OUTPUT_DIR)
-        results = run.main.results
-        # Everything from the container (file names, reasons, values) masked as its log lines are.
-        return dict(redact_value(
-            {**result, **usage.xcom_fields(spent), "outputs": results.outputs, "metrics": results.metrics}
-        ))
+        end = Ending(self.hook, self.log, self._limit, run.main, self._killed,
+                     cleanup=lambda bucket_path: self._cleanup(bucket_path, run.shape))
+        return run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
 
-    def _failure_lines(self, state: outcome.JobState) -> list[str]:
-        """The main container's last lines, or, when a sidecar failed, that sidecar's own."""
-        failed = state.failed_container
-        if failed is None or failed.name == job_spec.MAIN:
-            return self._run.main.last if self._run else []
-        if not failed.log_stream:
-            return []
-        if state.stopped_at:  # CloudWatch Logs makes the sidecar's last lines readable a little after its end
-            time.sleep(max(0.0, min(state.stopped_at / 1000 + ingestion_allowance() - time.time(), 10.0)))
-        return [redact(line) for line in self.hook.last_log_lines(failed.log_stream, outcome.LAST_LOG_LINES)]
-
-    def _finish_array(
-        self, state: outcome.JobState, verdict: outcome.Verdict, bucket_path: str | None, array: array_spec.ArraySpec
-    ) -> dict[str, Any]:
-        """The children once, at the end: the manifest in S3, the success rule, a small XCom."""
-        cut_short = self._cut_short(state, verdict)
-        try:
-            # CloudWatch Logs makes a child's last lines readable a little after its end.
-            readable = (state.stopped_at / 1000 if state.stopped_at else time.time()) + ingestion_allowance()
-            children, result, last_lines = array_run.read_children(
-                self.hook, state.job_id, bucket_path, array, cut_short, readable
-            )
-            manifest_uri = array_run.write_manifest(self.hook, state.job_id, bucket_path, result, children)
-        finally:
-            self._cleanup(bucket_path, array)
-        report = array_spec.failure_report(result, last_lines)
-        if (problems := array_spec.results_problems(children)) is not None:
-            self.log.warning("%s", redact(problems))
-        if not result.ok:
-            why = f"{cut_short}; it was terminated. " if cut_short else ""
-            raise BatchJobFailed(
-                redact(f"AWS Batch array job {state.job_name} ({state.job_id}) {why}ended {state.status}. {report}\n"
-                       f"Manifest: {manifest_uri}"),
-                job_id=state.job_id, status=state.status, exit_code=verdict.exit_code or 1,
-                container_exit_code=None, status_reason=redact_value(state.status_reason), timed_out=verdict.timed_out,
-            )
-        if result.failed:
-            self.log.warning("Array job %s succeeded within allowed_failures. %s", state.job_id, report)
-        self.log.info("Array job %s: %d of %d children SUCCEEDED; manifest %s", state.job_id, result.succeeded,
-                      result.size, manifest_uri)
-        return dict(redact_value(array_spec.xcom_result(
-            state.job_id, state.job_name, state.status, bucket_path, manifest_uri, result, children
-        )))
-
-    def _cut_short(self, state: outcome.JobState, verdict: outcome.Verdict) -> str | None:
-        """Why the task ended the job before its end, if it did: a kill, the deadline, RUNNABLE too long."""
-        if self._killed or state.status_reason == outcome.KILL_REASON:
-            return "the Airflow task was killed"
-        if verdict.stuck_for:
-            return f"it stayed RUNNABLE more than {verdict.stuck_for} (max_runnable_time)"
-        if verdict.timed_out:
-            return f"it did not finish within {self._limit}"
-        return None
-
-    def _cleanup(self, bucket_path: str | None, array: array_spec.ArraySpec | None = None) -> None:
+    def _cleanup(self, bucket_path: str | None, shape: JobShape) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to.
 
         A failure here never replaces what happened to the job (its failure, exit codes and status are what
@@ -748,7 +646,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if not (self.delete and bucket_path):
             return
         try:
-            removed = self._delete_inputs(bucket_path, array)
+            removed = shape.delete_inputs(self.hook, bucket_path)
         except Exception as exc:
             self.log.warning(
                 "Could not delete the staged inputs under %s (%s); the job's outcome stands. Delete them "
@@ -759,15 +657,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         if removed:
             self.log.info("Deleted %d staged input file(s)", removed)
 
-    def _delete_inputs(self, bucket_path: str, array: array_spec.ArraySpec | None) -> int:
-        if array:
-            return array_run.delete_inputs(self.hook, bucket_path)
-        return staging.delete_inputs(self.hook, bucket_path)
-
     def on_kill(self) -> None:
         self._killed = True
         if self._run is not None:
             self.log.info("Task killed: terminating AWS Batch job %s", self._run.job_id)
             self.hook.terminate(self._run.job_id, outcome.KILL_REASON)
-            self._cleanup(self._run.bucket_path, self._run.array)
+            self._cleanup(self._run.bucket_path, self._run.shape)
 
