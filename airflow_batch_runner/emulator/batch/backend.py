@@ -177,8 +177,14 @@ class BatchBackend(Lifecycle, Definitions, Queues):
         if definition.ecs_properties is not None:
             if params.get("containerOverrides"):
                 raise ClientException("containerOverrides cannot be used with an ecsProperties job definition")
+            override_tasks = (params.get("ecsPropertiesOverride") or {}).get("taskProperties") or [{}]
+            v.check_overrides(
+                [(c, f"container override {c.get('name')!r}") for c in override_tasks[0].get("containers") or []],
+                fargate,
+            )
             task = effective_ecs_task(definition, params.get("ecsPropertiesOverride"))
             task["containers"] = [substitute_parameters(c, parameters) for c in task["containers"]]
+            v.check_job_resources(task["containers"])
             if fargate:
                 vcpu, memory = v.resource_totals(task["containers"])
                 v.check_fargate_resources(vcpu, memory)
@@ -186,8 +192,10 @@ class BatchBackend(Lifecycle, Definitions, Queues):
         if params.get("ecsPropertiesOverride"):
             raise ClientException("ecsPropertiesOverride requires an ecsProperties job definition")
         assert definition.container_properties is not None
+        v.check_overrides([(params.get("containerOverrides") or {}, "containerOverrides")], fargate)
         container = apply_container_overrides(definition.container_properties, params.get("containerOverrides") or {})
         container = substitute_parameters(container, parameters)
+        v.check_job_resources([container])
         if fargate:
             v.check_fargate_resources(*v.resource_totals([container]))
         return None, container

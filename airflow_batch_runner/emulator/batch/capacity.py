@@ -134,7 +134,7 @@ class Capacity(Environments):
 
     @staticmethod
     def _vcpus(job: Job) -> float:
-        return v.resource_totals(job.containers)[0] or float((job.container or {}).get("vcpus") or 0)
+        return v.job_resources(job.containers)[0]
 
 
 def _room(ce: ComputeEnvironment) -> float:

@@ -56,6 +56,7 @@ class Definitions(Environments):
         if container_props is not None:
             v.require(container_props, "image")
             v.check_environment(container_props.get("environment"), "containerProperties")
+            v.check_platform_fields([container_props], container_props, fargate, "containerProperties")
             if fargate:
                 v.check_fargate_task(
                     {
@@ -73,6 +74,7 @@ class Definitions(Environments):
             v.check_ecs_containers(tasks[0].get("containers") or [])
             for container in tasks[0]["containers"]:
                 v.check_environment(container.get("environment"), f"container {container['name']!r}")
+            v.check_platform_fields(tasks[0]["containers"], tasks[0], fargate, "ecsProperties.taskProperties[0]")
             if fargate:
                 v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
         with self.lock:
