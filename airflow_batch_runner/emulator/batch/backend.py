@@ -25,6 +25,7 @@ from airflow_batch_runner.emulator.batch.jobs import (
     ACTIVE_STATUSES,
     Job,
     apply_container_overrides,
+    check_job_status,
     check_list_filter,
     effective_ecs_task,
     job_matches,
@@ -216,6 +217,9 @@ class BatchBackend(Lifecycle, Definitions, Queues):
     def list_jobs(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """By queue (array children are not listed there) or by arrayJobId (the children)."""
         filters = params.get("filters") or []
+        if len(filters) > 1:
+            raise ClientException("filters: only one filter can be used at a time")
+        status = check_job_status(params["jobStatus"]) if "jobStatus" in params else None
         scopes = [k for k in ("jobQueue", "arrayJobId", "multiNodeJobId") if params.get(k)]
         if len(scopes) != 1:
             raise ClientException("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified")
@@ -236,12 +240,13 @@ class BatchBackend(Lifecycle, Definitions, Queues):
                 jobs = [job for job in self.jobs.values() if job.queue is queue and job.parent is None]
                 jobs.sort(key=lambda job: job.created_at, reverse=True)
             if filters:
-                for flt in filters:  # a bad filter is refused even when the queue has no job
-                    check_list_filter(flt)
-                for flt in filters:
-                    jobs = [job for job in jobs if job_matches(job, flt)]
+                check_list_filter(filters[0])  # a bad filter is refused even when the queue has no job
+                jobs = [job for job in jobs if job_matches(job, filters[0])]
+                if filters[0]["name"] != "SHARE_IDENTIFIER":
+                    status = None  # "When the filter is used, jobStatus is ignored", except with SHARE_IDENTIFIER
             else:
-                status = params.get("jobStatus", "RUNNING")
+                status = status or "RUNNING"
+            if status is not None:
                 jobs = [job for job in jobs if job.status == status]
             items = [job.summary() for job in jobs]
         if filters:  # "When --filters is used, Batch returns up to 100 values" (a page)

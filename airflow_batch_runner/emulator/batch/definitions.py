@@ -113,6 +113,8 @@ class Definitions(Environments):
         refs = params.get("jobDefinitions")
         name_filter = params.get("jobDefinitionName")
         status = params.get("status")
+        if status is not None and status not in ("ACTIVE", "INACTIVE"):
+            raise ClientException(f"status {status!r} is invalid; use ACTIVE or INACTIVE")
         with self.lock:
             if refs:
                 items = []

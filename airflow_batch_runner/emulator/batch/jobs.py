@@ -300,7 +300,15 @@ def effective_ecs_task(definition: JobDefinition, override: Mapping[str, Any] | 
     return task
 
 
-LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT")
+LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT", "SHARE_IDENTIFIER")
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def check_job_status(status: Any) -> str:
+    """ListJobs' jobStatus: one of the JobStatus enum of the service model."""
+    if status not in JOB_STATUSES:
+        raise ClientException(f"jobStatus {status!r} is invalid; use one of {', '.join(JOB_STATUSES)}")
+    return str(status)
 
 
 def check_list_filter(flt: Mapping[str, Any]) -> None:
@@ -321,6 +329,8 @@ def job_matches(job: Job, flt: Mapping[str, Any]) -> bool:
         if value.endswith("*"):
             return job.definition.arn.startswith(value[:-1]) or job.definition.name.startswith(value[:-1])
         return value in (job.definition.arn, job.definition.name, f"{job.definition.name}:{job.definition.revision}")
+    if name == "SHARE_IDENTIFIER":
+        return job.share_identifier == value
     if name == "AFTER_CREATED_AT":
         return job.created_at > int(value)
     return job.created_at < int(value)  # BEFORE_CREATED_AT
