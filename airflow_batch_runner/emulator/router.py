@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from moto.moto_api import _internal as moto_api
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from airflow_batch_runner.emulator import logs_filter
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.infrastructure import MotoInfrastructure
@@ -137,7 +138,10 @@ class EmulatorApp:
             # Containers write to the same moto backend from the runner's thread; moto's own handlers
             # iterate its dicts unlocked.
             with self.logs.lock:
-                answer = list(self.moto(environ, start_response))
+                if operation == "FilterLogEvents":
+                    answer = self._filter_log_events(environ, start_response, region, body)
+                else:
+                    answer = list(self.moto(environ, start_response))
         else:
             answer = list(self.moto(environ, start_response))
         if injected is not None:
@@ -145,6 +149,32 @@ class EmulatorApp:
             # that dies waiting: what AWS did and what the client saw can then differ.
             time.sleep(injected.delay)
         return answer
+
+    def _filter_log_events(
+        self, environ: dict[str, Any], start_response: StartResponse, region: str, body: bytes
+    ) -> list[bytes]:
+        """moto's FilterLogEvents with the request rules and filter patterns AWS documents (``logs_filter.py``)."""
+        try:
+            prepared = logs_filter.prepare(body, lambda group: self.logs.stream_names(region, group))
+        except (logs_filter.InvalidParameter, ValueError) as exc:
+            return _error(start_response, "logs", 400, "InvalidParameterException", str(exc))
+        if prepared.empty:
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
+            return [json.dumps({"events": [], "searchedLogStreams": []}).encode()]
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(prepared.body), str(len(prepared.body))
+        environ["emulator.body"] = prepared.body
+        answered: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.update(status=status, headers=headers)
+            return lambda _data: None
+
+        payload = b"".join(self.moto(environ, capture))
+        if str(answered.get("status", "")).startswith("200"):
+            payload = logs_filter.filter_answer(payload, prepared.matcher)
+        headers = [(k, v) for k, v in answered.get("headers", []) if k.lower() != "content-length"]
+        start_response(answered.get("status", "500 Error"), [*headers, ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def _operation(self, service: str, environ: dict[str, Any], path: str, body: bytes) -> str:
         method = environ["REQUEST_METHOD"]
