@@ -89,6 +89,7 @@ class EmulatorApp:
         self.interruptions = Interruptions()
         self.time_limit_scale = 1.0
         self.moto = DomainDispatcherApplication(create_backend_app)
+        MotoInfrastructure().seed_account()
 
     def batch_backend(self, region: str) -> BatchBackend:
         with self.lock:
@@ -107,6 +108,7 @@ class EmulatorApp:
                     backend.terminate_job({"jobId": job.job_id, "reason": "Emulator reset"})
             self.batch.clear()
         moto_api.moto_api_backend.reset()
+        MotoInfrastructure().seed_account()
         self.logs.reset()
         self.faults.reset()
         self.quotas.reset()

@@ -8,6 +8,7 @@ AWS documents; and the base of one region's Batch: its resources and their tags.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,6 +27,10 @@ from airflow_batch_runner.emulator.batch.resources import (
 )
 from airflow_batch_runner.emulator.batch.validation import ClientException, paginate
 
+# "arn:aws:iam::<account>:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch": Batch creates it.
+SERVICE_LINKED_ROLE = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:role/)?aws-service-role/batch\.amazonaws\.com/"
+                                 r"AWSServiceRoleForBatch$")
+
 
 class Infrastructure(Protocol):
     """The ECS clusters and EC2 instance types behind compute environments (the other services')."""
@@ -37,6 +42,10 @@ class Infrastructure(Protocol):
     def known_instance_type(self, name: str) -> bool: ...
 
     def secret_value(self, region: str, value_from: str) -> str | None: ...
+
+    def role_exists(self, ref: str) -> bool: ...
+
+    def instance_profile_exists(self, ref: str) -> bool: ...
 
 
 class Timers(Protocol):
@@ -120,8 +129,29 @@ class Environments:
                 self.infrastructure.delete_cluster(self.region, ce.ecs_cluster_arn)
                 ce.status, ce.status_reason = "DELETED", "Compute environment deleted"
             else:
-                ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+                problem = self._role_problem(ce)
+                healthy = ("VALID", "ComputeEnvironment Healthy")
+                ce.status, ce.status_reason = ("INVALID", problem) if problem else healthy
             self._capacity_changed()
+
+    def _role_problem(self, ce: ComputeEnvironment) -> str | None:
+        """The user guide's commonest cause of an INVALID compute environment: a role or instance profile that does
+        not exist. Batch cannot check the string at the request; the environment goes INVALID with the reason."""
+        infra = self.infrastructure
+        role = ce.service_role
+        if role and not SERVICE_LINKED_ROLE.match(role) and not infra.role_exists(role):
+            return ("CLIENT_ERROR - Not authorized to perform sts:AssumeRole (Service: AWSSecurityTokenService; "
+                    "Status Code: 403; Error Code: AccessDenied)")
+        resources = ce.compute_resources or {}
+        fleet_role = resources.get("spotIamFleetRole")
+        if fleet_role and not infra.role_exists(fleet_role):
+            return ("CLIENT_ERROR - Parameter: SpotFleetRequestConfig.IamFleetRole is invalid. (Service: AmazonEC2; "
+                    "Status Code: 400; Error Code: InvalidSpotFleetRequestConfig)")
+        instance_role = resources.get("instanceRole")
+        if instance_role and not infra.instance_profile_exists(instance_role):
+            return (f"CLIENT_ERROR - Value ({instance_role}) for parameter iamInstanceProfile is invalid. "
+                    "Invalid IAM Instance Profile name or ARN")
+        return None
 
     def _compute_environment(self, ref: str) -> ComputeEnvironment:
         ce = self.find_compute_environment(ref)
@@ -138,9 +168,9 @@ class Environments:
             v.check_state(params["state"], "ENABLED", "DISABLED")
         with self.lock:
             ce = self._compute_environment(params["computeEnvironment"])
-            if ce.status != "VALID":
+            if ce.status not in ("VALID", "INVALID"):  # an INVALID one is repaired by an update
                 raise ClientException(
-                    f"Compute environment {ce.name} is {ce.status}; it can be updated only when VALID"
+                    f"Compute environment {ce.name} is {ce.status}; it can be updated only when VALID or INVALID"
                 )
             update = params.get("computeResources")
             if update is not None:
