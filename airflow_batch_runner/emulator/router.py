@@ -29,6 +29,7 @@ from airflow_batch_runner.emulator.quotas import RateQuotas
 
 StartResponse = Callable[..., Any]
 CONTROL_PREFIX = "/_emulator/"
+MOTO_RESET = "/moto-api/reset"
 DEFAULT_REGION = "us-east-1"
 
 
@@ -119,6 +120,11 @@ class EmulatorApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
             return self._control(path[len(CONTROL_PREFIX) :], environ, start_response)
+        if path.rstrip("/") == MOTO_RESET and environ["REQUEST_METHOD"] == "POST":
+            # moto's own reset (its test suites call it between tests) resets our Batch too: all of it, once.
+            self.reset()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"status": "ok"}).encode()]
         scope = credential_scope(environ)
         service, region = scope if scope else ("s3", DEFAULT_REGION)
         body = _read_body(environ)
