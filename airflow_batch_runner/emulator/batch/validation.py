@@ -136,6 +136,8 @@ def container_defaults(container: Mapping[str, Any], fargate: bool) -> dict[str,
     out.update(container)
     if fargate and "fargatePlatformConfiguration" not in out:
         out["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+    if fargate:  # NetworkConfiguration.assignPublicIp: 'The default value is "DISABLED".'
+        out["networkConfiguration"] = {"assignPublicIp": "DISABLED", **(out.get("networkConfiguration") or {})}
     return out
 
 
@@ -216,11 +218,10 @@ def _check_acyclic(containers: list[Mapping[str, Any]]) -> None:
 
 
 def check_fargate_task(task: Mapping[str, Any], containers: list[Mapping[str, Any]], where: str) -> None:
-    """Fargate needs an execution role, a network configuration and a valid cpu/memory pair."""
+    """Fargate needs an execution role and a valid cpu/memory pair (networkConfiguration is optional: its
+    assignPublicIp defaults to DISABLED)."""
     if not task.get("executionRoleArn"):
         raise ClientException(f"{where}: executionRoleArn is required for the FARGATE platform")
-    if not task.get("networkConfiguration"):
-        raise ClientException(f"{where}: networkConfiguration is required for the FARGATE platform")
     vcpu, memory = resource_totals(containers)
     if vcpu or memory:
         check_fargate_resources(vcpu, memory)
