@@ -156,3 +156,28 @@ def test_an_ecs_job_without_memory_in_any_container_is_refused(batch: Any, ec2_q
     definition = helpers.register_ecs(batch, [main])["jobDefinitionArn"]
     message = refused(helpers.submit, batch, ec2_queue, definition)
     assert "MEMORY" in message
+
+
+# DescribeJobs: an attempt's container (AttemptContainerDetail) has containerInstanceArn ("The Amazon Resource
+# Name (ARN) of the Amazon ECS container instance that hosts the job attempt") and networkInterfaces ("The
+# network interfaces that are associated with the job attempt").
+
+
+def test_an_ec2_attempt_names_its_container_instance(batch: Any, ec2_queue: str) -> None:
+    definition = register_ec2_container(batch, resourceRequirements=resources("1", "512"))["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition))
+    container_instance = job["attempts"][0]["container"]["containerInstanceArn"]
+    assert container_instance.startswith("arn:aws:ecs:us-east-1:123456789012:container-instance/")
+    assert "networkInterfaces" not in job["attempts"][0]["container"]
+
+
+def test_a_fargate_attempt_has_its_network_interface(batch: Any, fargate_queue: str) -> None:
+    definition = register_fargate_container(batch, resourceRequirements=resources("1", "2048"))["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, fargate_queue, definition))
+    interfaces = job["attempts"][0]["container"]["networkInterfaces"]
+    assert len(interfaces) == 1 and interfaces[0]["attachmentId"] and interfaces[0]["privateIpv4Address"]
+    assert "containerInstanceArn" not in job["attempts"][0]["container"]
+    main = container("main", ["true"], resourceRequirements=resources("1", "2048"))
+    ecs = helpers.register_ecs(batch, [main], fargate=True)["jobDefinitionArn"]
+    task = helpers.wait_for_status(batch, helpers.submit(batch, fargate_queue, ecs))["attempts"][0]["taskProperties"]
+    assert task[0]["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]

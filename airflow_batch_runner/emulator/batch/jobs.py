@@ -45,6 +45,15 @@ class Attempt:
     containers: list[ContainerResult] = field(default_factory=list)
     # Container name -> the values of its ``secrets``, read when the attempt starts.
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Where the task ran: an EC2 container instance, or a Fargate task's network interface.
+    container_instance_arn: str | None = None
+    network_interfaces: list[dict[str, str]] = field(default_factory=list)
+
+    def placement(self) -> dict[str, Any]:
+        """DescribeJobs' containerInstanceArn (EC2) or networkInterfaces (Fargate) of the attempt."""
+        if self.container_instance_arn:
+            return {"containerInstanceArn": self.container_instance_arn}
+        return {"networkInterfaces": [dict(n) for n in self.network_interfaces]} if self.network_interfaces else {}
 
 
 @dataclass(eq=False)
@@ -209,9 +218,14 @@ class Job:
             out["statusReason"] = attempt.status_reason
         results = [_result_dict(c) for c in attempt.containers]
         if self.ecs_task is not None:
-            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), "containers": results}]
+            placed = attempt.placement()
+            if "networkInterfaces" in placed:  # per container in an ECS task (TaskContainerDetails)
+                results = [{**r, **placed} for r in results]
+                placed = {}
+            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), **placed, "containers": results}]
         else:
-            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt)}
+            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt),
+                                **attempt.placement()}
         return out
 
 

@@ -16,7 +16,7 @@ from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.capacity import Capacity
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
 from airflow_batch_runner.emulator.batch.jobs import ACTIVE_STATUSES, Attempt, ContainerResult, Job, TaskResult
-from airflow_batch_runner.emulator.batch.resources import ComputeEnvironment, now_ms
+from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID, ComputeEnvironment, now_ms
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 
@@ -142,7 +142,19 @@ class Lifecycle(Capacity):
         job.compute_environment = ce.name
         job.status = "STARTING"
         job.stop_reason = None
-        job.attempts.append(Attempt(task_id=uuid.uuid4().hex, started_at=now_ms()))
+        attempt = Attempt(task_id=uuid.uuid4().hex, started_at=now_ms())
+        if ce.platform == "FARGATE":
+            address = uuid.uuid4().int
+            attempt.network_interfaces = [{
+                "attachmentId": str(uuid.uuid4()),
+                "privateIpv4Address": f"10.0.{address % 256}.{(address >> 8) % 254 + 1}",
+            }]
+        else:
+            cluster = ce.ecs_cluster_arn.rsplit("/", 1)[-1]
+            attempt.container_instance_arn = (
+                f"arn:aws:ecs:{job.region}:{ACCOUNT_ID}:container-instance/{cluster}/{uuid.uuid4().hex}"
+            )
+        job.attempts.append(attempt)
         self._child_changed(job)
         self._later(job, "STARTING")
 
