@@ -45,6 +45,11 @@ class LogsSink:
         """Load moto's Logs backend now (with botocore's endpoint data) rather than when a job starts."""
         self._backend(region)
 
+    def stream_names(self, region: str, group: str) -> list[str] | None:
+        """The names of a log group's streams (None: no such group); call with ``lock`` held."""
+        found = self._backend(region).groups.get(group)
+        return None if found is None else list(found.streams)
+
     def open_stream(self, region: str, group: str, stream: str) -> None:
         backend = self._backend(region)
         with self.lock:

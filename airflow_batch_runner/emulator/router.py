@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from moto.moto_api import _internal as moto_api
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from airflow_batch_runner.emulator import logs_filter
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.infrastructure import MotoInfrastructure
@@ -28,6 +29,7 @@ from airflow_batch_runner.emulator.quotas import RateQuotas
 
 StartResponse = Callable[..., Any]
 CONTROL_PREFIX = "/_emulator/"
+MOTO_RESET = "/moto-api/reset"
 DEFAULT_REGION = "us-east-1"
 
 
@@ -88,6 +90,7 @@ class EmulatorApp:
         self.interruptions = Interruptions()
         self.time_limit_scale = 1.0
         self.moto = DomainDispatcherApplication(create_backend_app)
+        MotoInfrastructure().seed_account()
 
     def batch_backend(self, region: str) -> BatchBackend:
         with self.lock:
@@ -106,6 +109,7 @@ class EmulatorApp:
                     backend.terminate_job({"jobId": job.job_id, "reason": "Emulator reset"})
             self.batch.clear()
         moto_api.moto_api_backend.reset()
+        MotoInfrastructure().seed_account()
         self.logs.reset()
         self.faults.reset()
         self.quotas.reset()
@@ -116,6 +120,11 @@ class EmulatorApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
             return self._control(path[len(CONTROL_PREFIX) :], environ, start_response)
+        if path.rstrip("/") == MOTO_RESET and environ["REQUEST_METHOD"] == "POST":
+            # moto's own reset (its test suites call it between tests) resets our Batch too: all of it, once.
+            self.reset()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"status": "ok"}).encode()]
         scope = credential_scope(environ)
         service, region = scope if scope else ("s3", DEFAULT_REGION)
         body = _read_body(environ)
@@ -137,7 +146,10 @@ class EmulatorApp:
             # Containers write to the same moto backend from the runner's thread; moto's own handlers
             # iterate its dicts unlocked.
             with self.logs.lock:
-                answer = list(self.moto(environ, start_response))
+                if operation == "FilterLogEvents":
+                    answer = self._filter_log_events(environ, start_response, region, body)
+                else:
+                    answer = list(self.moto(environ, start_response))
         else:
             answer = list(self.moto(environ, start_response))
         if injected is not None:
@@ -145,6 +157,32 @@ class EmulatorApp:
             # that dies waiting: what AWS did and what the client saw can then differ.
             time.sleep(injected.delay)
         return answer
+
+    def _filter_log_events(
+        self, environ: dict[str, Any], start_response: StartResponse, region: str, body: bytes
+    ) -> list[bytes]:
+        """moto's FilterLogEvents with the request rules and filter patterns AWS documents (``logs_filter.py``)."""
+        try:
+            prepared = logs_filter.prepare(body, lambda group: self.logs.stream_names(region, group))
+        except (logs_filter.InvalidParameter, ValueError) as exc:
+            return _error(start_response, "logs", 400, "InvalidParameterException", str(exc))
+        if prepared.empty:
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
+            return [json.dumps({"events": [], "searchedLogStreams": []}).encode()]
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(prepared.body), str(len(prepared.body))
+        environ["emulator.body"] = prepared.body
+        answered: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.update(status=status, headers=headers)
+            return lambda _data: None
+
+        payload = b"".join(self.moto(environ, capture))
+        if str(answered.get("status", "")).startswith("200"):
+            payload = logs_filter.filter_answer(payload, prepared.matcher)
+        headers = [(k, v) for k, v in answered.get("headers", []) if k.lower() != "content-length"]
+        start_response(answered.get("status", "500 Error"), [*headers, ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def _operation(self, service: str, environ: dict[str, Any], path: str, body: bytes) -> str:
         method = environ["REQUEST_METHOD"]

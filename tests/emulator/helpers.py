@@ -155,6 +155,11 @@ def resources(vcpu: str, memory: str) -> list[dict[str, str]]:
 def ecs_properties(
     containers: list[dict[str, Any]], volumes: Iterable[str] = (), fargate: bool = False, **task: Any
 ) -> dict[str, Any]:
+    """One task of ``ecsProperties``. AWS needs a job's vCPUs and memory somewhere: a task none of whose
+    containers gives resourceRequirements gets 1 vCPU and 512 MiB (2048 on Fargate) on its first container."""
+    if containers and not any(c.get("resourceRequirements") for c in containers):
+        needs = resources("1", "2048" if fargate else "512")
+        containers = [{**containers[0], "resourceRequirements": needs}, *containers[1:]]
     properties: dict[str, Any] = {"containers": containers}
     if volumes:
         properties["volumes"] = [{"name": name} for name in volumes]

@@ -215,10 +215,7 @@ def test_too_many_containers(batch: Any) -> None:
 # Fargate
 
 
-@pytest.mark.parametrize(
-    ("missing", "said"),
-    [("executionRoleArn", ["executionRoleArn", "FARGATE"]), ("networkConfiguration", ["networkConfiguration"])],
-)
+@pytest.mark.parametrize(("missing", "said"), [("executionRoleArn", ["executionRoleArn", "FARGATE"])])
 def test_fargate_job_definition_without_a_task_property_it_needs(batch: Any, missing: str, said: list[str]) -> None:
     properties = helpers.ecs_properties([container("main", ["true"], resourceRequirements=resources("1", "2048"))])
     needed = {"executionRoleArn": helpers.EXECUTION_ROLE, "networkConfiguration": helpers.FARGATE_NETWORK}
@@ -231,6 +228,27 @@ def test_fargate_job_definition_without_a_task_property_it_needs(batch: Any, mis
         ecsProperties=properties,
     )
     assert all(word in message for word in said), message
+
+
+def test_fargate_definitions_without_network_configuration_are_accepted_and_run(
+    batch: Any, fargate_queue: str
+) -> None:
+    """The API reference marks networkConfiguration optional; assignPublicIp "The default value is DISABLED"."""
+    main = container("main", ["true"], resourceRequirements=resources("1", "2048"))
+    ecs = batch.register_job_definition(
+        jobDefinitionName=helpers.unique("no-network"), type="container", platformCapabilities=["FARGATE"],
+        ecsProperties={"taskProperties": [{"containers": [main], "executionRoleArn": helpers.EXECUTION_ROLE}]},
+    )["jobDefinitionArn"]
+    plain = batch.register_job_definition(
+        jobDefinitionName=helpers.unique("no-network"), type="container", platformCapabilities=["FARGATE"],
+        containerProperties={"image": "busybox", "command": ["true"], "resourceRequirements": resources("1", "2048"),
+                             "executionRoleArn": helpers.EXECUTION_ROLE},
+    )["jobDefinitionArn"]
+    described = batch.describe_job_definitions(jobDefinitions=[plain])["jobDefinitions"][0]
+    assert described["containerProperties"]["networkConfiguration"] == {"assignPublicIp": "DISABLED"}
+    for definition in (ecs, plain):
+        job = helpers.submit(batch, fargate_queue, definition)
+        assert helpers.wait_for_status(batch, job)["status"] == "SUCCEEDED"
 
 
 def test_fargate_container_job_definition_without_execution_role(batch: Any) -> None:

@@ -195,3 +195,54 @@ def test_listjobs_with_a_filter_pages_at_most_100(batch: Any, emulator_url: str)
     assert len(rest["jobSummaryList"]) == 1 and "nextToken" not in rest
     # Without a filter a page holds up to 1000 (the jobs wait RUNNABLE: their environment is disabled).
     helpers.wait_until(lambda: len(batch.list_jobs(jobQueue=queue, jobStatus="RUNNABLE")["jobSummaryList"]) == 101)
+
+
+# "The most common cause for a compute environment to enter an INVALID state is that the AWS Batch service
+# role or the Amazon EC2 Spot Fleet role has an incorrect name or ARN ... AWS Batch can't validate the
+# string. Instead, AWS Batch must accept the bad value and attempt to create the environment."
+# (user guide, INVALID compute environment)
+
+TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", ' \
+        '"Principal": {"Service": "batch.amazonaws.com"}}]}'
+
+
+def _settled(batch: Any, arn: str) -> dict[str, Any]:
+    found: dict[str, Any] = helpers.wait_until(
+        lambda: (lambda ce: ce if ce and ce["status"] in ("VALID", "INVALID") else None)(_describe(batch, arn))
+    )
+    return found
+
+
+@pytest.mark.parametrize(
+    ("resources", "params"),
+    [(FARGATE, {"serviceRole": "arn:aws:iam::123456789012:role/no-such-role"}),
+     ({**EC2, "instanceRole": "no-such-profile"}, {}),
+     ({**EC2, "type": "SPOT", "spotIamFleetRole": "arn:aws:iam::123456789012:role/no-fleet-role"}, {})],
+)
+def test_a_role_that_does_not_exist_makes_the_environment_invalid(
+    batch: Any, resources: dict[str, Any], params: dict[str, Any]
+) -> None:
+    ce = _settled(batch, _create(batch, resources, **params))
+    assert ce["status"] == "INVALID"
+    assert ce["statusReason"].startswith("CLIENT_ERROR - ")
+    message = refused(helpers.create_queue, batch, ce["computeEnvironmentArn"], wait=False)
+    assert "INVALID" in message
+
+
+def test_existing_roles_and_the_service_linked_role_are_valid(batch: Any, emulator_url: str) -> None:
+    iam = helpers.client(emulator_url, "iam")
+    role = iam.create_role(RoleName=helpers.unique("batch"), Path="/service-role/",
+                           AssumeRolePolicyDocument=TRUST)["Role"]
+    linked = "arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
+    for service_role in (role["Arn"], f"service-role/{role['RoleName']}", linked):
+        assert _settled(batch, _create(batch, EC2, serviceRole=service_role))["status"] == "VALID"
+
+
+def test_an_update_naming_a_missing_role_invalidates_and_a_good_one_repairs(batch: Any, emulator_url: str) -> None:
+    arn = helpers.create_compute_environment(batch)
+    batch.update_compute_environment(computeEnvironment=arn, serviceRole="arn:aws:iam::123456789012:role/gone")
+    helpers.wait_until(lambda: _status(batch, arn) == "INVALID")
+    role = helpers.client(emulator_url, "iam").create_role(
+        RoleName=helpers.unique("batch"), AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    batch.update_compute_environment(computeEnvironment=arn, serviceRole=role)
+    helpers.wait_until(lambda: _status(batch, arn) == "VALID")

@@ -166,3 +166,44 @@ def test_list_jobs_errors(batch: Any, ec2_queue: str) -> None:
     assert "does not exist" in refused(batch.list_jobs, jobQueue="no-such-queue")
     assert "JOB_NAME" in refused(batch.list_jobs, jobQueue=ec2_queue, filters=[{"name": "COLOR", "values": ["red"]}])
     assert "nextToken" in refused(batch.list_jobs, jobQueue=ec2_queue, nextToken="not-a-token")
+
+
+# "Only one filter can be used at a time. When the filter is used, jobStatus is ignored with the exception
+# that SHARE_IDENTIFIER and jobStatus can be used together." (ListJobs, filters)
+
+
+def test_two_filters_at_once_are_refused(batch: Any, ec2_queue: str) -> None:
+    message = refused(
+        batch.list_jobs, jobQueue=ec2_queue,
+        filters=[*_by_name("a*"), {"name": "AFTER_CREATED_AT", "values": ["0"]}],
+    )
+    assert "one filter" in message
+
+
+@pytest.mark.parametrize("status", ["DONE", "running", ""])
+def test_a_job_status_that_is_not_one_of_the_enum_is_refused(batch: Any, ec2_queue: str, status: str) -> None:
+    message = refused(batch.list_jobs, jobQueue=ec2_queue, jobStatus=status)
+    assert "jobStatus" in message and "RUNNABLE" in message
+
+
+def test_describe_job_definitions_with_an_unknown_status_is_refused(batch: Any) -> None:
+    message = refused(batch.describe_job_definitions, status="GONE")
+    assert "ACTIVE" in message and "INACTIVE" in message
+
+
+def test_share_identifier_filter_with_and_without_job_status(batch: Any) -> None:
+    policy = batch.create_scheduling_policy(name=helpers.unique("policy"), fairsharePolicy={})["arn"]
+    queue = helpers.create_queue(batch, helpers.create_compute_environment(batch), schedulingPolicyArn=policy)
+    ok = helpers.register_container(batch, ["true"])["jobDefinitionArn"]
+    slow = helpers.register_container(batch, ["sleep", "30"])["jobDefinitionArn"]
+    done_a = helpers.submit(batch, queue, ok, shareIdentifier="teamA")
+    running_a = helpers.submit(batch, queue, slow, shareIdentifier="teamA")
+    done_b = helpers.submit(batch, queue, ok, shareIdentifier="teamB")
+    helpers.wait_for_status(batch, done_a)
+    helpers.wait_for_status(batch, done_b)
+    helpers.wait_for_status(batch, running_a, ("RUNNING",))
+    share_a = [{"name": "SHARE_IDENTIFIER", "values": ["teamA"]}]
+    assert {s["jobId"] for s in _list_all(batch, jobQueue=queue, filters=share_a)} == {done_a, running_a}
+    running = _list_all(batch, jobQueue=queue, filters=share_a, jobStatus="RUNNING")
+    assert [s["jobId"] for s in running] == [running_a]
+    batch.terminate_job(jobId=running_a, reason="test over")

@@ -104,3 +104,65 @@ def test_logs_reads_over_the_quota_are_throttled(emulator_url: str, operation: s
     assert codes.count("ThrottlingException:400") == len(codes) - admitted > 0
     assert admitted <= tps + tps * elapsed + 1
     assert control(emulator_url, "quotas")["throttled"][f"logs:{operation}"] == len(codes) - admitted
+
+
+# FilterLogEvents, from its API reference and the filter pattern syntax of the CloudWatch Logs user guide
+
+
+@pytest.fixture
+def lines(logs: Any) -> str:
+    """A log group with streams app/one, app/two and other/three, holding a few known lines."""
+    group = helpers.unique("/filter")
+    logs.create_log_group(logGroupName=group)
+    messages = {
+        "app/one": ["ERROR disk full", "WARN disk slow", "INFO all good"],
+        "app/two": ["ERROR Exception: boom", "user=alice id=42"],
+        "other/three": ["ERROR elsewhere", "AUTHORIZED REQUEST"],
+    }
+    for stream, texts in messages.items():
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": text} for text in texts])
+    return group
+
+
+def _filtered(logs: Any, group: str, **params: Any) -> list[str]:
+    return sorted(e["message"] for e in logs.filter_log_events(logGroupName=group, **params)["events"])
+
+
+def test_filter_log_events_honours_the_stream_name_prefix(logs: Any, lines: str) -> None:
+    assert _filtered(logs, lines, logStreamNamePrefix="app/") == sorted(
+        ["ERROR disk full", "WARN disk slow", "INFO all good", "ERROR Exception: boom", "user=alice id=42"])
+    assert _filtered(logs, lines, logStreamNamePrefix="nothing/") == []
+
+
+def test_filter_log_events_refuses_a_prefix_with_stream_names(logs: Any, lines: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        logs.filter_log_events(logGroupName=lines, logStreamNames=["app/one"], logStreamNamePrefix="app/")
+    assert helpers.client_error(excinfo)[0] == "InvalidParameterException"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("ERROR", ["ERROR Exception: boom", "ERROR disk full", "ERROR elsewhere"]),
+        ("ERROR disk", ["ERROR disk full"]),
+        ("?WARN ?INFO", ["INFO all good", "WARN disk slow"]),
+        ("ERROR -disk", ["ERROR Exception: boom", "ERROR elsewhere"]),
+        ('"Exception: boom"', ["ERROR Exception: boom"]),
+        ("%id=[0-9]+%", ["user=alice id=42"]),
+        ("%^AUTH%", ["AUTHORIZED REQUEST"]),
+        ("error", []),  # terms are case sensitive
+    ],
+)
+def test_filter_patterns_for_unstructured_events(logs: Any, lines: str, pattern: str, expected: list[str]) -> None:
+    assert _filtered(logs, lines, filterPattern=pattern) == expected
+
+
+@pytest.mark.parametrize("pattern", ['{ $.user = "alice" }', "[ip, user]", "%(a)%", '"unterminated'])
+def test_filter_patterns_not_implemented_or_invalid_are_refused_never_matching_all(
+    logs: Any, lines: str, pattern: str
+) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        logs.filter_log_events(logGroupName=lines, filterPattern=pattern)
+    assert helpers.client_error(excinfo)[0] == "InvalidParameterException"

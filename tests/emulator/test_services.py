@@ -132,6 +132,20 @@ def test_reset_clears_every_service(emulator_url: str, batch: Any, s3: Any) -> N
     assert batch.describe_compute_environments()["computeEnvironments"] == []
 
 
+def test_motos_own_reset_endpoint_resets_our_batch_too(emulator_url: str, batch: Any) -> None:
+    """moto's test suites call POST /moto-api/reset between tests: nothing of one test may reach the next."""
+    import urllib.request
+
+    policy = batch.create_scheduling_policy(name="left-over")["arn"]
+    helpers.create_compute_environment(batch, name="left-over", wait=False)
+    request = urllib.request.Request(f"{emulator_url}/moto-api/reset", data=b"", method="POST")
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+    assert batch.describe_compute_environments()["computeEnvironments"] == []
+    assert batch.describe_scheduling_policies(arns=[policy])["schedulingPolicies"] == []
+    assert batch.create_scheduling_policy(name="left-over")["arn"] == policy
+
+
 # The AWS CLI
 
 

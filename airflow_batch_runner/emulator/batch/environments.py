@@ -1,20 +1,21 @@
-"""AWS Batch's long-lived resources, as requests see them: compute environments (each with its ECS
-cluster), job queues and fair-share scheduling policies, with the state rules AWS documents.
+"""AWS Batch's compute environments, as requests see them (each with its ECS cluster), with the state rules
+AWS documents; and the base of one region's Batch: its resources and their tags.
 
-``BatchBackend`` (``backend.py``) adds job definitions and jobs on top of this class.
+``policies.py`` and ``queues.py`` add scheduling policies and job queues on top of this class,
+``BatchBackend`` (``backend.py``) job definitions and jobs.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from airflow_batch_runner.emulator.batch import scheduling, stuck
 from airflow_batch_runner.emulator.batch import validation as v
-from airflow_batch_runner.emulator.batch.jobs import ACTIVE_STATUSES, Job
+from airflow_batch_runner.emulator.batch.jobs import Job
 from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
     ECS_TYPES,
@@ -26,7 +27,9 @@ from airflow_batch_runner.emulator.batch.resources import (
 )
 from airflow_batch_runner.emulator.batch.validation import ClientException, paginate
 
-MAX_QUEUE_COMPUTE_ENVIRONMENTS = 3
+# "arn:aws:iam::<account>:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch": Batch creates it.
+SERVICE_LINKED_ROLE = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:role/)?aws-service-role/batch\.amazonaws\.com/"
+                                 r"AWSServiceRoleForBatch$")
 
 
 class Infrastructure(Protocol):
@@ -40,13 +43,17 @@ class Infrastructure(Protocol):
 
     def secret_value(self, region: str, value_from: str) -> str | None: ...
 
+    def role_exists(self, ref: str) -> bool: ...
+
+    def instance_profile_exists(self, ref: str) -> bool: ...
+
 
 class Timers(Protocol):
     def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> None: ...
 
 
 class Environments:
-    """One region's compute environments, job queues and scheduling policies."""
+    """One region's compute environments; the store of its queues, scheduling policies and tags too."""
 
     region: str
     scheduler: Timers
@@ -122,8 +129,29 @@ class Environments:
                 self.infrastructure.delete_cluster(self.region, ce.ecs_cluster_arn)
                 ce.status, ce.status_reason = "DELETED", "Compute environment deleted"
             else:
-                ce.status, ce.status_reason = "VALID", "ComputeEnvironment Healthy"
+                problem = self._role_problem(ce)
+                healthy = ("VALID", "ComputeEnvironment Healthy")
+                ce.status, ce.status_reason = ("INVALID", problem) if problem else healthy
             self._capacity_changed()
+
+    def _role_problem(self, ce: ComputeEnvironment) -> str | None:
+        """The user guide's commonest cause of an INVALID compute environment: a role or instance profile that does
+        not exist. Batch cannot check the string at the request; the environment goes INVALID with the reason."""
+        infra = self.infrastructure
+        role = ce.service_role
+        if role and not SERVICE_LINKED_ROLE.match(role) and not infra.role_exists(role):
+            return ("CLIENT_ERROR - Not authorized to perform sts:AssumeRole (Service: AWSSecurityTokenService; "
+                    "Status Code: 403; Error Code: AccessDenied)")
+        resources = ce.compute_resources or {}
+        fleet_role = resources.get("spotIamFleetRole")
+        if fleet_role and not infra.role_exists(fleet_role):
+            return ("CLIENT_ERROR - Parameter: SpotFleetRequestConfig.IamFleetRole is invalid. (Service: AmazonEC2; "
+                    "Status Code: 400; Error Code: InvalidSpotFleetRequestConfig)")
+        instance_role = resources.get("instanceRole")
+        if instance_role and not infra.instance_profile_exists(instance_role):
+            return (f"CLIENT_ERROR - Value ({instance_role}) for parameter iamInstanceProfile is invalid. "
+                    "Invalid IAM Instance Profile name or ARN")
+        return None
 
     def _compute_environment(self, ref: str) -> ComputeEnvironment:
         ce = self.find_compute_environment(ref)
@@ -140,9 +168,9 @@ class Environments:
             v.check_state(params["state"], "ENABLED", "DISABLED")
         with self.lock:
             ce = self._compute_environment(params["computeEnvironment"])
-            if ce.status != "VALID":
+            if ce.status not in ("VALID", "INVALID"):  # an INVALID one is repaired by an update
                 raise ClientException(
-                    f"Compute environment {ce.name} is {ce.status}; it can be updated only when VALID"
+                    f"Compute environment {ce.name} is {ce.status}; it can be updated only when VALID or INVALID"
                 )
             update = params.get("computeResources")
             if update is not None:
@@ -199,212 +227,6 @@ class Environments:
             else:
                 items = [ce.describe() for ce in self.compute_environments.values()]
         return paginate(items, params, "computeEnvironments")
-
-    # Job queues
-
-    def create_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "jobQueueName", "priority")
-        name = params["jobQueueName"]
-        v.check_name(name, "jobQueueName")
-        v.check_tags(params.get("tags"))
-        actions = stuck.check_time_limit_actions(params.get("jobStateTimeLimitActions"))
-        v.check_state(params.get("state", "ENABLED"), "ENABLED", "DISABLED")
-        with self.lock:
-            order = self._check_ce_order(params.get("computeEnvironmentOrder") or [])
-            policy = self._policy_arn(params.get("schedulingPolicyArn"))
-            queue_type = self._queue_type(order)
-            if params.get("jobQueueType") not in (None, queue_type):
-                raise ClientException(
-                    f"jobQueueType {params['jobQueueType']} does not match its compute environments ({queue_type})"
-                )
-            if name in self.queues:
-                raise ClientException(f"Object already exists: job queue {name}")
-            queue = JobQueue(
-                name=name,
-                arn=self._arn("job-queue", name),
-                state=params.get("state", "ENABLED"),
-                priority=int(params["priority"]),
-                compute_environment_order=order,
-                tags=tags_dict(params.get("tags")),
-                job_state_time_limit_actions=actions,
-                scheduling_policy_arn=policy,
-                queue_type=queue_type,
-            )
-            self.queues[name] = queue
-            self.tags_by_arn[queue.arn] = queue.tags
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
-        return {"jobQueueName": name, "jobQueueArn": queue.arn}
-
-    def _check_ce_order(self, order: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not order:
-            raise ClientException(
-                "computeEnvironmentOrder is required: at least 1 compute environment must be provided"
-            )
-        if len(order) > MAX_QUEUE_COMPUTE_ENVIRONMENTS:
-            raise ClientException(
-                f"computeEnvironmentOrder: a job queue can have at most {MAX_QUEUE_COMPUTE_ENVIRONMENTS} "
-                "compute environments"
-            )
-        resolved = []
-        platforms = set()
-        for entry in order:
-            if not isinstance(entry.get("order"), int) or not entry.get("computeEnvironment"):
-                raise ClientException(
-                    "computeEnvironmentOrder is malformed: each entry needs order and computeEnvironment"
-                )
-            ce = self.find_compute_environment(entry["computeEnvironment"])
-            if ce is None or ce.status in ("DELETING", "DELETED"):
-                raise ClientException(f"computeEnvironment {entry['computeEnvironment']} does not exist")
-            if ce.status != "VALID":
-                raise ClientException(
-                    f"computeEnvironment {ce.name} is {ce.status}; a job queue can use only VALID compute environments"
-                )
-            platforms.add((ce.orchestration, ce.platform))
-            resolved.append({"order": entry["order"], "computeEnvironment": ce.arn})
-        if len(platforms) > 1:
-            raise ClientException("All compute environments of a job queue must share one orchestration and platform")
-        return resolved
-
-    def _queue_type(self, order: list[dict[str, Any]]) -> str:
-        ce = self.find_compute_environment(order[0]["computeEnvironment"])
-        assert ce is not None
-        if ce.orchestration == "EKS":
-            return "EKS"
-        return "ECS_FARGATE" if ce.platform == "FARGATE" else "ECS"
-
-    def _settle_queue(self, queue: JobQueue, status: str, reason: str) -> None:
-        with self.lock:
-            if status == "DELETED":
-                self.queues.pop(queue.name, None)
-            queue.status, queue.status_reason = status, reason
-            self._capacity_changed()
-
-    def find_queue(self, ref: str) -> JobQueue | None:
-        return self.queues.get(name_of(ref))
-
-    def describe_job_queues(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        refs = params.get("jobQueues")
-        with self.lock:
-            if refs:
-                found = [self.find_queue(r) for r in refs]
-                items = [q.describe() for q in found if q is not None]
-            else:
-                items = [q.describe() for q in self.queues.values()]
-        return paginate(items, params, "jobQueues")
-
-    def update_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "jobQueue")
-        with self.lock:
-            queue = self.find_queue(params["jobQueue"])
-            if queue is None:
-                raise ClientException(f"jobQueue {params['jobQueue']} does not exist")
-            # Everything is checked before anything changes: a refused update leaves the queue as it was.
-            if "state" in params:
-                v.check_state(params["state"], "ENABLED", "DISABLED")
-            policy = queue.scheduling_policy_arn
-            if "schedulingPolicyArn" in params:
-                if policy is None:
-                    raise ClientException(
-                        f"Job queue {queue.name} is a FIFO queue: a fair-share scheduling policy can't be added"
-                    )
-                policy = self._policy_arn(params["schedulingPolicyArn"])
-            order = queue.compute_environment_order
-            if "computeEnvironmentOrder" in params:
-                order = self._check_ce_order(params["computeEnvironmentOrder"])
-                if self._queue_type(order) != queue.queue_type:
-                    raise ClientException(
-                        f"computeEnvironmentOrder: job queue {queue.name} is of type {queue.queue_type}; "
-                        f"its compute environments can't be of type {self._queue_type(order)}"
-                    )
-            actions = queue.job_state_time_limit_actions
-            if "jobStateTimeLimitActions" in params:
-                actions = stuck.check_time_limit_actions(params["jobStateTimeLimitActions"])
-            queue.scheduling_policy_arn, queue.compute_environment_order = policy, order
-            queue.job_state_time_limit_actions = actions
-            queue.state = params.get("state", queue.state)
-            if "priority" in params:
-                queue.priority = int(params["priority"])
-            queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
-        return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
-
-    def delete_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "jobQueue")
-        with self.lock:
-            queue = self.find_queue(params["jobQueue"])
-            if queue is None:
-                raise ClientException(f"jobQueue {params['jobQueue']} does not exist")
-            if queue.state != "DISABLED":
-                raise ClientException(f"Job queue {queue.name} must be DISABLED before it can be deleted")
-            queue.status, queue.status_reason = "DELETING", "Job queue is being deleted"
-            for job in self.jobs.values():
-                if job.queue is queue and job.status in ACTIVE_STATUSES:
-                    self._terminate(job, "Job queue deleted")
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "DELETED", "Job queue deleted")
-        return {}
-
-    # Scheduling policies
-
-    def _policy_arn(self, ref: str | None) -> str | None:
-        if ref is None:
-            return None
-        policy = self.scheduling_policies.get(ref)
-        if policy is None:
-            raise ClientException(f"schedulingPolicyArn {ref} does not exist")
-        return policy.arn
-
-    def create_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "name")
-        v.check_name(params["name"], "name")
-        v.check_tags(params.get("tags"))
-        policy_spec = scheduling.fairshare_policy(params.get("fairsharePolicy"))
-        with self.lock:
-            arn = self._arn("scheduling-policy", params["name"])
-            if arn in self.scheduling_policies:
-                raise ClientException(f"Object already exists: scheduling policy {params['name']}")
-            policy = SchedulingPolicy(params["name"], arn, policy_spec, tags_dict(params.get("tags")))
-            self.scheduling_policies[arn] = policy
-            self.tags_by_arn[arn] = policy.tags
-        return {"name": policy.name, "arn": arn}
-
-    def describe_scheduling_policies(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        arns = params.get("arns")
-        if not isinstance(arns, list) or not arns:
-            raise ClientException("arns is required")
-        with self.lock:
-            found = [self.scheduling_policies.get(arn) for arn in arns]
-            return {"schedulingPolicies": [p.describe() for p in found if p is not None]}
-
-    def list_scheduling_policies(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            items = [{"arn": arn} for arn in self.scheduling_policies]
-        return paginate(items, params, "schedulingPolicies")
-
-    def update_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "arn")
-        policy_spec = scheduling.fairshare_policy(params.get("fairsharePolicy"))
-        with self.lock:
-            policy = self.scheduling_policies.get(params["arn"])
-            if policy is None:
-                raise ClientException(f"Scheduling policy {params['arn']} does not exist")
-            if "fairsharePolicy" in params:
-                policy.fairshare_policy = policy_spec
-        return {}
-
-    def delete_scheduling_policy(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        v.require(params, "arn")
-        with self.lock:
-            policy = self.scheduling_policies.get(params["arn"])
-            if policy is None:
-                raise ClientException(f"Scheduling policy {params['arn']} does not exist")
-            users = sorted(q.name for q in self.queues.values() if q.scheduling_policy_arn == policy.arn)
-            if users:
-                raise ClientException(
-                    f"Scheduling policy {policy.name} is used by job queue {', '.join(users)} and can't be deleted"
-                )
-            del self.scheduling_policies[policy.arn]
-            self.tags_by_arn.pop(policy.arn, None)
-        return {}
 
 
 def _unmanaged_vcpus(ce_type: str, value: Any) -> int:

@@ -1,5 +1,5 @@
-"""What a compute environment stands on, in the emulator's other services (moto): its ECS cluster and
-the EC2 instance types it may launch."""
+"""What a compute environment stands on, in the emulator's other services (moto): its ECS cluster, the EC2
+instance types it may launch and the IAM roles and instance profiles it names."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import json
 
 from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
 from moto.ecs.models import ecs_backends
+from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
 
 from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID
+
+ECS_INSTANCE_ROLE = "ecsInstanceRole"
 
 
 class MotoInfrastructure:
@@ -45,3 +48,29 @@ class MotoInfrastructure:
             return None if parameter is None else parameter.decrypt(parameter.value)  # SecureString decrypted
         except Exception:  # not found, deleted, not JSON, no such key: the agent cannot read it either
             return None
+
+    def role_exists(self, ref: str) -> bool:
+        """An IAM role by ARN or by name (``/path/name`` for a role with a path), as Batch reads serviceRole."""
+        iam = iam_backends[ACCOUNT_ID]["aws"]
+        if ref.startswith("arn:"):
+            return any(role.arn == ref for role in iam.get_roles())
+        path, _, name = ref.rpartition("/")
+        wanted = f"/{path.strip('/')}/" if path.strip("/") else "/"
+        return any(role.name == name and role.path == wanted for role in iam.get_roles())
+
+    def instance_profile_exists(self, ref: str) -> bool:
+        """An IAM instance profile by short name or ARN, as Batch reads computeResources.instanceRole."""
+        iam = iam_backends[ACCOUNT_ID]["aws"]
+        return any(ref in (profile.name, profile.arn) for profile in iam.get_instance_profiles())
+
+    def seed_account(self) -> None:
+        """What the Batch console's first run creates in an account: the ``ecsInstanceRole`` role and instance
+        profile (a fresh emulator, and every reset, starts with them)."""
+        iam = iam_backends[ACCOUNT_ID]["aws"]
+        if any(profile.name == ECS_INSTANCE_ROLE for profile in iam.get_instance_profiles()):
+            return
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "ec2.amazonaws.com"}}]}
+        if not self.role_exists(ECS_INSTANCE_ROLE):
+            iam.create_role(ECS_INSTANCE_ROLE, json.dumps(trust), "/", None, "", [], None)
+        iam.create_instance_profile(ECS_INSTANCE_ROLE, "/", [ECS_INSTANCE_ROLE])

@@ -45,6 +45,15 @@ class Attempt:
     containers: list[ContainerResult] = field(default_factory=list)
     # Container name -> the values of its ``secrets``, read when the attempt starts.
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Where the task ran: an EC2 container instance, or a Fargate task's network interface.
+    container_instance_arn: str | None = None
+    network_interfaces: list[dict[str, str]] = field(default_factory=list)
+
+    def placement(self) -> dict[str, Any]:
+        """DescribeJobs' containerInstanceArn (EC2) or networkInterfaces (Fargate) of the attempt."""
+        if self.container_instance_arn:
+            return {"containerInstanceArn": self.container_instance_arn}
+        return {"networkInterfaces": [dict(n) for n in self.network_interfaces]} if self.network_interfaces else {}
 
 
 @dataclass(eq=False)
@@ -209,9 +218,14 @@ class Job:
             out["statusReason"] = attempt.status_reason
         results = [_result_dict(c) for c in attempt.containers]
         if self.ecs_task is not None:
-            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), "containers": results}]
+            placed = attempt.placement()
+            if "networkInterfaces" in placed:  # per container in an ECS task (TaskContainerDetails)
+                results = [{**r, **placed} for r in results]
+                placed = {}
+            out["taskProperties"] = [{"taskArn": self._task_arn(attempt), **placed, "containers": results}]
         else:
-            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt)}
+            out["container"] = {**(results[0] if results else {}), "taskArn": self._task_arn(attempt),
+                                **attempt.placement()}
         return out
 
 
@@ -300,7 +314,15 @@ def effective_ecs_task(definition: JobDefinition, override: Mapping[str, Any] | 
     return task
 
 
-LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT")
+LIST_JOBS_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "AFTER_CREATED_AT", "BEFORE_CREATED_AT", "SHARE_IDENTIFIER")
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def check_job_status(status: Any) -> str:
+    """ListJobs' jobStatus: one of the JobStatus enum of the service model."""
+    if status not in JOB_STATUSES:
+        raise ClientException(f"jobStatus {status!r} is invalid; use one of {', '.join(JOB_STATUSES)}")
+    return str(status)
 
 
 def check_list_filter(flt: Mapping[str, Any]) -> None:
@@ -321,6 +343,8 @@ def job_matches(job: Job, flt: Mapping[str, Any]) -> bool:
         if value.endswith("*"):
             return job.definition.arn.startswith(value[:-1]) or job.definition.name.startswith(value[:-1])
         return value in (job.definition.arn, job.definition.name, f"{job.definition.name}:{job.definition.revision}")
+    if name == "SHARE_IDENTIFIER":
+        return job.share_identifier == value
     if name == "AFTER_CREATED_AT":
         return job.created_at > int(value)
     return job.created_at < int(value)  # BEFORE_CREATED_AT

@@ -19,11 +19,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airflow_batch_runner.emulator.batch import awscli
+from airflow_batch_runner.emulator.batch.containers import (
+    ContainerRuntime,
+    TaskRuntime,
+    container_environment,
+    dependency_verdict,
+    map_container_paths,
+)
 from airflow_batch_runner.emulator.batch.jobs import (
     ESSENTIAL_EXITED,
     ContainerResult,
@@ -38,50 +44,6 @@ STOP_GRACE_SECONDS = 2.0
 CLI_THREADS = 4
 AWS_CLI_IMAGE = re.compile(r"(^|/)(aws-cli|awscli)(:|@|$)")
 DEFAULT_UNPULLABLE = r"(does-not-exist|nonexistent)"
-
-
-def map_container_paths(value: str, mounts: Mapping[str, str]) -> str:
-    """Rewrite container mount paths in ``value`` to the host directories that stand in for them."""
-    for container_path in sorted(mounts, key=len, reverse=True):
-        pattern = rf"(?<![\w./-]){re.escape(container_path.rstrip('/'))}(?![\w.-])"
-        value = re.sub(pattern, _constant(mounts[container_path]), value)
-    return value
-
-
-def _constant(text: str) -> Callable[[re.Match[str]], str]:
-    """A ``re.sub`` replacement inserting ``text`` as is (no backslash or group escapes)."""
-    return lambda _match: text
-
-
-@dataclass
-class ContainerRuntime:
-    spec: dict[str, Any]
-    essential: bool
-    log_target: tuple[str, str] | None  # (group, stream)
-    proc: subprocess.Popen[bytes] | None = None
-    pidfd: int | None = None
-    pipe: int | None = None
-    partial: bytes = b""
-    started: bool = False
-    stopped: bool = False
-    exit_code: int | None = None
-    reason: str | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.spec["name"])
-
-
-@dataclass(eq=False)
-class TaskRuntime:
-    job: Job
-    on_stopped: Callable[[Job, TaskResult], None]
-    root: Path
-    mounts: dict[str, str]
-    containers: dict[str, ContainerRuntime] = field(default_factory=dict)
-    stopping: bool = False
-    finished: bool = False
-    failure_reason: str | None = None
 
 
 class ProcessRunner:
@@ -194,7 +156,7 @@ class ProcessRunner:
             for container in task.containers.values():
                 if container.started or container.stopped:
                     continue
-                verdict = self._dependencies(task, container)
+                verdict = dependency_verdict(task, container)
                 if verdict == "ready":
                     try:
                         self._start_container(task, container)
@@ -212,61 +174,8 @@ class ProcessRunner:
         if all(c.stopped for c in task.containers.values()):
             self._finish(task)
 
-    def _dependencies(self, task: TaskRuntime, container: ContainerRuntime) -> str:
-        verdict = "ready"
-        for dep in container.spec.get("dependsOn") or []:
-            target = task.containers[dep["containerName"]]
-            condition = dep["condition"]
-            if condition in ("START", "HEALTHY"):
-                met = target.started
-                never = target.stopped and not target.started
-            elif condition == "COMPLETE":
-                met = target.stopped and target.started
-                never = target.stopped and not target.started
-            else:  # SUCCESS
-                met = target.stopped and target.exit_code == 0
-                never = target.stopped and target.exit_code != 0
-            if never:
-                return "never"
-            if not met:
-                verdict = "wait"
-        return verdict
-
     def _environment(self, task: TaskRuntime, container: ContainerRuntime, home: Path) -> dict[str, str]:
-        job = task.job
-        attempt = job.current_attempt
-        env = {
-            "PATH": self._path,
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "AWS_BATCH_JOB_ID": job.job_id,
-            "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
-            "AWS_BATCH_JQ_NAME": job.queue.name,
-            "AWS_REGION": job.region,
-            "AWS_DEFAULT_REGION": job.region,
-            # The task role stands in: the container talks to this endpoint with placeholder keys.
-            "AWS_ENDPOINT_URL": self._endpoint_url(),
-            "AWS_ACCESS_KEY_ID": "emulator-task-role",
-            "AWS_SECRET_ACCESS_KEY": "emulator-task-role",
-            "ECS_CONTAINER_METADATA_URI_V4": "",
-        }
-        if attempt is not None:
-            env["ECS_TASK_ID"] = attempt.task_id
-        if job.compute_environment:
-            env["AWS_BATCH_CE_NAME"] = job.compute_environment
-        if job.parent is not None and job.array_index is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
-            env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
-        if attempt is not None:
-            env.update(attempt.secrets.get(container.name, {}))
-        for entry in container.spec.get("environment") or []:
-            # Docker hands a container ``name=value`` strings: a name with ``=`` in it sets the variable
-            # named by what precedes its first ``=``; an empty name sets none that a process can read.
-            name, _, head = str(entry["name"]).partition("=")
-            value = f"{head}={entry.get('value', '')}" if "=" in str(entry["name"]) else str(entry.get("value", ""))
-            if name:
-                env[name] = map_container_paths(value, task.mounts)
-        return env
+        return container_environment(task, container, home, self._path, self._endpoint_url())
 
     def _start_container(self, task: TaskRuntime, container: ContainerRuntime) -> None:
         container.started = True

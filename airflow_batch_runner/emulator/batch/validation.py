@@ -136,6 +136,8 @@ def container_defaults(container: Mapping[str, Any], fargate: bool) -> dict[str,
     out.update(container)
     if fargate and "fargatePlatformConfiguration" not in out:
         out["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+    if fargate:  # NetworkConfiguration.assignPublicIp: 'The default value is "DISABLED".'
+        out["networkConfiguration"] = {"assignPublicIp": "DISABLED", **(out.get("networkConfiguration") or {})}
     return out
 
 
@@ -216,11 +218,10 @@ def _check_acyclic(containers: list[Mapping[str, Any]]) -> None:
 
 
 def check_fargate_task(task: Mapping[str, Any], containers: list[Mapping[str, Any]], where: str) -> None:
-    """Fargate needs an execution role, a network configuration and a valid cpu/memory pair."""
+    """Fargate needs an execution role and a valid cpu/memory pair (networkConfiguration is optional: its
+    assignPublicIp defaults to DISABLED)."""
     if not task.get("executionRoleArn"):
         raise ClientException(f"{where}: executionRoleArn is required for the FARGATE platform")
-    if not task.get("networkConfiguration"):
-        raise ClientException(f"{where}: networkConfiguration is required for the FARGATE platform")
     vcpu, memory = resource_totals(containers)
     if vcpu or memory:
         check_fargate_resources(vcpu, memory)
@@ -294,3 +295,77 @@ def paginate(
     if start + limit < len(items):
         out["nextToken"] = str(start + limit)
     return out
+
+
+def check_platform_fields(
+    containers: Iterable[Mapping[str, Any]], task: Mapping[str, Any], fargate: bool, where: str
+) -> None:
+    """At RegisterJobDefinition: what the API reference says each platform must not be given. ``task`` holds the
+    task-level fields (an ecsProperties task, or containerProperties itself)."""
+    if not fargate:
+        for name in ("fargatePlatformConfiguration", "networkConfiguration"):
+            if task.get(name):
+                raise ClientException(
+                    f"{where}.{name}: jobs that are running on EC2 resources must not specify this parameter"
+                )
+        return
+    for spec in containers:
+        for legacy in ("vcpus", "memory"):
+            if spec.get(legacy) is not None:
+                raise ClientException(
+                    f"{where}.{legacy} is not supported for jobs running on Fargate resources; use resourceRequirements"
+                )
+        _check_no_gpu(spec.get("resourceRequirements"), where)
+
+
+def _check_no_gpu(requirements: Iterable[Mapping[str, Any]] | None, where: str) -> None:
+    if any(req.get("type") == "GPU" for req in requirements or []):
+        raise ClientException(
+            f"{where}: resourceRequirements of type GPU aren't available for jobs running on Fargate resources"
+        )
+
+
+def check_overrides(overrides: Iterable[tuple[Mapping[str, Any], str]], fargate: bool) -> None:
+    """At SubmitJob: containerOverrides (or an ecsPropertiesOverride container) fields a job's platform refuses."""
+    for override, where in overrides:
+        if override.get("instanceType") is not None:
+            raise ClientException(
+                f"{where}.instanceType is only for multi-node parallel jobs; it isn't applicable to single-node "
+                "container jobs or jobs that run on Fargate resources"
+            )
+        if fargate:
+            for legacy in ("vcpus", "memory"):
+                if override.get(legacy) is not None:
+                    raise ClientException(
+                        f"{where}.{legacy} is not supported for jobs running on Fargate resources; use "
+                        "resourceRequirements"
+                    )
+            _check_no_gpu(override.get("resourceRequirements"), where)
+
+
+def job_resources(containers: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
+    """A job's vCPUs and memory (MiB): each container's resourceRequirements, else its legacy vcpus/memory."""
+    vcpu, memory = 0.0, 0
+    for spec in containers:
+        own_vcpu, own_memory = resource_totals([spec])
+        vcpu += own_vcpu or float(spec.get("vcpus") or 0)
+        memory += own_memory or int(spec.get("memory") or 0)
+    return vcpu, memory
+
+
+MIN_JOB_MEMORY = 4
+
+
+def check_job_resources(containers: Iterable[Mapping[str, Any]]) -> None:
+    """At SubmitJob: vCPUs and memory "can be specified in several places" (the definition, the overrides), but
+    must be somewhere; at least 4 MiB of memory."""
+    vcpu, memory = job_resources(containers)
+    if vcpu <= 0:
+        raise ClientException(
+            "The job has no VCPU resource requirement: give one in the job definition or in the overrides"
+        )
+    if memory < MIN_JOB_MEMORY:
+        raise ClientException(
+            f"The job needs a MEMORY resource requirement of at least {MIN_JOB_MEMORY} MiB, in the job definition "
+            f"or in the overrides; it has {memory}"
+        )
