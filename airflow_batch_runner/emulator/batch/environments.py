@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import scheduling, stuck
 from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.holds import Holds
 from airflow_batch_runner.emulator.batch.jobs import ACTIVE_STATUSES, Job
 from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
@@ -60,6 +61,8 @@ class Environments:
         self.queues: dict[str, JobQueue] = {}
         self.scheduling_policies: dict[str, SchedulingPolicy] = {}
         self.tags_by_arn: dict[str, dict[str, str]] = {}
+        # Tests' holds on settling (CREATING/UPDATING/DELETING -> ...); the app shares one between its regions.
+        self.holds = Holds()
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
@@ -110,8 +113,14 @@ class Environments:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
             self.compute_environments[name] = ce
             self.tags_by_arn[ce.arn] = ce.tags
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
+        self._later_compute_environment(ce, "VALID")
         return {"computeEnvironmentName": name, "computeEnvironmentArn": ce.arn}
+
+    def _later_compute_environment(self, ce: ComputeEnvironment, status: str) -> None:
+        """CREATING, UPDATING or DELETING settles one step later (or when a test's hold is released)."""
+        self.scheduler.call_later(
+            self.step_delay, self.holds.settle, "computeEnvironments", self._settle_compute_environment, ce, status
+        )
 
     def _settle_compute_environment(self, ce: ComputeEnvironment, status: str) -> None:
         with self.lock:
@@ -160,7 +169,7 @@ class Environments:
             if "serviceRole" in params:
                 ce.service_role = params["serviceRole"]
             ce.status, ce.status_reason = "UPDATING", "Compute environment is being updated"
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
+        self._later_compute_environment(ce, "VALID")
         return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
     def delete_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,7 +193,7 @@ class Environments:
             if ce.status not in ("VALID", "INVALID"):
                 raise ClientException(f"Compute environment {ce.name} is {ce.status}; wait until it is VALID")
             ce.status, ce.status_reason = "DELETING", "Compute environment is being deleted"
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "DELETED")
+        self._later_compute_environment(ce, "DELETED")
         return {}
 
     def find_compute_environment(self, ref: str) -> ComputeEnvironment | None:
@@ -232,7 +241,7 @@ class Environments:
             )
             self.queues[name] = queue
             self.tags_by_arn[queue.arn] = queue.tags
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        self._later_queue(queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": name, "jobQueueArn": queue.arn}
 
     def _check_ce_order(self, order: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -271,6 +280,12 @@ class Environments:
         if ce.orchestration == "EKS":
             return "EKS"
         return "ECS_FARGATE" if ce.platform == "FARGATE" else "ECS"
+
+    def _later_queue(self, queue: JobQueue, status: str, reason: str) -> None:
+        """CREATING, UPDATING or DELETING settles one step later (or when a test's hold is released)."""
+        self.scheduler.call_later(
+            self.step_delay, self.holds.settle, "jobQueues", self._settle_queue, queue, status, reason
+        )
 
     def _settle_queue(self, queue: JobQueue, status: str, reason: str) -> None:
         with self.lock:
@@ -325,7 +340,7 @@ class Environments:
             if "priority" in params:
                 queue.priority = int(params["priority"])
             queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        self._later_queue(queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
     def delete_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -340,7 +355,7 @@ class Environments:
             for job in self.jobs.values():
                 if job.queue is queue and job.status in ACTIVE_STATUSES:
                     self._terminate(job, "Job queue deleted")
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "DELETED", "Job queue deleted")
+        self._later_queue(queue, "DELETED", "Job queue deleted")
         return {}
 
     # Scheduling policies
