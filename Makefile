@@ -14,7 +14,12 @@ PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile
 # The tests start their own Airflow home (tests/conftest.py): none of the caller's.
 NO_AIRFLOW_ENV := env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER -u AIRFLOW__CORE__LOAD_EXAMPLES
 
-.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean
+# The peer side of two benchmarks (the Amazon provider's BatchJobTrigger, its async Logs reads) needs
+# aiobotocore, which the package does not: installed beside the virtualenv, for the benchmarks only.
+BENCH_DEPS := $(CURDIR)/build/bench-deps
+BENCH := $(NO_AIRFLOW_ENV) PYTHONPATH=$(BENCH_DEPS) $(PY) -m
+
+.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean bench-smoke
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +43,20 @@ lint: install
 
 test: lint
 	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL)
+
+$(BENCH_DEPS)/.installed: $(VENV)/.installed
+	$(PIP) install -q --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
+	touch $@
+
+# Every benchmark under bench/ at a small N, so that none rots unseen: it must run to its end and pass its own
+# checks (the figures' targets are for large N and are not checked here). About 3 minutes on 2 CPUs.
+bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
+	$(BENCH) bench.emulator_capacity --jobs 50 --sleep 60 --describe-calls 20 --idle-seconds 1
+	$(BENCH) bench.array_fanout --size 10
+	$(BENCH) bench.task_overhead --runs 1
+	$(BENCH) bench.triggerer_scale --jobs 50 --interval 1 --sleep 4
+	$(BENCH) bench.log_scale --jobs 5 --duration 4 --interval 1
+	$(BENCH) bench.fan_out --sizes 3
 
 # The unit and end-to-end tests on the floor versions (tests of newer Airflow behaviour skip). The emulator
 # tests are left out: they talk to the emulator alone, which the end-to-end tests run on the floor Python too.

@@ -14,6 +14,7 @@ import boto3
 import psutil
 
 from airflow_batch_runner.emulator.testing import running_emulator
+from bench.emulator_capacity import until_valid
 
 CLI = "public.ecr.aws/aws-cli/aws-cli:latest"
 
@@ -56,10 +57,10 @@ def main() -> int:
             computeEnvironmentName="ce", type="MANAGED",
             computeResources={"type": "EC2", "maxvCpus": 256, "minvCpus": 0, "instanceTypes": ["optimal"],
                               "subnets": ["subnet-1"], "instanceRole": "ecsInstanceRole"})["computeEnvironmentArn"]
-        time.sleep(1)
+        until_valid(batch, compute_environment=ce)
         queue = batch.create_job_queue(jobQueueName="q", priority=1, state="ENABLED",
                                        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
-        time.sleep(1)
+        until_valid(batch, queue=queue)
         # As the operator's job: the inputs sidecar copies the staged prefix in (the same for every child:
         # the AWS CLI image has no shell to read the index), main picks a file by its array index, the
         # outputs sidecar copies back what main wrote (one key per child).

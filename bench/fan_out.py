@@ -43,6 +43,7 @@ import boto3
 import psutil
 
 from airflow_batch_runner.emulator.testing import control, running_emulator
+from bench.emulator_capacity import until_valid
 from tests.system.cluster import Cluster, running_airflow
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -113,7 +114,7 @@ def setup_aws(url: str) -> dict[str, str]:
         computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 10_000, "instanceTypes": ["optimal"],
                           "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"},
     )["computeEnvironmentArn"]
-    time.sleep(1)
+    until_valid(batch, compute_environment=ce)
     queue = batch.create_job_queue(jobQueueName="fan-out", state="ENABLED", priority=1,
                                    computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
     definition = batch.register_job_definition(
@@ -124,7 +125,7 @@ def setup_aws(url: str) -> dict[str, str]:
     )["jobDefinitionArn"]
     bucket = f"fan-out-{uuid.uuid4().hex[:6]}"
     client(url, "s3").create_bucket(Bucket=bucket)
-    time.sleep(1)
+    until_valid(batch, queue=queue)
     return {"compute_environment_arn": ce, "job_queue_arn": queue, "batch_operator_definition": definition,
             "bucket": bucket}
 

@@ -51,6 +51,7 @@ from typing import Any
 from bench.triggerer_scale import credentials_env
 from bench.triggerer_scale_child import CONN_ID, REGION
 
+TARGET_MIN_N = 100  # the performance targets are checked from this N on
 IMPLEMENTATIONS = ("ours", "ours-throttled", "amazon-deferred", "amazon-worker")
 KINDS = ("chatty",) * 2 + ("slow",) * 3 + ("silent",) * 5
 LOG_GROUP = "/aws/batch/job"
@@ -58,10 +59,11 @@ LOG_GROUP = "/aws/batch/job"
 
 def commands(duration: float) -> dict[str, str]:
     bursts, slow = max(1, int(duration // 2)), max(1, int(duration // 15))
+    gap = min(15.0, duration)  # a line every 15 s; a shorter job (a smoke run) sleeps its duration once
     return {
         "chatty": f'for b in $(seq 1 {bursts}); do for i in 0 1 2 3 4 5 6 7 8 9; do echo "c $b-$i"; done; '
                   "sleep 2; done",
-        "slow": f'for b in $(seq 1 {slow}); do echo "s $b"; sleep 15; done',
+        "slow": f'for b in $(seq 1 {slow}); do echo "s $b"; sleep {gap:g}; done',
         "silent": f"sleep {duration:g}",
     }
 
@@ -387,7 +389,14 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
 
     from airflow_batch_runner.emulator.testing import control, running_emulator
     from airflow_batch_runner.outcome import job_state
-    from bench.emulator_capacity import EmulatorProcesses, batch_client, run_parallel, setup_sleep_jobs, wait_for
+    from bench.emulator_capacity import (
+        EmulatorProcesses,
+        batch_client,
+        run_parallel,
+        setup_sleep_jobs,
+        submit_within_quota,
+        wait_for,
+    )
 
     r = Result(impl=impl, n=n, interval=args.interval, load=os.getloadavg()[0])
     emu: EmulatorProcesses | None = None
@@ -405,15 +414,8 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Result:
 
             def submit(client: Any, i: int) -> str:
                 queue, definition = setups[kinds[i]]
-                for attempt in range(20):  # SubmitJob's quota (50/s) throttles 8 threads now and then
-                    try:
-                        return str(client.submit_job(jobName=f"log-scale-{i:05d}", jobQueue=queue,
-                                                     jobDefinition=definition)["jobId"])
-                    except Exception as exc:
-                        if "TooManyRequests" not in str(exc) or attempt == 19:
-                            raise
-                        time.sleep(0.1 * (attempt + 1))
-                raise AssertionError("unreachable")
+                return submit_within_quota(client, jobName=f"log-scale-{i:05d}", jobQueue=queue,
+                                           jobDefinition=definition)
 
             ids = run_parallel(submit, range(n), clients)
             kind_of = dict(zip(ids, kinds, strict=True))
@@ -497,12 +499,18 @@ def table(results: list[Result]) -> str:
 
 
 def check_targets(results: list[Result], interval: float, budget: float) -> list[tuple[str, bool]]:
+    """Every line, at any N; the figures' targets from N = TARGET_MIN_N on (a smoke run's few jobs and short
+    interval say nothing of them)."""
     checks: list[tuple[str, bool]] = []
     for r in results:
         if r.impl == "ours":
-            checks += [
+            checks.append(
                 (f"ours N={r.n}: every line, once, in order ({r.delivered}/{r.written}, "
-                 f"{r.out_of_order_jobs} jobs out of order)", r.delivered == r.written and not r.out_of_order_jobs),
+                 f"{r.out_of_order_jobs} jobs out of order)", r.delivered == r.written and not r.out_of_order_jobs))
+        if r.n < TARGET_MIN_N:
+            continue
+        if r.impl == "ours":
+            checks += [
                 (f"ours N={r.n}: events read per event delivered {fmt(r.ratio)} <= 2", r.ratio <= 2),
                 (f"ours N={r.n}: Logs calls {fmt(r.calls_per_second)}/s mean, {fmt(r.peak_calls_5s)}/s peak "
                  f"over 5 s, within the budget {budget:g}/s (two calls more per window: the reserve for a "
@@ -569,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text, ok in check_targets(results, args.interval, budget):
         failed = failed or not ok
         print(f"  {'PASS' if ok else 'FAIL'}: {text}")
+    if any(r.n < TARGET_MIN_N for r in results):
+        print(f"  the other targets are not checked below N = {TARGET_MIN_N}")
     return 1 if failed else 0
 
 

@@ -53,6 +53,7 @@ REGION = "us-east-1"
 OURS = "BatchRunnerOperator"  # the same names as in bench.task_overhead_operators,
 PROVIDER = "BatchOperator"  # which cannot be imported before Airflow's home is set
 IMPLEMENTATIONS = (OURS, PROVIDER)
+MIN_TIMED_RUNS = 5  # the time-to-SubmitJob target is checked from this many runs on
 MAX_BATCH_CALLS_BEFORE_SUBMIT = 2
 MAX_SUBMIT_RATIO = 1.5
 DAG_FILE = '''\
@@ -363,15 +364,18 @@ def check_targets(ours: Summary, provider: Summary) -> list[tuple[bool, str]]:
     before = max(len([op for op in t.batch_before_submit if op != "SubmitJob"]) for t in ours.tasks)
     ours_median, provider_median = (statistics.median(s.to_submit) for s in (ours, provider))
     ratio = ours_median / provider_median
-    return [
+    checks = [
         (total("batch:RegisterJobDefinition") == 0, f"{OURS}: no RegisterJobDefinition call in steady state"),
         (total("batch:CreateJobQueue") == 0, f"{OURS}: no CreateJobQueue call in steady state"),
         (before <= MAX_BATCH_CALLS_BEFORE_SUBMIT,
          f"{OURS}: at most {MAX_BATCH_CALLS_BEFORE_SUBMIT} other Batch calls before SubmitJob (most seen: {before})"),
-        (ratio <= MAX_SUBMIT_RATIO,
-         f"{OURS}: median time to SubmitJob at most {MAX_SUBMIT_RATIO:g}x {PROVIDER}'s "
-         f"({ms(ours_median)} vs {ms(provider_median)}: {ratio:.2f}x)"),
     ]
+    timing = (f"{OURS}: median time to SubmitJob at most {MAX_SUBMIT_RATIO:g}x {PROVIDER}'s "
+              f"({ms(ours_median)} vs {ms(provider_median)}: {ratio:.2f}x)")
+    if len(ours.tasks) < MIN_TIMED_RUNS:  # a smoke run: one task's time is the host's load, not a median
+        print(f"not checked below {MIN_TIMED_RUNS} runs: {timing}")
+        return checks
+    return [*checks, (ratio <= MAX_SUBMIT_RATIO, timing)]
 
 
 def report(summaries: Mapping[str, Summary], warm_up: Mapping[str, Task], args: argparse.Namespace) -> bool:

@@ -256,7 +256,7 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Measurement:
     import boto3
 
     from airflow_batch_runner.emulator.testing import running_emulator
-    from bench.emulator_capacity import EmulatorProcesses, batch_client, run_parallel, wait_for
+    from bench.emulator_capacity import EmulatorProcesses, batch_client, run_parallel, submit_within_quota, wait_for
 
     m = Measurement(impl=impl, n=n, interval=args.interval, load=os.getloadavg()[0])
     OUT_DIR.mkdir(exist_ok=True)
@@ -276,8 +276,8 @@ def measure(impl: str, n: int, args: argparse.Namespace) -> Measurement:
                 child.expect("ready", CHILD_START_TIMEOUT)
 
                 def submit(client: Any, i: int) -> str:
-                    return str(client.submit_job(jobName=f"{NAME}-{i:05d}", jobQueue=job_queue,
-                                                 jobDefinition=definition)["jobId"])
+                    return submit_within_quota(client, jobName=f"{NAME}-{i:05d}", jobQueue=job_queue,
+                                               jobDefinition=definition)
 
                 t0 = time.monotonic()
                 ids = run_parallel(submit, range(n), clients)

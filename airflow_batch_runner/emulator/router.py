@@ -20,6 +20,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from airflow_batch_runner.emulator import logs_filter
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
+from airflow_batch_runner.emulator.batch.holds import Holds
 from airflow_batch_runner.emulator.batch.infrastructure import MotoInfrastructure
 from airflow_batch_runner.emulator.batch.retries import Interruptions
 from airflow_batch_runner.emulator.batch.runner import ProcessRunner
@@ -88,7 +89,11 @@ class EmulatorApp:
         self.faults = FaultsAndStats()
         self.quotas = RateQuotas(enabled=quotas)
         self.interruptions = Interruptions()
+        self.holds = Holds()
         self.time_limit_scale = 1.0
+        # AWS calls received and not yet answered (an injected delay holds an answer): tests wait for 0.
+        self.in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self.moto = DomainDispatcherApplication(create_backend_app)
         MotoInfrastructure().seed_account()
 
@@ -99,6 +104,7 @@ class EmulatorApp:
                     region, self.runner, self.step_delay, self.lock, MotoInfrastructure()
                 )
                 self.batch[region].interruptions = self.interruptions
+                self.batch[region].holds = self.holds
                 self.batch[region].time_limit_scale = self.time_limit_scale
             return self.batch[region]
 
@@ -114,6 +120,7 @@ class EmulatorApp:
         self.faults.reset()
         self.quotas.reset()
         self.interruptions.reset()
+        self.holds.reset()
         self.time_limit_scale = 1.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -125,6 +132,15 @@ class EmulatorApp:
             self.reset()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [json.dumps({"status": "ok"}).encode()]
+        with self._in_flight_lock:
+            self.in_flight += 1
+        try:
+            return self._aws_call(path, environ, start_response)
+        finally:
+            with self._in_flight_lock:
+                self.in_flight -= 1
+
+    def _aws_call(self, path: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         scope = credential_scope(environ)
         service, region = scope if scope else ("s3", DEFAULT_REGION)
         body = _read_body(environ)
@@ -208,6 +224,7 @@ class EmulatorApp:
         settings: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
             "quotas": (self.quotas.stats, self.quotas.configure),
             "logs": (self.logs.settings, self.logs.configure),
+            "holds": (self.holds.settings, self.holds.configure),
         }
         try:
             if name == "stats" and method == "GET":
@@ -216,6 +233,7 @@ class EmulatorApp:
                 payload["quotas"] = self.quotas.stats()
                 payload["logs"] = self.logs.settings()
                 payload["aws_cli"] = dict(self.runner.cli_runs)
+                payload["in_flight"] = self.in_flight
             elif name == "faults" and method == "POST":
                 faults = spec()
                 self.faults.configure(faults)

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from tests.emulator.helpers import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
 
@@ -80,22 +81,33 @@ class AwsWorld:
         job = self.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
         return str(job["ecsProperties"]["taskProperties"][0]["containers"][0]["logStreamName"])
 
+    def job_queue(self, name: str, compute_environment: str, **params: Any) -> str:
+        """A job queue on one compute environment, once it is VALID (one emulator step after creation)."""
+        batch = self.client("batch")
+        queue = str(batch.create_job_queue(
+            jobQueueName=name, priority=1, state="ENABLED",
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute_environment}], **params,
+        )["jobQueueArn"])
+        wait_until(lambda: batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]["status"] == "VALID")
+        return queue
+
     def queue_where_jobs_never_start(self, name: str) -> str:
         """A queue on a DISABLED Fargate compute environment: the jobs sent there stay RUNNABLE."""
         batch = self.client("batch")
         ce = _compute_environment(batch, f"{name}-disabled-{uuid.uuid4().hex[:6]}", "FARGATE", state="DISABLED")
-        time.sleep(0.2)  # the compute environment becomes VALID one step after creation
-        queue = batch.create_job_queue(
-            jobQueueName=name, priority=1, state="ENABLED",
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-        )["jobQueueArn"]
-        time.sleep(0.2)  # the queue becomes VALID one step after creation
-        return str(queue)
+        wait_valid(batch, [ce])
+        return self.job_queue(name, ce)
 
     def object_keys(self, prefix: str = "") -> list[str]:
         s3 = self.client("s3")
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def wait_valid(batch: Any, compute_environments: list[str]) -> None:
+    """Until every compute environment is VALID (one emulator step after creation)."""
+    wait_until(lambda: {ce["status"] for ce in batch.describe_compute_environments(
+        computeEnvironments=compute_environments)["computeEnvironments"]} == {"VALID"})
 
 
 def _compute_environment(
@@ -139,7 +151,7 @@ def aws(emulator_url: str, airflow_db: None, monkeypatch: pytest.MonkeyPatch) ->
         "REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
-    time.sleep(0.1)  # compute environments become VALID one step after creation
+    wait_valid(batch, [world.fargate_ce, world.ec2_ce, world.eks_ce])
     yield world
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -35,12 +34,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _queue(aws: AwsWorld) -> str:
-    queue = aws.client("batch").create_job_queue(
-        jobQueueName=f"provider-{uuid.uuid4().hex[:6]}", priority=1, state="ENABLED",
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.ec2_ce}],
-    )["jobQueueArn"]
-    time.sleep(0.2)  # the queue becomes VALID one step after creation
-    return str(queue)
+    return aws.job_queue(f"provider-{uuid.uuid4().hex[:6]}", aws.ec2_ce)
 
 
 def _definition(aws: AwsWorld, command: list[str], parameters: dict[str, str] | None = None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.e2e.conftest import AwsWorld, run_dag
@@ -78,10 +76,7 @@ def fair_share_queue(aws: AwsWorld, name: str) -> str:
         name=f"{name}-policy", fairsharePolicy={"shareDecaySeconds": 3600,
                                                 "shareDistribution": [{"shareIdentifier": "blue", "weightFactor": 1}]},
     )["arn"]
-    queue = batch.create_job_queue(jobQueueName=name, priority=1, state="ENABLED", schedulingPolicyArn=policy,
-                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.fargate_ce}])
-    time.sleep(0.2)  # VALID one step after creation
-    return str(queue["jobQueueArn"])
+    return aws.job_queue(name, aws.fargate_ce, schedulingPolicyArn=policy)
 
 
 def test_a_fair_share_job_carries_its_share_and_priority(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.e2e.conftest import AwsWorld, run_dag
+from tests.e2e.conftest import AwsWorld, run_dag, wait_valid
 from tests.e2e.test_failures import task_dag, the_job
 
 REASON = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
@@ -19,11 +17,8 @@ def queue_too_small(aws: AwsWorld, name: str) -> str:
         computeEnvironmentName=f"{name}-small", type="MANAGED",
         computeResources={"type": "FARGATE", "maxvCpus": 1, "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]},
     )["computeEnvironmentArn"]
-    time.sleep(0.2)  # VALID one step after creation
-    queue = batch.create_job_queue(jobQueueName=name, priority=1, state="ENABLED",
-                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
-    time.sleep(0.2)
-    return str(queue)
+    wait_valid(batch, [ce])
+    return aws.job_queue(name, ce)
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])

@@ -22,10 +22,7 @@ ON_KILL = needs_airflow("3.3", "call a trigger's on_kill when its task is killed
 
 def _submit(aws: AwsWorld, command: str, count: int = 1) -> list[str]:
     batch = aws.client("batch")
-    queue = batch.create_job_queue(
-        jobQueueName=f"q-{time.monotonic_ns()}", priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": aws.ec2_ce}],
-    )["jobQueueArn"]
+    queue = aws.job_queue(f"q-{time.monotonic_ns()}", aws.ec2_ce)
     definition = batch.register_job_definition(
         jobDefinitionName=f"d-{time.monotonic_ns()}", type="container", platformCapabilities=["EC2"],
         ecsProperties={"taskProperties": [{"containers": [{
@@ -33,7 +30,6 @@ def _submit(aws: AwsWorld, command: str, count: int = 1) -> list[str]:
             "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": "t"}},
         }]}]},
     )["jobDefinitionArn"]
-    time.sleep(0.2)
     return [batch.submit_job(jobName=f"j{i}", jobQueue=queue, jobDefinition=definition)["jobId"]
             for i in range(count)]
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -56,6 +57,31 @@ def client_error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, 
     """(code, message, HTTP status) of a botocore ClientError."""
     err = excinfo.value.response
     return err["Error"]["Code"], err["Error"].get("Message", ""), err["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def caught_up(batch: Any, region: str = "us-west-2", timeout: float = 30.0) -> None:
+    """Return once a job submitted now, in another Region, has run to its end: proof that the emulator has
+    taken every step that was due before this call. Its steps (a job's next status, a placement, a blocked
+    job's recheck) all run on one timer loop in the order they were scheduled, and the witness needs several
+    of them. A test that checks that something did *not* happen waits on this instead of sleeping; the
+    witness uses neither the capacity nor the request quotas of the test's own Region (not inside a hold)."""
+    witness = client(batch.meta.endpoint_url, "batch", region=region)
+    ce = create_compute_environment(witness, max_vcpus=1)
+    job_id = submit(witness, create_queue(witness, ce), register_container(witness, ["true"])["jobDefinitionArn"])
+    assert wait_for_status(witness, job_id, timeout=timeout)["status"] == "SUCCEEDED"
+
+
+@contextmanager
+def held(url: str, *kinds: str) -> Iterator[None]:
+    """Compute environments and/or job queues (``"computeEnvironments"``, ``"jobQueues"``) created, updated or
+    deleted inside the block stay CREATING, UPDATING or DELETING until it ends (the emulator's holds)."""
+    from airflow_batch_runner.emulator.testing import control
+
+    control(url, "holds", dict.fromkeys(kinds, True))
+    try:
+        yield
+    finally:
+        control(url, "holds", dict.fromkeys(kinds, False))
 
 
 # Compute environments and queues
@@ -275,3 +301,17 @@ def log_messages(logs: Any, stream: str, group: str = LOG_GROUP, ingested: bool 
             return []
         raise
     return [event["message"] for event in events]
+
+
+def wait_for_lines(batch: Any, logs: Any, job_id: str, name: str, lines: list[str], timeout: float = 30.0) -> None:
+    """Wait until container ``name`` of the job's current attempt has logged exactly ``lines``: a sign from inside
+    the process that it has come that far."""
+
+    def logged() -> bool:
+        job = describe(batch, job_id)
+        containers = {c["name"]: c for c in job.get("ecsProperties", {}).get("taskProperties", [{}])[0]
+                      .get("containers", [])}
+        stream = containers.get(name, {}).get("logStreamName")
+        return bool(stream) and log_messages(logs, stream) == lines
+
+    wait_until(logged, timeout)

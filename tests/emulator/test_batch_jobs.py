@@ -163,11 +163,10 @@ def test_success_dependency_never_met_fails_the_job_without_starting_the_contain
     assert helpers.log_messages(logs, f"dep/main/{task_id}") == []
 
 
-def test_terminate_running_job_fails_it_quickly_with_the_reason(batch: Any, ec2_queue: str) -> None:
-    definition = helpers.register_ecs(batch, [container("main", ["sleep", "60"])])
+def test_terminate_running_job_fails_it_quickly_with_the_reason(batch: Any, logs: Any, ec2_queue: str) -> None:
+    definition = helpers.register_ecs(batch, [container("main", ["sh", "-c", "echo started; exec sleep 60"])])
     job_id = helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"])
-    helpers.wait_for_status(batch, job_id, ["RUNNING"])
-    time.sleep(0.2)  # let the process start
+    helpers.wait_for_lines(batch, logs, job_id, "main", ["started"])  # the process runs
     started = time.monotonic()
     batch.terminate_job(jobId=job_id, reason="Terminated by the test")
     job = helpers.wait_for_status(batch, job_id, helpers.TERMINAL, timeout=10)
@@ -189,9 +188,10 @@ def test_terminate_runnable_job(batch: Any) -> None:
     queue = _blocked_queue(batch)
     definition = helpers.register_ecs(batch, [container("main", ["true"])])
     job_id = helpers.submit(batch, queue, definition["jobDefinitionArn"])
-    helpers.wait_for_status(batch, job_id, ["RUNNABLE"])
-    time.sleep(0.5)
-    assert helpers.describe(batch, job_id)["status"] == "RUNNABLE", "a job without capacity must stay RUNNABLE"
+    # The scheduler has looked at it and found no compute environment to place it on.
+    job = helpers.wait_until(lambda: (lambda j: j if j.get("statusReason") else None)(helpers.describe(batch, job_id)))
+    assert job["status"] == "RUNNABLE", "a job without capacity must stay RUNNABLE"
+    assert job["statusReason"].startswith("UNDETERMINED - no compute environment")
     batch.terminate_job(jobId=job_id, reason="No capacity")
     job = helpers.wait_for_status(batch, job_id, helpers.TERMINAL, timeout=2)
     assert job["status"] == "FAILED"
@@ -223,7 +223,7 @@ def test_job_on_a_disabled_queue_stays_runnable_until_the_queue_is_enabled(batch
     batch.update_job_queue(jobQueue=ec2_queue, state="DISABLED")  # three steps before the job is placed
     job = helpers.wait_for_status(batch, job_id, ["RUNNABLE", "SUCCEEDED"])
     assert job["status"] == "RUNNABLE"
-    time.sleep(0.5)
+    helpers.caught_up(batch)  # every step the job had due has been taken
     assert helpers.describe(batch, job_id)["status"] == "RUNNABLE"
     batch.update_job_queue(jobQueue=ec2_queue, state="ENABLED")
     assert helpers.wait_for_status(batch, job_id)["status"] == "SUCCEEDED"
@@ -450,8 +450,8 @@ def test_terminated_job_is_not_retried(batch: Any, ec2_queue: str) -> None:
     job_id = helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"], retryStrategy={"attempts": 3})
     helpers.wait_for_status(batch, job_id, ["RUNNING"])
     batch.terminate_job(jobId=job_id, reason="stop")
-    job = helpers.wait_for_status(batch, job_id, helpers.TERMINAL, timeout=10)
-    time.sleep(0.3)  # a retry would have moved it back to RUNNABLE by now
+    helpers.wait_for_status(batch, job_id, helpers.TERMINAL, timeout=10)
+    helpers.caught_up(batch)  # a retry would have moved it back to RUNNABLE by now
     job = helpers.describe(batch, job_id)
     assert (job["status"], job["statusReason"], len(job["attempts"])) == ("FAILED", "stop", 1)
 

@@ -102,14 +102,16 @@ def test_a_container_the_host_cannot_start_fails_the_job_instead_of_hanging_it(
     assert "CannotStartContainerError" in job["statusReason"]
 
 
-def test_terminate_ends_a_job_whose_containers_ignore_sigterm_within_seconds(batch: Any, ec2_queue: str) -> None:
+def test_terminate_ends_a_job_whose_containers_ignore_sigterm_within_seconds(
+    batch: Any, logs: Any, ec2_queue: str
+) -> None:
     definition = helpers.register_ecs(batch, [
-        container("main", ["sh", "-c", "trap '' TERM; sleep 1000"]),
-        container("side", ["sh", "-c", "trap '' TERM; sleep 1000"], essential=False),
+        container("main", ["sh", "-c", "trap '' TERM; echo trapped; sleep 1000"]),
+        container("side", ["sh", "-c", "trap '' TERM; echo trapped; sleep 1000"], essential=False),
     ])
     job_id = helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"])
-    helpers.wait_for_status(batch, job_id, ["RUNNING"])
-    time.sleep(0.3)  # let the processes start and set their traps
+    for name in ("main", "side"):  # both processes run, their traps set
+        helpers.wait_for_lines(batch, logs, job_id, name, ["trapped"])
     started = time.monotonic()
     batch.terminate_job(jobId=job_id, reason="stop now")
     job = helpers.wait_for_status(batch, job_id, helpers.TERMINAL, timeout=15)

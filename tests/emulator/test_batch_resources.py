@@ -9,11 +9,12 @@ from tests.emulator.helpers import container, resources
 from tests.emulator.test_batch_validation import refused
 
 
-def test_compute_environment_becomes_valid(batch: Any) -> None:
-    arn = helpers.create_compute_environment(batch, name="fargate-ce", platform="FARGATE", wait=False)
-    assert arn == "arn:aws:batch:us-east-1:123456789012:compute-environment/fargate-ce"
-    first = batch.describe_compute_environments(computeEnvironments=["fargate-ce"])["computeEnvironments"][0]
-    assert first["status"] == "CREATING"
+def test_compute_environment_becomes_valid(batch: Any, emulator_url: str) -> None:
+    with helpers.held(emulator_url, "computeEnvironments"):
+        arn = helpers.create_compute_environment(batch, name="fargate-ce", platform="FARGATE", wait=False)
+        assert arn == "arn:aws:batch:us-east-1:123456789012:compute-environment/fargate-ce"
+        first = batch.describe_compute_environments(computeEnvironments=["fargate-ce"])["computeEnvironments"][0]
+        assert first["status"] == "CREATING"
     helpers.wait_until(
         lambda: batch.describe_compute_environments(computeEnvironments=[arn])["computeEnvironments"][0]["status"]
         == "VALID"
@@ -28,12 +29,13 @@ def test_compute_environment_becomes_valid(batch: Any) -> None:
     assert batch.describe_compute_environments(computeEnvironments=["missing"])["computeEnvironments"] == []
 
 
-def test_job_queue_lifecycle(batch: Any) -> None:
+def test_job_queue_lifecycle(batch: Any, emulator_url: str) -> None:
     ce = helpers.create_compute_environment(batch)
-    arn = helpers.create_queue(batch, ce, name="lifecycle", wait=False)
-    assert arn == "arn:aws:batch:us-east-1:123456789012:job-queue/lifecycle"
-    queue = batch.describe_job_queues(jobQueues=[arn])["jobQueues"][0]
-    assert (queue["state"], queue["status"]) == ("ENABLED", "CREATING")
+    with helpers.held(emulator_url, "jobQueues"):
+        arn = helpers.create_queue(batch, ce, name="lifecycle", wait=False)
+        assert arn == "arn:aws:batch:us-east-1:123456789012:job-queue/lifecycle"
+        queue = batch.describe_job_queues(jobQueues=[arn])["jobQueues"][0]
+        assert (queue["state"], queue["status"]) == ("ENABLED", "CREATING")
     helpers.wait_until(lambda: helpers.queue_status(batch, "lifecycle") == "VALID")
     queue = batch.describe_job_queues(jobQueues=["lifecycle"])["jobQueues"][0]
     assert queue["computeEnvironmentOrder"] == [{"order": 1, "computeEnvironment": ce}]
@@ -41,16 +43,49 @@ def test_job_queue_lifecycle(batch: Any) -> None:
 
     assert "DISABLED" in refused(batch.delete_job_queue, jobQueue=arn)
 
-    batch.update_job_queue(jobQueue=arn, state="DISABLED", priority=5)
+    with helpers.held(emulator_url, "jobQueues"):
+        batch.update_job_queue(jobQueue=arn, state="DISABLED", priority=5)
+        queue = batch.describe_job_queues(jobQueues=[arn])["jobQueues"][0]
+        assert (queue["state"], queue["status"], queue["priority"]) == ("DISABLED", "UPDATING", 5)
     helpers.wait_until(lambda: helpers.queue_status(batch, arn) == "VALID")
     queue = batch.describe_job_queues(jobQueues=[arn])["jobQueues"][0]
     assert (queue["state"], queue["priority"]) == ("DISABLED", 5)
 
-    batch.delete_job_queue(jobQueue=arn)
-    assert helpers.queue_status(batch, arn) in ("DELETING", None)
+    with helpers.held(emulator_url, "jobQueues"):
+        batch.delete_job_queue(jobQueue=arn)
+        assert helpers.queue_status(batch, arn) == "DELETING"
     helpers.wait_until(lambda: helpers.queue_status(batch, arn) is None)
     assert batch.describe_job_queues()["jobQueues"] == []
     assert "does not exist" in refused(batch.update_job_queue, jobQueue=arn, state="ENABLED")
+
+
+def test_held_changes_take_effect_in_order_when_released(batch: Any, emulator_url: str) -> None:
+    from airflow_batch_runner.emulator.testing import control
+
+    ce = helpers.create_compute_environment(batch)
+    with helpers.held(emulator_url, "jobQueues"):
+        first = helpers.create_queue(batch, ce, wait=False)
+        second = helpers.create_queue(batch, ce, wait=False)
+        # A compute environment created later settles (a hold on queues holds no compute environment): the
+        # queues' step, due before, has come and been held.
+        assert helpers.create_compute_environment(batch)
+        assert control(emulator_url, "holds")["jobQueues"] == {"held": True, "pending": 2}
+        assert [helpers.queue_status(batch, q) for q in (first, second)] == ["CREATING", "CREATING"]
+    assert [helpers.queue_status(batch, q) for q in (first, second)] == ["VALID", "VALID"]  # at the release
+    assert control(emulator_url, "holds")["jobQueues"] == {"held": False, "pending": 0}
+    assert "holds take" in str(_control_error(emulator_url, {"queues": True}))
+
+
+def _control_error(url: str, payload: Any) -> Any:
+    import urllib.error
+
+    from airflow_batch_runner.emulator.testing import control
+
+    try:
+        control(url, "holds", payload)
+    except urllib.error.HTTPError as exc:
+        return exc.read().decode()
+    raise AssertionError("the control call was accepted")
 
 
 def test_deleting_a_queue_fails_its_waiting_jobs(batch: Any) -> None:

@@ -401,11 +401,12 @@ def test_submit_to_a_disabled_queue(batch: Any, ec2_queue: str) -> None:
     assert "DISABLED" in message
 
 
-def test_submit_to_a_queue_that_is_not_valid_yet(batch: Any) -> None:
+def test_submit_to_a_queue_that_is_not_valid_yet(batch: Any, emulator_url: str) -> None:
     ce = helpers.create_compute_environment(batch)
     definition = register(batch, [MAIN])["jobDefinitionArn"]
-    queue = helpers.create_queue(batch, ce, wait=False)
-    message = refused(batch.submit_job, jobName="j", jobQueue=queue, jobDefinition=definition)
+    with helpers.held(emulator_url, "jobQueues"):
+        queue = helpers.create_queue(batch, ce, wait=False)
+        message = refused(batch.submit_job, jobName="j", jobQueue=queue, jobDefinition=definition)
     assert "CREATING" in message and "VALID" in message
     helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
     assert helpers.submit(batch, queue, definition)

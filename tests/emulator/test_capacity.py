@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,10 +41,10 @@ def statuses(batch: Any, job_ids: Iterable[str]) -> dict[str, str]:
 
 
 def settle_runnable(batch: Any, job_ids: list[str]) -> None:
-    """Wait until every job is RUNNABLE, then a few scheduling steps more (0.05 s each): a job that could be
+    """Wait until every job is RUNNABLE, then until the emulator has taken every step due: a job that could be
     placed would have been by then."""
     helpers.wait_until(lambda: set(statuses(batch, job_ids).values()) == {"RUNNABLE"})
-    time.sleep(0.5)
+    helpers.caught_up(batch)
 
 
 def ended(batch: Any, job_ids: list[str]) -> list[dict[str, Any]]:
@@ -104,7 +103,7 @@ def test_a_job_goes_to_the_next_environment_of_the_order_when_the_first_is_full(
     tell = helpers.register_container(batch, ["sh", "-c", 'echo "$AWS_BATCH_CE_NAME"; sleep 600'])["jobDefinitionArn"]
     job_ids = [helpers.submit(batch, queue, tell) for _ in range(3)]
     helpers.wait_until(lambda: list(statuses(batch, job_ids).values()).count("RUNNING") == 2)
-    time.sleep(0.5)
+    helpers.caught_up(batch)
     assert list(statuses(batch, job_ids).values()) == ["RUNNING", "RUNNING", "RUNNABLE"]
     placed = [helpers.log_messages(logs, helpers.describe(batch, job_id)["container"]["logStreamName"])
               for job_id in job_ids[:2]]
@@ -133,7 +132,7 @@ def test_update_compute_environment_raising_max_vcpus_releases_waiting_jobs(batc
     long = definition(batch, LONG)
     job_ids = [helpers.submit(batch, queue, long) for _ in range(3)]
     helpers.wait_until(lambda: sorted(statuses(batch, job_ids).values()) == ["RUNNABLE", "RUNNABLE", "RUNNING"])
-    time.sleep(0.5)
+    helpers.caught_up(batch)
     assert sorted(statuses(batch, job_ids).values()) == ["RUNNABLE", "RUNNABLE", "RUNNING"]
     batch.update_compute_environment(computeEnvironment=ce, computeResources={"maxvCpus": 3})
     helpers.wait_until(lambda: set(statuses(batch, job_ids).values()) == {"RUNNING"}, timeout=20)
@@ -170,7 +169,7 @@ def test_a_fair_share_queue_gives_the_lighter_weighted_share_more_of_the_environ
     settle_runnable(batch, a_jobs + b_jobs)
     batch.terminate_job(jobId=holder, reason="make room")
     helpers.wait_until(lambda: list(statuses(batch, a_jobs + b_jobs).values()).count("RUNNING") == 4, timeout=20)
-    time.sleep(0.3)
+    helpers.caught_up(batch)
     now = statuses(batch, a_jobs + b_jobs)
     assert sorted(job_id for job_id, status in now.items() if status in ("STARTING", "RUNNING")) == sorted(
         [a_jobs[0], *b_jobs[:3]])
@@ -198,11 +197,11 @@ def test_compute_reservation_keeps_room_for_a_share_not_yet_running(batch: Any) 
     long = definition(batch, LONG)
     a_jobs = [helpers.submit(batch, queue, long, shareIdentifier="a") for _ in range(4)]
     helpers.wait_until(lambda: list(statuses(batch, a_jobs).values()).count("RUNNING") == 2)
-    time.sleep(0.5)
+    helpers.caught_up(batch)
     assert sorted(statuses(batch, a_jobs).values()) == ["RUNNABLE", "RUNNABLE", "RUNNING", "RUNNING"]
     b_jobs = [helpers.submit(batch, queue, long, shareIdentifier="b") for _ in range(2)]
     helpers.wait_until(lambda: "RUNNING" in statuses(batch, b_jobs).values())
-    time.sleep(0.5)
+    helpers.caught_up(batch)
     assert sorted(statuses(batch, a_jobs + b_jobs).values()) == ["RUNNABLE"] * 3 + ["RUNNING"] * 3
     for job_id in a_jobs + b_jobs:
         batch.terminate_job(jobId=job_id, reason="done")

@@ -85,17 +85,18 @@ def test_unmanaged_environment_keeps_its_unmanaged_vcpus(batch: Any) -> None:
     assert "unmanagedvCpus" in refused(_create, batch, EC2, unmanagedvCpus=4)
 
 
-def test_update_compute_environment(batch: Any) -> None:
+def test_update_compute_environment(batch: Any, emulator_url: str) -> None:
     arn = helpers.create_compute_environment(batch)
-    answer = batch.update_compute_environment(
-        computeEnvironment=arn, state="DISABLED", computeResources={"maxvCpus": 32, "minvCpus": 2}
-    )
-    assert answer["computeEnvironmentArn"] == arn
-    ce = _describe(batch, arn)
-    assert ce is not None
-    assert (ce["state"], ce["status"]) == ("DISABLED", "UPDATING")
-    busy = refused(batch.update_compute_environment, computeEnvironment=arn, state="ENABLED")
-    assert "updated only when VALID" in busy
+    with helpers.held(emulator_url, "computeEnvironments"):
+        answer = batch.update_compute_environment(
+            computeEnvironment=arn, state="DISABLED", computeResources={"maxvCpus": 32, "minvCpus": 2}
+        )
+        assert answer["computeEnvironmentArn"] == arn
+        ce = _describe(batch, arn)
+        assert ce is not None
+        assert (ce["state"], ce["status"]) == ("DISABLED", "UPDATING")
+        busy = refused(batch.update_compute_environment, computeEnvironment=arn, state="ENABLED")
+        assert "updated only when VALID" in busy
     helpers.wait_until(lambda: _status(batch, arn) == "VALID")
     ce = _describe(batch, arn)
     assert ce is not None
@@ -119,8 +120,9 @@ def test_delete_needs_a_disabled_environment_in_no_queue(batch: Any, emulator_ur
     helpers.wait_until(lambda: helpers.queue_status(batch, queue) == "VALID")
     batch.delete_job_queue(jobQueue=queue)
     helpers.wait_until(lambda: helpers.queue_status(batch, queue) is None)
-    batch.delete_compute_environment(computeEnvironment=arn)
-    assert _status(batch, arn) == "DELETING"
+    with helpers.held(emulator_url, "computeEnvironments"):
+        batch.delete_compute_environment(computeEnvironment=arn)
+        assert _status(batch, arn) == "DELETING"
     helpers.wait_until(lambda: _status(batch, arn) is None)
     assert cluster not in ecs.list_clusters()["clusterArns"]
     assert "does not exist" in refused(batch.delete_compute_environment, computeEnvironment=arn)

@@ -164,3 +164,19 @@ def test_stats_count_calls_by_service_and_operation(emulator_url: str) -> None:
     control(emulator_url, "reset", {})
     stats = control(emulator_url, "stats")
     assert (stats["calls"], stats["total"], stats["jobs"]) == ({}, 0, {})
+
+
+def test_stats_count_the_calls_still_unanswered(emulator_url: str) -> None:
+    """A delayed call has taken effect but is not answered yet: ``in_flight`` counts it until it is."""
+    import threading
+
+    s3 = helpers.client(emulator_url, "s3")
+    s3.create_bucket(Bucket="held")
+    control(emulator_url, "faults", {"s3:PutObject": {"delay": 1.0, "count": 1}})
+    assert control(emulator_url, "stats")["in_flight"] == 0
+    put = threading.Thread(target=s3.put_object, kwargs={"Bucket": "held", "Key": "k", "Body": b"x"})
+    put.start()
+    helpers.wait_until(lambda: control(emulator_url, "stats")["in_flight"] == 1)
+    assert s3.get_object(Bucket="held", Key="k")["Body"].read() == b"x", "the held call took effect"
+    helpers.wait_until(lambda: control(emulator_url, "stats")["in_flight"] == 0)
+    put.join()

@@ -63,10 +63,15 @@ def test_quotas_are_per_region(emulator_url: str) -> None:
 
 
 def test_other_operations_are_not_limited_by_the_submit_quota(emulator_url: str) -> None:
-    _submit_codes(emulator_url, 120)
+    # A SubmitJob bucket that stays empty for the whole test (one call per 1,000 s).
+    control(emulator_url, "quotas", {"quotas": {"batch:SubmitJob": {"rate": 0.001, "burst": 1}}})
+    codes, _ = _submit_codes(emulator_url, 3)
+    assert codes.count("TooManyRequestsException:429") == 2
     batch = helpers.client(emulator_url, "batch", **NO_RETRIES)
-    for _ in range(60):
-        batch.describe_jobs(jobs=["none"])
+    answers = [batch.describe_jobs(jobs=["none"])["jobs"] for _ in range(60)]
+    assert answers == [[]] * 60
+    assert _submit_codes(emulator_url, 1)[0] == ["TooManyRequestsException:429"], "the bucket was still empty"
+    assert control(emulator_url, "quotas")["throttled"] == {"batch:SubmitJob": 3}
 
 
 def test_quotas_can_be_turned_off_and_reset_restores_them(emulator_url: str) -> None:

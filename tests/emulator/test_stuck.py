@@ -3,7 +3,6 @@ Batch user guide ("Jobs stuck in a RUNNABLE status") and the API reference (JobS
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -76,10 +75,18 @@ def test_a_time_limit_action_for_another_reason_leaves_the_job_waiting(
     batch.update_job_queue(jobQueue=queue, jobStateTimeLimitActions=[
         {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 600,
          "action": "CANCEL"}])
-    control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.001})
-    job_id = helpers.submit(batch, queue, fargate_definition(batch, "2", "4096"))
+    # 600 s -> 0.3 s, shorter than the 0.5 s between two checks of a stuck job: past the limit at its first recheck.
+    control(emulator_url, "timing", {"jobStateTimeLimitScale": 0.0005})
+    # A witness stuck for the same reason on a queue whose action names it: once it is cancelled, the job
+    # has been rechecked too (its checks come first, at the same pace).
+    witness_queue = small_fargate_queue(batch, jobStateTimeLimitActions=[
+        {"reason": "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", "state": "RUNNABLE", "maxTimeSeconds": 600,
+         "action": "CANCEL"}])
+    definition = fargate_definition(batch, "2", "4096")
+    job_id = helpers.submit(batch, queue, definition)
     runnable_reason(batch, job_id)
-    time.sleep(2)
+    witness = helpers.submit(batch, witness_queue, definition)
+    assert helpers.wait_for_status(batch, witness, ("FAILED",), timeout=20)["isCancelled"] is True
     assert helpers.describe(batch, job_id)["status"] == "RUNNABLE"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.holds import Holds
 from airflow_batch_runner.emulator.batch.jobs import Job
 from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
@@ -67,6 +68,8 @@ class Environments:
         self.queues: dict[str, JobQueue] = {}
         self.scheduling_policies: dict[str, SchedulingPolicy] = {}
         self.tags_by_arn: dict[str, dict[str, str]] = {}
+        # Tests' holds on settling (CREATING/UPDATING/DELETING -> ...); the app shares one between its regions.
+        self.holds = Holds()
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:batch:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
@@ -117,8 +120,14 @@ class Environments:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
             self.compute_environments[name] = ce
             self.tags_by_arn[ce.arn] = ce.tags
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
+        self._later_compute_environment(ce, "VALID")
         return {"computeEnvironmentName": name, "computeEnvironmentArn": ce.arn}
+
+    def _later_compute_environment(self, ce: ComputeEnvironment, status: str) -> None:
+        """CREATING, UPDATING or DELETING settles one step later (or when a test's hold is released)."""
+        self.scheduler.call_later(
+            self.step_delay, self.holds.settle, "computeEnvironments", self._settle_compute_environment, ce, status
+        )
 
     def _settle_compute_environment(self, ce: ComputeEnvironment, status: str) -> None:
         with self.lock:
@@ -188,7 +197,7 @@ class Environments:
             if "serviceRole" in params:
                 ce.service_role = params["serviceRole"]
             ce.status, ce.status_reason = "UPDATING", "Compute environment is being updated"
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "VALID")
+        self._later_compute_environment(ce, "VALID")
         return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
     def delete_compute_environment(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,7 +221,7 @@ class Environments:
             if ce.status not in ("VALID", "INVALID"):
                 raise ClientException(f"Compute environment {ce.name} is {ce.status}; wait until it is VALID")
             ce.status, ce.status_reason = "DELETING", "Compute environment is being deleted"
-        self.scheduler.call_later(self.step_delay, self._settle_compute_environment, ce, "DELETED")
+        self._later_compute_environment(ce, "DELETED")
         return {}
 
     def find_compute_environment(self, ref: str) -> ComputeEnvironment | None:

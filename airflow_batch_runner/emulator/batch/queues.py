@@ -49,7 +49,7 @@ class Queues(SchedulingPolicies):
             )
             self.queues[name] = queue
             self.tags_by_arn[queue.arn] = queue.tags
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        self._later_queue(queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": name, "jobQueueArn": queue.arn}
 
     def _check_ce_order(self, order: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,6 +88,12 @@ class Queues(SchedulingPolicies):
         if ce.orchestration == "EKS":
             return "EKS"
         return "ECS_FARGATE" if ce.platform == "FARGATE" else "ECS"
+
+    def _later_queue(self, queue: JobQueue, status: str, reason: str) -> None:
+        """CREATING, UPDATING or DELETING settles one step later (or when a test's hold is released)."""
+        self.scheduler.call_later(
+            self.step_delay, self.holds.settle, "jobQueues", self._settle_queue, queue, status, reason
+        )
 
     def _settle_queue(self, queue: JobQueue, status: str, reason: str) -> None:
         with self.lock:
@@ -142,7 +148,7 @@ class Queues(SchedulingPolicies):
             if "priority" in params:
                 queue.priority = int(params["priority"])
             queue.status, queue.status_reason = "UPDATING", "Job queue is being updated"
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "VALID", "JobQueue Healthy")
+        self._later_queue(queue, "VALID", "JobQueue Healthy")
         return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
     def delete_job_queue(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,5 +163,5 @@ class Queues(SchedulingPolicies):
             for job in self.jobs.values():
                 if job.queue is queue and job.status in ACTIVE_STATUSES:
                     self._terminate(job, "Job queue deleted")
-        self.scheduler.call_later(self.step_delay, self._settle_queue, queue, "DELETED", "Job queue deleted")
+        self._later_queue(queue, "DELETED", "Job queue deleted")
         return {}
