@@ -28,6 +28,8 @@ def _submit(aws: AwsWorld, command: str, count: int = 1) -> list[str]:
         ecsProperties={"taskProperties": [{"containers": [{
             "name": "main", "image": "busybox", "command": ["/bin/sh", "-c", command],
             "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-stream-prefix": "t"}},
+            # AWS refuses a job without vCPU or memory (as the emulator now does)
+            "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "256"}],
         }]}]},
     )["jobDefinitionArn"]
     return [batch.submit_job(jobName=f"j{i}", jobQueue=queue, jobDefinition=definition)["jobId"]
