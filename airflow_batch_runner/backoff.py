@@ -10,9 +10,12 @@ LOGS_CEILING = 30.0  # s: the longest wait between failed CloudWatch Logs reads
 POLL_CEILING = 60.0  # s: the longest wait between failed DescribeJobs polls of the triggerer's poller
 # After a failed final read, retry this often until the wait for it is over.
 FINAL_READ_RETRY = 0.2
-# s past the moment a job's final read may start during which its failing reads are retried: room for the
-# pages of a chatty job's last lines on a busy host.
+# s past the moment a job's final read may start during which its failing reads are retried. The worker's
+# follower reads alone: room for the pages of a chatty job's last lines on a busy host. The triggerer's shared
+# reader gives up a failing read sooner (a job's end must not wait on CloudWatch Logs) and waits longer only
+# while it is seen to progress (the trigger's FINAL_READ_LONGEST_WAIT).
 FINAL_READ_PATIENCE = 2.0
+TRIGGER_FINAL_READ_PATIENCE = 0.5
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_runner import array_run, task_log
-from airflow_batch_runner.backoff import FINAL_READ_PATIENCE, FINAL_READ_RETRY
+from airflow_batch_runner.backoff import FINAL_READ_RETRY, TRIGGER_FINAL_READ_PATIENCE
 from airflow_batch_runner.child_sampling import DEFAULT_LIMIT
 from airflow_batch_runner.config import array_log_children
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
@@ -262,7 +262,7 @@ class BatchRunnerTrigger(BaseTrigger):
         allowance = poller.logs.lookback() if wait_for_ingestion else 0.0
         now = time.time()
         not_before = (stopped_at / 1000 if stopped_at else now) + allowance
-        give_up_at = max(now, not_before) + FINAL_READ_PATIENCE
+        give_up_at = max(now, not_before) + TRIGGER_FINAL_READ_PATIENCE
         pending: set[int | None] = set()  # the streams whose final read is to come: None the job's own
         if poller.read_last_lines(watch, not_before, give_up_at):
             pending.add(None)

@@ -19,9 +19,14 @@ def test_parallel_tasks_racing_to_create_the_queue_all_get_the_same_one(aws: Aws
     name = queue_name_for(aws.ec2_ce)
     # Hold each task's first look, so that all of them see no queue and all try to create it.
     control(aws.url, "faults", {"batch:DescribeJobQueues": {"delay": 2, "count": 8}})
+    # Each hook and its client made first: on a loaded host, making them in the threads spread the first looks
+    # past the first creation, and the race did not happen.
+    hooks = [_hook(aws) for _ in range(8)]
+    for hook in hooks:
+        assert hook.batch is not None
     try:
         with ThreadPoolExecutor(8) as pool:
-            arns = list(pool.map(lambda _: _hook(aws).ensure_job_queue(name, aws.ec2_ce), range(8)))
+            arns = list(pool.map(lambda hook: hook.ensure_job_queue(name, aws.ec2_ce), hooks))
     finally:
         control(aws.url, "faults", {})
     assert len(set(arns)) == 1
