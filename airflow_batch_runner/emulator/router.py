@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from moto.moto_api import _internal as moto_api
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from airflow_batch_runner.emulator import logs_filter
+from airflow_batch_runner.emulator import cloudformation, logs_filter
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
 from airflow_batch_runner.emulator.batch.holds import Holds
@@ -152,6 +152,9 @@ class EmulatorApp:
         if not self.quotas.admit(service, operation, region):
             status, code = THROTTLING.get(service, (400, "ThrottlingException"))
             return _error(start_response, service, status, code, "Rate exceeded")
+        refused = cloudformation.refusal(operation, body) if service == "cloudformation" else None
+        if refused is not None:
+            return _error(start_response, service, 400, "ValidationError", refused)
         if service == "batch":
             status, headers, payload = batch_responses.handle(
                 self.batch_backend(region), environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body
@@ -302,7 +305,7 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 
 def _error(start_response: StartResponse, service: str, status: int, code: str, message: str) -> list[bytes]:
-    if service in ("s3", "ec2", "sts", "iam"):
+    if service in ("s3", "ec2", "sts", "iam", "cloudformation"):
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>'
             f"<Message>{message}</Message></Error><RequestId>emulator</RequestId></ErrorResponse>"

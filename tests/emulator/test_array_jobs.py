@@ -220,11 +220,27 @@ def test_array_dependency_types_are_checked(batch: Any, ec2_queue: str) -> None:
     def submit(**params: Any) -> str:
         return refused(batch.submit_job, jobName="j", jobQueue=ec2_queue, jobDefinition=definition, **params)
 
-    assert "SEQUENTIAL" in submit(dependsOn=[{"type": "SEQUENTIAL"}])  # not an array job
-    assert "N_TO_N" in submit(dependsOn=[{"jobId": array3, "type": "N_TO_N"}])  # not an array job
     assert "jobId" in submit(arrayProperties={"size": 3}, dependsOn=[{"jobId": single, "type": "SEQUENTIAL"}])
     assert "same size" in submit(arrayProperties={"size": 2}, dependsOn=[{"jobId": array3, "type": "N_TO_N"}])
     assert "same size" in submit(arrayProperties={"size": 3}, dependsOn=[{"jobId": single, "type": "N_TO_N"}])
+
+
+def test_a_typed_dependency_of_a_single_job_is_accepted_and_waits_for_the_whole_job(
+    batch: Any, ec2_queue: str
+) -> None:
+    """The API reference's JobDependency takes an optional ``type`` on any job (SubmitJob's dependsOn: the types
+    are *for* array jobs; nothing refuses them elsewhere). A single job has no children to pair or order, so
+    ``N_TO_N`` waits for the whole job it names, like a standard dependency, and ``SEQUENTIAL`` orders nothing."""
+    definition = _ecs_definition(batch, "true")
+    array2 = helpers.submit(batch, ec2_queue, _ecs_definition(batch, "sleep 1"), arrayProperties={"size": 2})
+    paired = helpers.submit(batch, ec2_queue, definition, dependsOn=[{"jobId": array2, "type": "N_TO_N"}])
+    alone = helpers.submit(batch, ec2_queue, definition, dependsOn=[{"type": "SEQUENTIAL"}])
+    assert helpers.wait_for_status(batch, alone)["status"] == "SUCCEEDED"
+    assert helpers.describe(batch, alone)["dependsOn"] == [{"type": "SEQUENTIAL"}]
+    job = helpers.wait_for_status(batch, paired)
+    assert job["status"] == "SUCCEEDED"
+    assert job["dependsOn"] == [{"jobId": array2, "type": "N_TO_N"}]
+    assert job["startedAt"] >= helpers.describe(batch, array2)["stoppedAt"]
 
 
 def test_listjobs_needs_exactly_one_scope_and_a_known_array(batch: Any, ec2_queue: str) -> None:

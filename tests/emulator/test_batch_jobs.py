@@ -485,6 +485,48 @@ def test_container_environment_and_working_directory(batch: Any, logs: Any, ec2_
     ]
 
 
+AUTOMATED = ("AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ATTEMPT", "AWS_BATCH_JQ_NAME", "AWS_BATCH_CE_NAME")
+ECHO_AUTOMATED = " ".join(
+    f"{name}=${name}" for name in (*AUTOMATED, "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE")
+)
+
+
+def test_automated_variables_are_set_in_the_container_not_in_the_described_environment(
+    batch: Any, logs: Any, ec2_queue: str
+) -> None:
+    """User guide, "AWS Batch job environment variables": the AWS_BATCH_ variables are "available in job containers"
+    (a child of an array job also gets its index and the array's size). DescribeJobs reports the environment the
+    job was given: its example shows a job run without variables with ``"environment": []``, and ContainerDetail
+    says names starting with AWS_BATCH are reserved for the variables Batch sets."""
+    queue = batch.describe_job_queues(jobQueues=[ec2_queue])["jobQueues"][0]
+    ce_arn = queue["computeEnvironmentOrder"][0]["computeEnvironment"]
+    ce_name = batch.describe_compute_environments(computeEnvironments=[ce_arn])["computeEnvironments"][0][
+        "computeEnvironmentName"
+    ]
+    definition = helpers.register_container(batch, ["sh", "-c", f'echo "{ECHO_AUTOMATED}"'])["jobDefinitionArn"]
+    job_id = helpers.submit(batch, ec2_queue, definition)
+    array_id = helpers.submit(batch, ec2_queue, definition, arrayProperties={"size": 2})
+    job = helpers.wait_for_status(batch, job_id)
+    assert job["status"] == "SUCCEEDED"
+    assert job["container"]["environment"] == []
+    assert helpers.log_messages(logs, job["container"]["logStreamName"]) == [
+        f"AWS_BATCH_JOB_ID={job_id} AWS_BATCH_JOB_ATTEMPT=1 AWS_BATCH_JQ_NAME={queue['jobQueueName']} "
+        f"AWS_BATCH_CE_NAME={ce_name} AWS_BATCH_JOB_ARRAY_INDEX= AWS_BATCH_JOB_ARRAY_SIZE="
+    ]
+    assert helpers.wait_for_status(batch, array_id)["status"] == "SUCCEEDED"
+    child = helpers.describe(batch, f"{array_id}:1")
+    assert child["container"]["environment"] == []
+    assert helpers.log_messages(logs, child["container"]["logStreamName"]) == [
+        f"AWS_BATCH_JOB_ID={array_id}:1 AWS_BATCH_JOB_ATTEMPT=1 AWS_BATCH_JQ_NAME={queue['jobQueueName']} "
+        f"AWS_BATCH_CE_NAME={ce_name} AWS_BATCH_JOB_ARRAY_INDEX=1 AWS_BATCH_JOB_ARRAY_SIZE=2"
+    ]
+    # With variables of its own, the description lists those only.
+    own = helpers.submit(
+        batch, ec2_queue, definition, containerOverrides={"environment": [{"name": "MINE", "value": "1"}]}
+    )
+    assert helpers.wait_for_status(batch, own)["container"]["environment"] == [{"name": "MINE", "value": "1"}]
+
+
 def test_command_that_cannot_start_fails_the_job(batch: Any, ec2_queue: str) -> None:
     definition = helpers.register_container(batch, ["/no/such/program", "arg"])
     job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"]))

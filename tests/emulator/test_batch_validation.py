@@ -366,6 +366,49 @@ def test_more_than_50_tags(batch: Any, ec2_queue: str) -> None:
     assert "50" in message
 
 
+def test_tag_limits_are_refused_by_the_server_on_every_operation(raw_batch: Any, ec2_queue: str) -> None:
+    """botocore checks only the minimum size of the ``tags`` map, so 51 tags, or a key or value longer than the
+    user guide's "Tag restrictions" (50 tags per resource, keys of 128 and values of 256 characters; the service
+    model's TagrisTagsMap, TagKey, TagValue) reach the server. The API reference lists ClientException (HTTP 400)
+    as the client-side error of SubmitJob, TagResource and the create calls: nothing is created or tagged."""
+    definition = register(raw_batch, [MAIN])["jobDefinitionArn"]
+    job_arn = raw_batch.describe_jobs(jobs=[helpers.submit(raw_batch, ec2_queue, definition)])["jobs"][0]["jobArn"]
+    for bad in ({f"k{i}": "v" for i in range(51)}, {"k" * 129: "v"}, {"k": "v" * 257}):
+        calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+            (raw_batch.submit_job, {"jobName": "j", "jobQueue": ec2_queue, "jobDefinition": definition}),
+            (raw_batch.tag_resource, {"resourceArn": job_arn}),
+            (raw_batch.register_job_definition, {
+                "jobDefinitionName": helpers.unique("d"), "type": "container",
+                "containerProperties": {
+                    "image": "busybox", "command": ["true"], "resourceRequirements": resources("1", "2048"),
+                },
+            }),
+            (raw_batch.create_job_queue, {
+                "jobQueueName": helpers.unique("q"), "priority": 1, "computeEnvironmentOrder": [],
+            }),
+            (raw_batch.create_scheduling_policy, {"name": helpers.unique("p")}),
+        ]
+        for call, params in calls:
+            message = refused(call, tags=bad, **params)
+            assert "tag" in message.lower(), message
+    assert raw_batch.list_tags_for_resource(resourceArn=job_arn)["tags"] == {}
+    # The largest tags the restrictions allow are accepted.
+    largest = {f"{i:02d}" + "k" * 126: "v" * 256 for i in range(50)}
+    raw_batch.tag_resource(resourceArn=job_arn, tags=largest)
+    assert raw_batch.list_tags_for_resource(resourceArn=job_arn)["tags"] == largest
+
+
+def test_tag_calls_refuse_the_arn_of_an_array_child(batch: Any, ec2_queue: str) -> None:
+    """TagResource, UntagResource, ListTagsForResource: "ARNs for child jobs of array and multi-node parallel
+    (MNP) jobs aren't supported"."""
+    definition = register(batch, [MAIN])["jobDefinitionArn"]
+    parent = helpers.describe(batch, helpers.submit(batch, ec2_queue, definition, arrayProperties={"size": 2}))
+    child_arn = f"{parent['jobArn']}:0"
+    assert "child" in refused(batch.tag_resource, resourceArn=child_arn, tags={"k": "v"}).lower()
+    assert "child" in refused(batch.untag_resource, resourceArn=child_arn, tagKeys=["k"]).lower()
+    assert "child" in refused(batch.list_tags_for_resource, resourceArn=child_arn).lower()
+
+
 def test_a_job_whose_propagated_tags_exceed_50_fails(batch: Any, ec2_queue: str) -> None:
     # SubmitJob, propagateTags: "If the total number of combined tags from the job and job definition is over 50,
     # the job is moved to the FAILED state." The request itself is accepted.

@@ -168,6 +168,56 @@ def _aws(url: str, *args: str) -> str:
     return done.stdout
 
 
+BATCH_STACK = {
+    "Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Definition": {
+            "Type": "AWS::Batch::JobDefinition",
+            "Properties": {"Type": "container", "ContainerProperties": {"Image": "busybox"}},
+        },
+    }
+}
+BATCH_STACK_YAML = """Resources:
+  Queue:
+    Type: 'AWS::Batch::JobQueue'
+    Properties:
+      Priority: 1
+      ComputeEnvironmentOrder: []
+"""
+
+
+def test_cloudformation_batch_resources_are_refused_by_name(emulator_url: str, s3: Any) -> None:
+    """moto's CloudFormation would create AWS::Batch::* resources in moto's own Batch, which this emulator's Batch
+    cannot see. The emulator refuses such a template as CloudFormation refuses resource types it does not know
+    (ValidationError "Template format error: Unrecognized resource types: [...]"), naming the limitation; nothing
+    is created. Templates without Batch resources still go to moto."""
+    cfn = helpers.client(emulator_url, "cloudformation")
+    s3.create_bucket(Bucket="templates")
+    s3.put_object(Bucket="templates", Key="batch.yaml", Body=BATCH_STACK_YAML.encode())
+    url = f"{emulator_url}/templates/batch.yaml".replace("127.0.0.1", "localhost")
+    attempts: list[tuple[Any, dict[str, Any], str]] = [
+        (cfn.create_stack, {"StackName": "batch", "TemplateBody": json.dumps(BATCH_STACK)}, "JobDefinition"),
+        (cfn.create_stack, {"StackName": "batch", "TemplateBody": BATCH_STACK_YAML}, "JobQueue"),
+        (cfn.create_stack, {"StackName": "batch", "TemplateURL": url}, "JobQueue"),
+        (cfn.create_change_set, {
+            "StackName": "batch", "ChangeSetName": "c1", "ChangeSetType": "CREATE", "TemplateBody": BATCH_STACK_YAML,
+        }, "JobQueue"),
+    ]
+    for call, params, kind in attempts:
+        with pytest.raises(cfn.exceptions.ClientError) as excinfo:
+            call(**params)
+        code, message, status = helpers.client_error(excinfo)
+        assert (code, status) == ("ValidationError", 400), message
+        assert f"AWS::Batch::{kind}" in message and "emulator" in message, message
+    assert [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]] == []
+    plain = {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "from-stack"}}}}
+    cfn.create_stack(StackName="plain", TemplateBody=json.dumps(plain))
+    with pytest.raises(cfn.exceptions.ClientError) as excinfo:
+        cfn.update_stack(StackName="plain", TemplateBody=json.dumps(BATCH_STACK))
+    assert "AWS::Batch::JobDefinition" in helpers.client_error(excinfo)[1]
+    assert "from-stack" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
 def test_aws_cli_s3(emulator_url: str, s3: Any, tmp_path: Path) -> None:
     _aws(emulator_url, "s3", "mb", "s3://cli-bucket")
     source = tmp_path / "hello.txt"

@@ -295,11 +295,20 @@ class BatchBackend(Lifecycle, Definitions, Queues):
 
     # Tags
 
+    def _tagged(self, arn: str) -> dict[str, str]:
+        """The tags of a taggable resource. TagResource, UntagResource, ListTagsForResource: "ARNs for child jobs
+        of array and multi-node parallel (MNP) jobs aren't supported"."""
+        if arn not in self.tags_by_arn:
+            raise ClientException(f"Resource {arn} does not exist")
+        job = self.find_job(arn) if ":job/" in arn else None
+        if job is not None and job.parent is not None:
+            raise ClientException(f"Tags of a child job are not supported; use its array job's ARN: {arn}")
+        return self.tags_by_arn[arn]
+
     def tag_resource(self, arn: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        v.check_tags(tags)
         with self.lock:
-            if arn not in self.tags_by_arn:
-                raise ClientException(f"Resource {arn} does not exist")
-            current = self.tags_by_arn[arn]
+            current = self._tagged(arn)
             if len(set(current) | set(tags)) > v.MAX_TAGS:
                 raise ClientException(f"tags: a resource can have at most {v.MAX_TAGS} tags")
             current.update(tags_dict(tags))
@@ -307,17 +316,14 @@ class BatchBackend(Lifecycle, Definitions, Queues):
 
     def untag_resource(self, arn: str, keys: Iterable[str]) -> dict[str, Any]:
         with self.lock:
-            if arn not in self.tags_by_arn:
-                raise ClientException(f"Resource {arn} does not exist")
+            current = self._tagged(arn)
             for key in keys:
-                self.tags_by_arn[arn].pop(key, None)
+                current.pop(key, None)
         return {}
 
     def list_tags_for_resource(self, arn: str) -> dict[str, Any]:
         with self.lock:
-            if arn not in self.tags_by_arn:
-                raise ClientException(f"Resource {arn} does not exist")
-            return {"tags": dict(self.tags_by_arn[arn])}
+            return {"tags": dict(self._tagged(arn))}
 
     def active_jobs(self) -> list[Job]:
         with self.lock:

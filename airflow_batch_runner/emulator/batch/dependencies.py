@@ -2,7 +2,9 @@
 
 An array job of size N is a parent and N children ``<parent id>:<index>``. A child waits on:
 the jobs its parent depends on (a standard dependency), child ``i - 1`` of its own array
-(``SEQUENTIAL``), and child ``i`` of each array it depends on with ``N_TO_N``.
+(``SEQUENTIAL``), and child ``i`` of each array it depends on with ``N_TO_N``. A job that is not an array
+job may carry the types too (the API reference does not refuse them): its ``N_TO_N`` waits for the whole job it
+names and its ``SEQUENTIAL`` orders nothing.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ def check_depends_on(depends_on: Sequence[Mapping[str, Any]] | None, size: int |
         job_id, dep_type = entry.get("jobId"), entry.get("type")
         if dep_type is not None and dep_type not in DEPENDENCY_TYPES:
             raise ClientException(f"dependsOn type {dep_type!r} is invalid; use {' or '.join(DEPENDENCY_TYPES)}")
-        if dep_type is not None and size is None:
-            raise ClientException(f"dependsOn type {dep_type} is only valid for an array job (arrayProperties.size)")
         if dep_type == "SEQUENTIAL" and job_id:
             raise ClientException("dependsOn type SEQUENTIAL takes no jobId: it orders the children of this array job")
         if dep_type != "SEQUENTIAL" and not job_id:
@@ -61,7 +61,8 @@ def resolve(depends_on: list[dict[str, str]], size: int | None, find: Callable[[
         target = find(entry["jobId"])
         if target is None:
             raise ClientException(f"dependsOn: job {entry['jobId']} does not exist")
-        if entry.get("type") == "N_TO_N" and target.array_size != size:
+        # A single job's N_TO_N has no children to pair: it waits for the whole job, as a standard dependency.
+        if entry.get("type") == "N_TO_N" and size is not None and target.array_size != size:
             raise ClientException(
                 f"dependsOn N_TO_N: job {entry['jobId']} must be an array job of the same size ({size}), "
                 f"not {'an array of ' + str(target.array_size) if target.array_size else 'a single job'}"

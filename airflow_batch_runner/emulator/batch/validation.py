@@ -18,6 +18,8 @@ DEPENDENCY_CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
 MAX_CONTAINERS = 10
 MIN_ATTEMPT_DURATION = 60
 MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
 RESERVED_ENV_PREFIX = "AWS_BATCH"
 # Service quotas: "Maximum job definition size (for RegisterJobDefinition API operations) 24 KiB",
 # "Maximum job payload size (for SubmitJob API operations) 30 KiB".
@@ -89,8 +91,17 @@ def check_state(state: Any, *allowed: str) -> None:
 
 
 def check_tags(tags: Mapping[str, str] | None) -> None:
+    """The user guide's "Tag restrictions" (the service model's TagrisTagsMap, TagKey, TagValue), which botocore
+    does not check beyond the map's minimum size."""
     if tags and len(tags) > MAX_TAGS:
         raise ClientException(f"tags: a resource can have at most {MAX_TAGS} tags")
+    for key, value in (tags or {}).items():
+        if not 1 <= len(str(key)) <= MAX_TAG_KEY:
+            raise ClientException(f"tags: a tag key must have 1 to {MAX_TAG_KEY} characters, got {len(str(key))}")
+        if len(str(value)) > MAX_TAG_VALUE:
+            raise ClientException(
+                f"tags: the value of tag {key!r} must have at most {MAX_TAG_VALUE} characters, got {len(str(value))}"
+            )
 
 
 def propagated_tags_failure(tags: Mapping[str, str], propagate: bool) -> str | None:
