@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from airflow_batch_runner import array_spec, child_sampling, job_spec, outcome, results, staging
-from airflow_batch_runner.array_spec import ArrayOutcome, ArraySpec, Child
+from airflow_batch_runner import array_outcome, child_sampling, layout, outcome, results, staging
+from airflow_batch_runner.array_outcome import ArrayOutcome, Child
+from airflow_batch_runner.array_spec import ArraySpec
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
 from airflow_batch_runner.masking import redact, redact_value
 
@@ -28,8 +29,8 @@ def stage_child_inputs(hook: BatchRunnerHook, bucket_path: str, array: ArraySpec
 
     def stage(item: tuple[int, str, str]) -> None:
         index, name, value = item
-        target = f"{array_spec.child_inputs_prefix(bucket_path, index)}{name}"
-        if job_spec.is_s3_uri(value):
+        target = f"{layout.child_inputs_prefix(bucket_path, index)}{name}"
+        if layout.is_s3_uri(value):
             try:
                 hook.copy(value, target)
             except NotFound as exc:
@@ -41,7 +42,7 @@ def stage_child_inputs(hook: BatchRunnerHook, bucket_path: str, array: ArraySpec
         with ThreadPoolExecutor(STAGING_THREADS) as pool:
             list(pool.map(stage, work))
     except NotFound as exc:
-        bucket = job_spec.bucket_and_key(bucket_path)[0]
+        bucket = layout.bucket_and_key(bucket_path)[0]
         raise ValueError(
             f"bucket {bucket!r} does not exist or is not accessible with these credentials ({exc})"
         ) from exc
@@ -51,9 +52,9 @@ def stage_child_inputs(hook: BatchRunnerHook, bucket_path: str, array: ArraySpec
 def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
     """The shared and every child's staged inputs; never the outputs or the manifest."""
     removed = staging.delete_inputs(hook, bucket_path)
-    bucket, prefix = job_spec.bucket_and_key(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
-    keys = [key for key in hook.list_objects(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
-            if key[len(prefix):].split("/", 2)[1:2] == [job_spec.INPUTS_PREFIX.rstrip("/")]]
+    bucket, prefix = layout.bucket_and_key(f"{bucket_path}{layout.CHILDREN_PREFIX}")
+    keys = [key for key in hook.list_objects(f"{bucket_path}{layout.CHILDREN_PREFIX}")
+            if key[len(prefix):].split("/", 2)[1:2] == [layout.INPUTS_PREFIX.rstrip("/")]]
     hook.delete_keys(bucket, keys)
     return removed + len(keys)
 
@@ -94,8 +95,8 @@ def read_children(
     100 a call), the first few failed ones' last log lines (once CloudWatch Logs has them: after
     ``logs_readable_at``, wall time, waiting at most MAX_LOGS_WAIT), and every child's outputs (one listing)."""
     # Cut short, the children may not all have ended: every status is listed.
-    statuses = array_spec.STATUSES if cut_short else ("SUCCEEDED", "FAILED")
-    children = {c.index: c for c in map(array_spec.child_from_summary, hook.list_array_children(job_id, statuses))}
+    statuses = array_outcome.STATUSES if cut_short else ("SUCCEEDED", "FAILED")
+    children = {c.index: c for c in map(array_outcome.child_from_summary, hook.list_array_children(job_id, statuses))}
     failed_ids = [f"{job_id}:{i}" for i, c in sorted(children.items()) if c.status != "SUCCEEDED"]
     for description in hook.describe_jobs(failed_ids).values():
         state = outcome.job_state(description)
@@ -112,28 +113,28 @@ def read_children(
             children[index] = replace(children[index], outputs=collected.outputs, metrics=collected.metrics,
                                       results_error=collected.error)
     listed = sorted(children.values(), key=lambda c: c.index)
-    result = array_spec.judge(array, listed, cut_short)
+    result = array_outcome.judge(array, listed, cut_short)
     read = read_last_lines or hook.last_log_lines
-    shown = [c for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream]
+    shown = [c for c in result.failed[: array_outcome.SHOWN_FAILURES] if c.log_stream]
     if shown and logs_readable_at:
         time.sleep(max(0.0, min(logs_readable_at - time.time(), MAX_LOGS_WAIT)))
     last_lines = {
-        c.index: [redact(line) for line in read(c.log_stream, array_spec.SHOWN_LOG_LINES)]
-        for c in result.failed[: array_spec.SHOWN_FAILURES] if c.log_stream
+        c.index: [redact(line) for line in read(c.log_stream, array_outcome.SHOWN_LOG_LINES)]
+        for c in result.failed[: array_outcome.SHOWN_FAILURES] if c.log_stream
     }
     return listed, result, last_lines
 
 
 def _outputs_by_child(hook: BatchRunnerHook, bucket_path: str) -> tuple[dict[int, dict[str, str]], set[int]]:
     """Each child's output files, and the children that wrote a ``$OUTPUTS_FILE``: one listing."""
-    bucket, prefix = job_spec.bucket_and_key(f"{bucket_path}{array_spec.CHILDREN_PREFIX}")
+    bucket, prefix = layout.bucket_and_key(f"{bucket_path}{layout.CHILDREN_PREFIX}")
     found: dict[int, dict[str, str]] = {}
     wrote_results: set[int] = set()
-    for key in hook.list_objects(f"{bucket_path}{array_spec.CHILDREN_PREFIX}"):
-        parsed = array_spec.child_output(key[len(prefix):])
+    for key in hook.list_objects(f"{bucket_path}{layout.CHILDREN_PREFIX}"):
+        parsed = layout.child_output(key[len(prefix):])
         if parsed:
             found.setdefault(parsed[0], {})[parsed[1]] = f"s3://{bucket}/{key}"
-        elif (index := array_spec.child_results_file(key[len(prefix):])) is not None:
+        elif (index := layout.child_results_file(key[len(prefix):])) is not None:
             wrote_results.add(index)
     return found, wrote_results
 
@@ -144,7 +145,7 @@ def _results_by_child(hook: BatchRunnerHook, bucket_path: str, indexes: set[int]
 
     def read(index: int) -> tuple[int, results.Collected]:
         collected = results.Collected(clean=redact_value)
-        uri = f"{array_spec.child_prefix(bucket_path, index)}{job_spec.OUTPUTS_FILE_KEY}"
+        uri = f"{layout.child_prefix(bucket_path, index)}{layout.OUTPUTS_FILE_KEY}"
         text = hook.read_text(uri, results.MAX_TOTAL_BYTES)
         if text is not None:
             collected.add_file(text, f"$OUTPUTS_FILE ({uri})")
@@ -159,8 +160,8 @@ def write_manifest(
 ) -> str | None:
     if not bucket_path:
         return None
-    uri = f"{bucket_path}{array_spec.MANIFEST_KEY}"
-    hook.upload_text(uri, json.dumps(array_spec.manifest(job_id, bucket_path, result, children)))
+    uri = f"{bucket_path}{layout.MANIFEST_KEY}"
+    hook.upload_text(uri, json.dumps(array_outcome.manifest(job_id, bucket_path, result, children)))
     return uri
 
 
@@ -181,4 +182,4 @@ def read_manifest(
     text = hook.read_text(str(uri), 1 << 30)
     if text is None:
         raise ValueError(f"the manifest {uri} does not exist")
-    return array_spec.manifest_items(json.loads(text), status)
+    return array_outcome.manifest_items(json.loads(text), status)

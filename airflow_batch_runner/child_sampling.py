@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_batch_runner.array_spec import child_index
+from airflow_batch_runner.array_outcome import child_index
 from airflow_batch_runner.outcome import job_state
 
 DEFAULT_LIMIT = 10  # children followed at once, by default

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_batch_runner import array_spec, outcome
+from airflow_batch_runner import array_outcome, outcome
 from airflow_batch_runner.outcome import JobState, Verdict
 from airflow_batch_runner.runnable import RunnableWatch, as_waiting, children_waiting, stuck_reason
 
@@ -63,7 +63,7 @@ class JobWait:
     def step(self, description: Mapping[str, Any], now: float, child_reason: str | None = None) -> Step:
         state = outcome.job_state(description)
         lines: list[str] = []
-        if (line := array_spec.progress_line(description, self.progress)) is not None:
+        if (line := array_outcome.progress_line(description, self.progress)) is not None:
             lines.append(line)
             self.progress = line
         # An array whose children all wait is watched as one RUNNABLE job, with a waiting child's reason.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_runner.job_spec import MAIN
+from airflow_batch_runner.layout import MAIN
 
 EXIT_CODES: dict[str, int] = {
     "SUCCEEDED": 0,

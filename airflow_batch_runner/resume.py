@@ -8,7 +8,7 @@ from typing import Any
 from airflow_batch_runner import outcome
 from airflow_batch_runner.exceptions import ResumeLookupFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import TaskIdentity
+from airflow_batch_runner.layout import TaskIdentity
 
 JOB_ID_STATE_KEY = "batch_runner_job_id"
 RUN_KEY_TAG = "airflow:run_key"

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from airflow_batch_runner import job_spec
+from airflow_batch_runner import layout
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
 
 log = logging.getLogger(__name__)
@@ -21,13 +21,13 @@ def stage_inputs(
     hook: BatchRunnerHook, bucket_path: str, inputs: Mapping[str, str], project: Mapping[str, Path]
 ) -> None:
     """Upload contents and project files, copy ``s3://`` inputs server-side, all under ``inputs/``."""
-    prefix = f"{bucket_path}{job_spec.INPUTS_PREFIX}"
-    bucket = job_spec.bucket_and_key(bucket_path)[0]
+    prefix = f"{bucket_path}{layout.INPUTS_PREFIX}"
+    bucket = layout.bucket_and_key(bucket_path)[0]
     try:
         for name, path in project.items():
             hook.upload_file(f"{prefix}{name}", str(path))
         for name, value in inputs.items():
-            if job_spec.is_s3_uri(value):
+            if layout.is_s3_uri(value):
                 try:
                     hook.copy(value, f"{prefix}{name}")
                 except NotFound as exc:
@@ -42,35 +42,35 @@ def stage_inputs(
 
 
 def collect_outputs(hook: BatchRunnerHook, bucket_path: str | None) -> tuple[dict[str, str], bool]:
-    """XCom names (relative to the working or the output dir, see ``job_spec.output_names``) -> ``s3://`` URIs,
+    """XCom names (relative to the working or the output dir, see ``layout.output_names``) -> ``s3://`` URIs,
     and whether the job wrote ``$OUTPUTS_FILE`` (one listing answers both: no GetObject for a file not there)."""
     if not bucket_path:
         return {}, False
-    bucket, prefix = job_spec.bucket_and_key(bucket_path)
+    bucket, prefix = layout.bucket_and_key(bucket_path)
     keys = [key[len(prefix) :] for key in hook.list_objects(bucket_path)]
-    names = job_spec.output_names(keys)
-    return {name: f"s3://{bucket}/{prefix}{key}" for name, key in names.items()}, job_spec.OUTPUTS_FILE_KEY in keys
+    names = layout.output_names(keys)
+    return {name: f"s3://{bucket}/{prefix}{key}" for name, key in names.items()}, layout.OUTPUTS_FILE_KEY in keys
 
 
 def read_outputs_file(hook: BatchRunnerHook, bucket_path: str | None, max_bytes: int) -> str | None:
     """The ``$OUTPUTS_FILE`` the job wrote, as the outputs sidecar collected it; None when it wrote none."""
     if not bucket_path:
         return None
-    return hook.read_text(f"{bucket_path}{job_spec.OUTPUTS_FILE_KEY}", max_bytes)
+    return hook.read_text(f"{bucket_path}{layout.OUTPUTS_FILE_KEY}", max_bytes)
 
 
 def delete_inputs(hook: BatchRunnerHook, bucket_path: str) -> int:
     """This submission's staged inputs: what ``delete`` removes, never what XCom points to."""
-    return hook.delete_prefix(f"{bucket_path}{job_spec.INPUTS_PREFIX}")
+    return hook.delete_prefix(f"{bucket_path}{layout.INPUTS_PREFIX}")
 
 
 def delete_stale_inputs(hook: BatchRunnerHook, task_prefix: str, keep: str | None) -> int:
     """Inputs staged by earlier tries of the task instance, whose jobs failed or never started."""
-    bucket, prefix = job_spec.bucket_and_key(task_prefix)
-    keep_key = job_spec.bucket_and_key(keep)[1] if keep else None
+    bucket, prefix = layout.bucket_and_key(task_prefix)
+    keep_key = layout.bucket_and_key(keep)[1] if keep else None
     stale = [
         key for key in hook.list_objects(task_prefix)
-        if f"/{job_spec.INPUTS_PREFIX}" in key[len(prefix) :] and not (keep_key and key.startswith(keep_key))
+        if f"/{layout.INPUTS_PREFIX}" in key[len(prefix) :] and not (keep_key and key.startswith(keep_key))
     ]
     hook.delete_keys(bucket, stale)
     return len(stale)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_batch_runner.job_spec import LOG_GROUP, MAIN
+from airflow_batch_runner.layout import LOG_GROUP, MAIN
 from airflow_batch_runner.masking import redact, redact_value
 from airflow_batch_runner.outcome import LAST_LOG_LINES
 from airflow_batch_runner.results import Collected, valid_text

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_batch_runner.job_spec import MAIN
+from airflow_batch_runner.layout import MAIN
 from airflow_batch_runner.outcome import ContainerState, describe_failure, first_failed
 
 

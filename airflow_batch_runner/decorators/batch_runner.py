@@ -27,7 +27,7 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.sdk.bases.decorator import _TaskDecorator
 
-from airflow_batch_runner import job_spec
+from airflow_batch_runner import layout, validation
 from airflow_batch_runner.masking import conceal_credentials, redact
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # What the commands are until the function has run (shown in the UI before the task runs).
 COMMANDS_PLACEHOLDER = "(returned by the decorated function when the task runs)"
 RUNNER_VARIABLE = re.compile(
-    r"\{\{\s*(" + "|".join(("working_dir", "output_dir", "bucket_path", *job_spec.TEMPLATE_ALIASES)) + r")\s*\}\}"
+    r"\{\{\s*(" + "|".join(("working_dir", "output_dir", "bucket_path", *layout.TEMPLATE_ALIASES)) + r")\s*\}\}"
 )
 
 
@@ -46,7 +46,7 @@ def fill_runner_variables(commands: Sequence[str], values: Mapping[str, Any]) ->
     template. A variable without a value (``bucket_path`` without a bucket) becomes empty."""
 
     def value(match: re.Match[str]) -> str:
-        name = job_spec.TEMPLATE_ALIASES.get(match.group(1), match.group(1))
+        name = layout.TEMPLATE_ALIASES.get(match.group(1), match.group(1))
         found = values.get(name)
         return "" if found is None else str(found)
 
@@ -88,7 +88,7 @@ class _BatchRunnerDecoratedOperator(DecoratedOperator, BatchRunnerOperator):
         kwargs = determine_kwargs(self.python_callable, self.op_args, context)
         returned = self.python_callable(*self.op_args, **kwargs)
         try:
-            commands = job_spec.check_commands(returned)
+            commands = validation.check_commands(returned)
         except ValueError as error:
             raise TypeError(
                 f"The function of @task.batch_runner must return a non-empty command string or a list of them; "

@@ -19,7 +19,8 @@ from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
-from airflow_batch_runner.job_spec import LOG_GROUP, QUEUE_TIME_LIMIT_ACTIONS, bucket_and_key
+from airflow_batch_runner.job_spec import QUEUE_TIME_LIMIT_ACTIONS
+from airflow_batch_runner.layout import LOG_GROUP, bucket_and_key
 from airflow_batch_runner.log_positions import ingestion_lag
 
 THROTTLING_CODES = frozenset(

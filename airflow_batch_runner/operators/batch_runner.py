@@ -22,9 +22,21 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
-from airflow_batch_runner import arguments, array_spec, job_spec, outcome, resume, shapes, staging, task_log
+from airflow_batch_runner import (
+    arguments,
+    array_spec,
+    job_spec,
+    layout,
+    outcome,
+    resume,
+    shapes,
+    staging,
+    task_log,
+    validation,
+)
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides, SubmitRefused
-from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+from airflow_batch_runner.job_spec import JobSpec
+from airflow_batch_runner.layout import OUTPUT_DIR, WORKING_DIR, TaskIdentity
 from airflow_batch_runner.lifecycle import Limits, verdict_from_event
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,
@@ -202,7 +214,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         # Literals are put in shape and checked now; XComArgs (and templates of a mapping) once rendered.
         self.commands = arguments.at_construction(commands, arguments.commands)
         if not arguments.resolved_later(self.commands):
-            job_spec.check_commands(self.commands)
+            validation.check_commands(self.commands)
         self.container_image = container_image
         self.input_files = arguments.at_construction(input_files, arguments.input_files, templates_later=True)
         self.output_files = arguments.at_construction(output_files, arguments.output_files)
@@ -210,20 +222,20 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.project_files = list(project_files or [])
         self.bucket = bucket
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
-        self.batch_resources = dict(resources or job_spec.DEFAULT_RESOURCES)
-        self._resources = job_spec.parse_resources(self.batch_resources)
+        self.batch_resources = dict(resources or validation.DEFAULT_RESOURCES)
+        self._resources = validation.parse_resources(self.batch_resources)
         self.tags = arguments.at_construction(tags, arguments.tags, templates_later=True)
         self.propagate_tags = propagate_tags
         self.share_identifier = share_identifier
         self.scheduling_priority = scheduling_priority
         self._scheduling_policy: str | None = None
         self.spot_retries = spot_retries
-        self._retry_strategy = job_spec.retry_strategy_for(spot_retries, retry_strategy)
+        self._retry_strategy = validation.retry_strategy_for(spot_retries, retry_strategy)
         self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
         self.sidecar_image = sidecar_image
         self.sidecar_resources = dict(sidecar_resources) if sidecar_resources is not None else None
         self._sidecar_resources = (
-            None if sidecar_resources is None else job_spec.parse_resources(sidecar_resources, "sidecar_resources")
+            None if sidecar_resources is None else validation.parse_resources(sidecar_resources, "sidecar_resources")
         )
         self.job_queue_arn = job_queue_arn
         self.execution_role_arn = execution_role_arn
@@ -276,7 +288,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.bucket = self.render_template(self.bucket, context, jinja_env)
         bucket_path = identity.bucket_path(self.bucket, self._submission_id) if self.bucket else None
         variables = {"working_dir": WORKING_DIR, "output_dir": OUTPUT_DIR, "bucket_path": bucket_path}
-        for kestra, airflow_name in job_spec.TEMPLATE_ALIASES.items():
+        for kestra, airflow_name in layout.TEMPLATE_ALIASES.items():
             variables[kestra] = variables[airflow_name]
         context.update(variables)  # type: ignore[typeddict-item]
         for name in ("input_files", "array_input_files"):  # file names written in the DAG are templates too
@@ -361,8 +373,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             )
 
     def _checked_names(self) -> tuple[dict[str, str], tuple[str, ...]]:
-        inputs = job_spec.check_input_files(self.input_files)
-        outputs = tuple(job_spec.check_relative_name(name, "output_files") for name in self.output_files)
+        inputs = validation.check_input_files(self.input_files)
+        outputs = tuple(validation.check_relative_name(name, "output_files") for name in self.output_files)
         return inputs, outputs
 
     def _project_file_paths(self) -> dict[str, Path]:
@@ -371,7 +383,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         base = Path(self.dag.fileloc).parent if self.has_dag() and self.dag.fileloc else Path.cwd()
         found: dict[str, Path] = {}
         for pattern in self.project_files:
-            job_spec.check_relative_name(pattern, "project_files")
+            validation.check_relative_name(pattern, "project_files")
             matches = [Path(p) for p in glob.glob(str(base / pattern), recursive=True) if Path(p).is_file()]
             if not matches:
                 raise ValueError(f"project_files: {pattern!r} matches no file under {base}")
@@ -404,15 +416,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._check_credentials()  # again, rendered: a template may have given an empty value
         self._shape_rendered_arguments()
         self._check_files_need_bucket()
-        commands = job_spec.check_commands(self.commands)
-        image = job_spec.check_image(self.container_image)
+        commands = validation.check_commands(self.commands)
+        image = validation.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
-        env = job_spec.check_env(self.env)
+        env = validation.check_env(self.env)
         shape = shapes.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         shape.check()
         project = self._project_file_paths()
-        job_spec.check_staged_names({"input_files": inputs, "project_files": project}, shape.child_input_names)
-        platform = job_spec.compute_environment_platform(
+        validation.check_staged_names({"input_files": inputs, "project_files": project}, shape.child_input_names)
+        platform = validation.compute_environment_platform(
             self.hook.describe_compute_environment(self.compute_environment_arn), self.compute_environment_arn
         )
         if platform == "FARGATE":
@@ -421,9 +433,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     "execution_role_arn is required on a Fargate compute environment: ECS needs it to pull "
                     "the image and send logs. Pass the ARN of a role with AmazonECSTaskExecutionRolePolicy."
                 )
-            job_spec.check_fargate_resources(self._resources)
+            validation.check_fargate_resources(self._resources)
         queue = self._resolve_queue()
-        job_spec.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
+        validation.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.
         if self.bucket and not (inputs or project) and not self.hook.bucket_exists(self.bucket):
             raise ValueError(f"bucket {self.bucket!r} does not exist or is not accessible with these credentials")
@@ -442,19 +454,19 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             task_role_arn=self.task_role_arn,
             region=self.hook.conn_region_name,
             retry_strategy=self._retry_strategy,
-            tags=job_spec.check_tags(self.tags, identity.tags(),
+            tags=validation.check_tags(self.tags, identity.tags(),
                                      job_spec.DEFINITION_TAGS if self.propagate_tags else None),
             propagate_tags=self.propagate_tags,
             share_identifier=self.share_identifier or None,
             scheduling_priority=self.scheduling_priority,
-            sidecar_image=job_spec.check_image(self.sidecar_image, "sidecar_image"),
+            sidecar_image=validation.check_image(self.sidecar_image, "sidecar_image"),
             sidecar_resources=self._sidecar_resources,
         )
         # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
         attempt_seconds = int(self._timeout_seconds)
         spec = shape.fit_to_limits(spec, identity, queue, attempt_seconds)
         containers = shape.container_names(spec)
-        job_spec.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(containers) - 1)
+        validation.check_sidecar_resources(spec.resources, spec.sidecar_resources, len(containers) - 1)
         store = context.get("task_state_store") if self.resume else None
         existing = resume.find_existing_job(self.hook, store, identity, queue) if self.resume else None
         if existing is not None:
@@ -568,7 +580,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         project: Mapping[str, Path], shape: JobShape,
     ) -> _Run:
         if spec.staged_commands:
-            inputs = {**inputs, job_spec.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
+            inputs = {**inputs, layout.STAGED_SCRIPT: job_spec.staged_script(spec.commands)}
         attempt_seconds = int(self._timeout_seconds)
         request = shape.submit_request(spec, identity, queue, attempt_seconds)
         definition = shape.job_definition(spec)
@@ -606,7 +618,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         CloudWatchEventsLink.persist(
             context=context, operator=self, region_name=self.hook.conn_region_name,
             aws_partition=self.hook.conn_partition, awslogs_region=self.hook.conn_region_name,
-            awslogs_group=job_spec.LOG_GROUP, awslogs_stream_name=stream or "",
+            awslogs_group=layout.LOG_GROUP, awslogs_stream_name=stream or "",
         )
         self._run.log_stream = stream
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_batch_runner import array_run, job_spec, task_log
+from airflow_batch_runner import array_run, layout, task_log
 from airflow_batch_runner.config import array_log_children, ingestion_allowance
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.lifecycle import JobWait, Limits, Step
@@ -65,7 +65,7 @@ def wait_for_job(
     if problem is not None:
         log.warning(
             "Could not read the last lines of job %s's log (%s); all of them are in CloudWatch Logs, "
-            "log group %s, stream %s", job_id, problem, job_spec.LOG_GROUP, log_stream,
+            "log group %s, stream %s", job_id, problem, layout.LOG_GROUP, log_stream,
         )
     if children is not None:
         task_log.warn_unread_children(log, job_id, children.finish(step.state.stopped_at, timed_out=cut_short))

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from airflow_batch_runner import array_spec
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import JobSpec, TaskIdentity
+from airflow_batch_runner.job_spec import JobSpec
+from airflow_batch_runner.layout import TaskIdentity
 from airflow_batch_runner.outcome import JobState, Verdict
 from airflow_batch_runner.task_log import MainLines, TaskLogger
 

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_runner import array_run, array_spec, staging
+from airflow_batch_runner import array_outcome, array_run, array_spec, staging
 from airflow_batch_runner.array_spec import ArraySpec
 from airflow_batch_runner.config import array_log_children, ingestion_allowance
 from airflow_batch_runner.exceptions import BatchJobFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import JobSpec, TaskIdentity
+from airflow_batch_runner.job_spec import JobSpec
+from airflow_batch_runner.layout import TaskIdentity
 from airflow_batch_runner.masking import redact, redact_value
 from airflow_batch_runner.outcome import JobState, Verdict
 from airflow_batch_runner.shapes import Ending, cut_short
@@ -78,8 +79,8 @@ class ArrayJob:
             manifest_uri = array_run.write_manifest(end.hook, state.job_id, bucket_path, result, children)
         finally:
             end.cleanup(bucket_path)
-        report = array_spec.failure_report(result, last_lines)
-        if (problems := array_spec.results_problems(children)) is not None:
+        report = array_outcome.failure_report(result, last_lines)
+        if (problems := array_outcome.results_problems(children)) is not None:
             end.log.warning("%s", redact(problems))
         if not result.ok:
             cause = f"{why}; it was terminated. " if why else ""
@@ -93,6 +94,6 @@ class ArrayJob:
             end.log.warning("Array job %s succeeded within allowed_failures. %s", state.job_id, report)
         end.log.info("Array job %s: %d of %d children SUCCEEDED; manifest %s", state.job_id, result.succeeded,
                      result.size, manifest_uri)
-        return dict(redact_value(array_spec.xcom_result(
+        return dict(redact_value(array_outcome.xcom_result(
             state.job_id, state.job_name, state.status, bucket_path, manifest_uri, result, children
         )))

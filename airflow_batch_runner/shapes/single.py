@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_runner import job_spec, outcome, staging, usage
+from airflow_batch_runner import job_spec, layout, outcome, staging, usage
 from airflow_batch_runner.config import ingestion_allowance
 from airflow_batch_runner.exceptions import BatchJobFailed, MalformedResults
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR, JobSpec, TaskIdentity
+from airflow_batch_runner.job_spec import JobSpec
+from airflow_batch_runner.layout import OUTPUT_DIR, WORKING_DIR, TaskIdentity
 from airflow_batch_runner.masking import redact, redact_value
 from airflow_batch_runner.outcome import JobState, Verdict
 from airflow_batch_runner.results import MAX_TOTAL_BYTES
@@ -95,7 +96,7 @@ class SingleJob:
 def _failure_lines(end: Ending, state: JobState) -> list[str]:
     """The main container's last lines, or, when a sidecar failed, that sidecar's own."""
     failed = state.failed_container
-    if failed is None or failed.name == job_spec.MAIN:
+    if failed is None or failed.name == layout.MAIN:
         return end.main.last
     if not failed.log_stream:
         return []

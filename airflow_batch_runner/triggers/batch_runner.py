@@ -16,7 +16,7 @@ from airflow_batch_runner.backoff import FINAL_READ_RETRY, TRIGGER_FINAL_READ_PA
 from airflow_batch_runner.child_sampling import DEFAULT_LIMIT
 from airflow_batch_runner.config import array_log_children
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
-from airflow_batch_runner.job_spec import LOG_GROUP
+from airflow_batch_runner.layout import LOG_GROUP
 from airflow_batch_runner.lifecycle import JobWait, Limits, verdict_to_event
 from airflow_batch_runner.masking import (
     CREDENTIAL_FIELDS,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner import job_spec
+from airflow_batch_runner import layout
 from airflow_batch_runner.emulator.testing import control
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_failures import mutations, staged_inputs, task_dag, the_job
@@ -49,9 +49,9 @@ def test_the_same_name_in_the_working_and_output_dirs_is_reachable_twice(
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     outputs = result.xcom["output_files"]
-    assert sorted(outputs) == [f"{job_spec.OUTPUT_DIR}/report.txt", "report.txt"]
+    assert sorted(outputs) == [f"{layout.OUTPUT_DIR}/report.txt", "report.txt"]
     assert aws.read(outputs["report.txt"]) == "declared\n"
-    assert aws.read(outputs[f"{job_spec.OUTPUT_DIR}/report.txt"]) == "from-output-dir\n"
+    assert aws.read(outputs[f"{layout.OUTPUT_DIR}/report.txt"]) == "from-output-dir\n"
 
 
 def test_dangling_links_and_fifos_are_left_out_with_a_task_log_line(

@@ -8,7 +8,8 @@ from airflow_batch_runner import resume
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.exceptions import ResumeLookupFailed
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
-from airflow_batch_runner.job_spec import TaskIdentity, queue_name_for
+from airflow_batch_runner.job_spec import queue_name_for
+from airflow_batch_runner.layout import TaskIdentity
 from tests.e2e.conftest import AwsWorld
 
 RETRY = TaskIdentity(dag_id="d", task_id="t", run_id="r", try_number=2)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
-from airflow_batch_runner.job_spec import VOLUME_ROOT
+from airflow_batch_runner.layout import VOLUME_ROOT
 from tests.e2e.conftest import AwsWorld, DagResult, dags_folder, run_dag
 from tests.e2e.test_failures import staged_inputs, task_dag
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR
+from airflow_batch_runner.layout import OUTPUT_DIR, WORKING_DIR
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag, xcom_value
 from tests.e2e.test_decorator import mapped_xcoms
 from tests.e2e.test_failures import mutations

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner import array_run
-from airflow_batch_runner.array_spec import ArraySpec, judge
+from airflow_batch_runner.array_outcome import judge
+from airflow_batch_runner.array_spec import ArraySpec
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from tests.emulator import helpers

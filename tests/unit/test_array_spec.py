@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner import array_spec, job_spec
-from airflow_batch_runner.array_spec import ArraySpec, Child
-from airflow_batch_runner.job_spec import JobSpec, Resources, TaskIdentity
+from airflow_batch_runner import array_outcome, array_spec, job_spec, layout
+from airflow_batch_runner.array_outcome import Child
+from airflow_batch_runner.array_spec import ArraySpec
+from airflow_batch_runner.job_spec import JobSpec, Resources
+from airflow_batch_runner.layout import TaskIdentity
 from tests.unit.test_job_spec import assert_valid_for_botocore, totals
 
 BUCKET_PATH = "s3://b/runs/d/r/t/-1/sub/"
@@ -100,7 +102,7 @@ def test_without_child_inputs_there_is_no_child_inputs_sidecar() -> None:
 
 
 def test_the_prep_script_writes_aliases_naming_the_childs_prefixes(tmp_path: Path) -> None:
-    script = array_spec.prep_script(spec(), ARRAY).replace(job_spec.VOLUME_ROOT, str(tmp_path))
+    script = array_spec.prep_script(spec(), ARRAY).replace(layout.VOLUME_ROOT, str(tmp_path))
     env = {"PATH": os.environ["PATH"], "AWS_BATCH_JOB_ARRAY_INDEX": "17", "WORKING_DIR": str(tmp_path / "work"),
            "OUTPUT_DIR": str(tmp_path / "output")}
     subprocess.run(["/bin/sh", "-c", script], env=env, check=True)
@@ -117,7 +119,7 @@ def test_the_prep_script_writes_aliases_naming_the_childs_prefixes(tmp_path: Pat
 
 
 def test_the_prep_script_fails_without_an_index(tmp_path: Path) -> None:
-    script = array_spec.prep_script(spec(), ARRAY).replace(job_spec.VOLUME_ROOT, str(tmp_path))
+    script = array_spec.prep_script(spec(), ARRAY).replace(layout.VOLUME_ROOT, str(tmp_path))
     done = subprocess.run(["/bin/sh", "-c", script], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True)
     assert done.returncode == 1 and "AWS_BATCH_JOB_ARRAY_INDEX is not set" in done.stderr
 
@@ -128,26 +130,26 @@ def children(statuses: str) -> list[Child]:
 
 
 def test_the_success_rule_counts_failed_children_against_allowed_failures() -> None:
-    assert array_spec.judge(ArraySpec(4, allowed_failures=1), children("SSFS")).ok
-    assert not array_spec.judge(ArraySpec(4, allowed_failures=1), children("SFFS")).ok
+    assert array_outcome.judge(ArraySpec(4, allowed_failures=1), children("SSFS")).ok
+    assert not array_outcome.judge(ArraySpec(4, allowed_failures=1), children("SFFS")).ok
     # Ended by the task (killed, deadline, RUNNABLE too long): a failure whatever is allowed.
     for why in ("the Airflow task was killed", "it did not finish within 1 h"):
-        assert not array_spec.judge(ArraySpec(4, allowed_failures=4), children("SSSS"), cut_short=why).ok
+        assert not array_outcome.judge(ArraySpec(4, allowed_failures=4), children("SSSS"), cut_short=why).ok
     # A child the listing did not return (still running at a deadline) is not a success either.
-    assert array_spec.judge(ArraySpec(4), children("SSS")).not_succeeded == 1
+    assert array_outcome.judge(ArraySpec(4), children("SSS")).not_succeeded == 1
 
 
 def test_an_array_none_of_whose_children_succeeded_fails_whatever_failures_are_allowed() -> None:
     for allowed in (2, 1.0, 5):
-        result = array_spec.judge(ArraySpec(2, allowed_failures=allowed), children("FF"))
+        result = array_outcome.judge(ArraySpec(2, allowed_failures=allowed), children("FF"))
         assert not result.ok
-        assert "No child succeeded: an array task needs at least one" in array_spec.failure_report(result, {})
-    assert array_spec.judge(ArraySpec(2, allowed_failures=1.0), children("FS")).ok
+        assert "No child succeeded: an array task needs at least one" in array_outcome.failure_report(result, {})
+    assert array_outcome.judge(ArraySpec(2, allowed_failures=1.0), children("FS")).ok
 
 
 def test_the_report_lists_failed_indexes_and_details_the_first_few() -> None:
-    result = array_spec.judge(ArraySpec(10), children("SFFFFFFFSS"))
-    report = array_spec.failure_report(result, {1: ["line a", "line b"]})
+    result = array_outcome.judge(ArraySpec(10), children("SFFFFFFFSS"))
+    report = array_outcome.failure_report(result, {1: ["line a", "line b"]})
     assert "7 of 10 children did not succeed (3 succeeded; allowed failures 0)." in report
     assert "Failed indexes: 1, 2, 3, 4, 5, 6, 7." in report
     assert "Child 1: FAILED, main container exit code 2" in report and "  [1] line b" in report
@@ -156,38 +158,38 @@ def test_the_report_lists_failed_indexes_and_details_the_first_few() -> None:
 
 def test_the_xcom_stays_small_at_ten_thousand_children() -> None:
     many = children("F" * 2000 + "S" * 8000)
-    result = array_spec.judge(ArraySpec(10_000), many)
-    xcom = array_spec.xcom_result("id", "name", "FAILED", BUCKET_PATH, "s3://b/m.json", result, many)
+    result = array_outcome.judge(ArraySpec(10_000), many)
+    xcom = array_outcome.xcom_result("id", "name", "FAILED", BUCKET_PATH, "s3://b/m.json", result, many)
     assert "children" not in xcom and len(xcom["failed_indexes"]) == 1000 and xcom["failed_indexes_truncated"]
     assert len(repr(xcom)) < 10_000
     small = children("SF")
-    xcom = array_spec.xcom_result("id", "n", "FAILED", BUCKET_PATH, "s3://b/m.json", array_spec.judge(ArraySpec(2),
-                                  small), small)
+    xcom = array_outcome.xcom_result("id", "n", "FAILED", BUCKET_PATH, "s3://b/m.json",
+                                     array_outcome.judge(ArraySpec(2), small), small)
     assert xcom["children"]["0"]["output_files"] == {"o": "s3://b/0"} and xcom["failed_indexes"] == [1]
 
 
 def test_manifest_items_are_the_succeeded_children_by_default() -> None:
-    document = array_spec.manifest("id", BUCKET_PATH, array_spec.judge(ArraySpec(3), children("SFS")),
+    document = array_outcome.manifest("id", BUCKET_PATH, array_outcome.judge(ArraySpec(3), children("SFS")),
                                    children("SFS"))
-    assert [c["index"] for c in array_spec.manifest_items(document)] == [0, 2]
-    assert [c["index"] for c in array_spec.manifest_items(document, None)] == [0, 1, 2]
+    assert [c["index"] for c in array_outcome.manifest_items(document)] == [0, 2]
+    assert [c["index"] for c in array_outcome.manifest_items(document, None)] == [0, 1, 2]
     assert document["children"][2]["job_id"] == "id:2"
 
 
 def test_child_outputs_are_read_from_their_keys() -> None:
-    assert array_spec.child_output("12/work/out.txt") == (12, "out.txt")
-    assert array_spec.child_output("12/output/r/x.csv") == (12, "r/x.csv")
-    assert array_spec.child_output("12/inputs/own.txt") is None
-    assert array_spec.child_output("manifest.json") is None
+    assert layout.child_output("12/work/out.txt") == (12, "out.txt")
+    assert layout.child_output("12/output/r/x.csv") == (12, "r/x.csv")
+    assert layout.child_output("12/inputs/own.txt") is None
+    assert layout.child_output("manifest.json") is None
 
 
 def test_progress_is_logged_when_the_status_summary_changes() -> None:
-    summary = {**dict.fromkeys(array_spec.STATUSES, 0), "RUNNING": 2, "SUCCEEDED": 1}
+    summary = {**dict.fromkeys(array_outcome.STATUSES, 0), "RUNNING": 2, "SUCCEEDED": 1}
     parent: dict[str, Any] = {"jobId": "p", "arrayProperties": {"size": 3, "statusSummary": summary}}
-    line = array_spec.progress_line(parent, None)
+    line = array_outcome.progress_line(parent, None)
     assert line == "Array job p: 2 RUNNING, 1 SUCCEEDED of 3 children"
-    assert array_spec.progress_line(parent, line) is None
-    assert array_spec.progress_line({"jobId": "single"}, None) is None
+    assert array_outcome.progress_line(parent, line) is None
+    assert array_outcome.progress_line({"jobId": "single"}, None) is None
 
 
 def overrides_size(request: dict[str, Any]) -> int:
@@ -221,18 +223,18 @@ def test_commands_that_fit_one_job_but_not_the_array_travel_as_a_staged_script()
 
 
 def test_a_childs_results_file_is_told_apart_from_its_outputs() -> None:
-    assert array_spec.child_results_file(f"7/{job_spec.OUTPUTS_FILE_KEY}") == 7
-    assert array_spec.child_results_file(f"7/{job_spec.WORK_OUTPUT_PREFIX}{job_spec.OUTPUTS_FILE_KEY}") is None
-    assert array_spec.child_output(f"7/{job_spec.OUTPUTS_FILE_KEY}") is None
-    assert array_spec.child_results_file(f"x/{job_spec.OUTPUTS_FILE_KEY}") is None
+    assert layout.child_results_file(f"7/{layout.OUTPUTS_FILE_KEY}") == 7
+    assert layout.child_results_file(f"7/{layout.WORK_OUTPUT_PREFIX}{layout.OUTPUTS_FILE_KEY}") is None
+    assert layout.child_output(f"7/{layout.OUTPUTS_FILE_KEY}") is None
+    assert layout.child_results_file(f"x/{layout.OUTPUTS_FILE_KEY}") is None
 
 
 def test_children_whose_results_file_is_malformed_are_named_and_the_rest_are_not() -> None:
     listed = [Child(0, "SUCCEEDED"), Child(1, "SUCCEEDED", results_error="$OUTPUTS_FILE is malformed: x"),
               Child(2, "SUCCEEDED", outputs={"a": 1})]
-    problems = array_spec.results_problems(listed)
+    problems = array_outcome.results_problems(listed)
     assert problems is not None and "1 of the children wrote" in problems and "(children 1)" in problems
     assert problems.endswith("Child 1: $OUTPUTS_FILE is malformed: x")
-    assert array_spec.results_problems(listed[::2]) is None
-    entry = array_spec.manifest("id", BUCKET_PATH, array_spec.judge(ArraySpec(3), listed), listed)["children"][2]
+    assert array_outcome.results_problems(listed[::2]) is None
+    entry = array_outcome.manifest("id", BUCKET_PATH, array_outcome.judge(ArraySpec(3), listed), listed)["children"][2]
     assert (entry["outputs"], entry["metrics"], entry["results_error"]) == ({"a": 1}, [], None)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_batch_runner import array_spec
-from airflow_batch_runner.job_spec import check_input_files, check_staged_names, is_s3_uri
+from airflow_batch_runner.layout import is_s3_uri
+from airflow_batch_runner.validation import check_input_files, check_staged_names
 
 
 def test_input_files_are_normalised_names_to_values():

@@ -22,31 +22,35 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from airflow_batch_runner import fargate, job_spec, outcome
+from airflow_batch_runner import array_outcome, array_spec, fargate, job_spec, layout, outcome, validation
 from airflow_batch_runner.fargate import FARGATE_MEMORY, is_valid_fargate_pair
 from airflow_batch_runner.job_spec import (
     AWS_CLI_IMAGE,
-    DEFAULT_RESOURCES,
+    JobSpec,
+    Resources,
+    build_job_definition,
+    build_submit_request,
+    definition_name,
+    main_script,
+    queue_name_for,
+)
+from airflow_batch_runner.layout import (
     OUTPUT_DIR,
     VOLUME_NAME,
     VOLUME_ROOT,
     WORKING_DIR,
-    JobSpec,
-    Resources,
     TaskIdentity,
     bucket_and_key,
-    build_job_definition,
-    build_submit_request,
+    output_name,
+)
+from airflow_batch_runner.validation import (
+    DEFAULT_RESOURCES,
     check_commands,
     check_fargate_resources,
     check_image,
     check_relative_name,
     compute_environment_platform,
-    definition_name,
-    main_script,
-    output_name,
     parse_resources,
-    queue_name_for,
 )
 
 BATCH_MODEL = botocore.session.get_session().get_service_model("batch")
@@ -724,7 +728,7 @@ def run_main_script(
         "OUTPUT_DIR": str(volume / "output"),
     }
     if staged:
-        script = volume / "work" / job_spec.STAGED_SCRIPT
+        script = volume / "work" / layout.STAGED_SCRIPT
         script.parent.mkdir(parents=True)
         script.write_text(job_spec.staged_script(commands))
     return subprocess.run(
@@ -886,7 +890,7 @@ def test_staged_commands_run_in_order_in_the_working_dir_and_leave_no_script_the
     assert result.returncode == 1
     assert (work(tmp_path) / "where.txt").read_text() == f"{work(tmp_path)}\nabc\n"
     assert not (work(tmp_path) / "never.txt").exists()
-    assert not (work(tmp_path) / job_spec.RUNNER_DIR).exists()
+    assert not (work(tmp_path) / layout.RUNNER_DIR).exists()
 
 
 def test_a_declared_directory_passes_when_it_holds_files_and_fails_when_empty(tmp_path):
@@ -1221,7 +1225,7 @@ def test_has_outputs_follows_the_bucket():
     assert make_spec("main_outputs").has_outputs is True
 
 
-@pytest.mark.parametrize("module", [job_spec, outcome, fargate])
+@pytest.mark.parametrize("module", [job_spec, layout, validation, array_spec, array_outcome, outcome, fargate])
 def test_pure_modules_import_neither_aws_nor_airflow(module):
     source = Path(module.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+(boto3|botocore|aiobotocore|airflow)\b", source, re.MULTILINE)
@@ -1240,7 +1244,7 @@ def test_the_working_dir_itself_and_control_characters_are_refused(name, argumen
 
 def test_the_runners_own_folder_is_refused_as_a_file_name():
     with pytest.raises(ValueError, match=r"^input_files: .*reserves"):
-        check_relative_name(job_spec.STAGED_SCRIPT, "input_files")
+        check_relative_name(layout.STAGED_SCRIPT, "input_files")
 
 
 @pytest.mark.parametrize(
@@ -1263,17 +1267,17 @@ def test_the_runners_own_folder_is_refused_as_a_file_name():
 )
 def test_env_names_a_shell_cannot_read_or_that_aws_or_the_runner_set_are_refused(name, why):
     with pytest.raises(ValueError, match=r"^env: ") as excinfo:
-        job_spec.check_env({name: "x"})
+        validation.check_env({name: "x"})
     assert why in str(excinfo.value)
 
 
 def test_valid_env_names_pass_with_their_values_as_strings():
-    assert job_spec.check_env({"_A1": 1, "lower_case": "x"}) == {"_A1": "1", "lower_case": "x"}
-    assert job_spec.check_env(None) == {}
+    assert validation.check_env({"_A1": 1, "lower_case": "x"}) == {"_A1": "1", "lower_case": "x"}
+    assert validation.check_env(None) == {}
     with pytest.raises(ValueError, match=r"^env must be a mapping"):
-        job_spec.check_env(["A=1"])
+        validation.check_env(["A=1"])
     with pytest.raises(ValueError, match=r"^env: the value of 'A' contains a NUL"):
-        job_spec.check_env({"A": "x\x00y"})
+        validation.check_env({"A": "x\x00y"})
 
 
 # XCom names of the collected files
@@ -1282,7 +1286,7 @@ def test_valid_env_names_pass_with_their_values_as_strings():
 def test_every_collected_file_is_reachable_and_declared_names_keep_theirs():
     keys = ["work/report.txt", "output/report.txt", "output/other.txt", "work/dir/a.txt", "output/dir/a.txt",
             "inputs/in.txt"]
-    assert job_spec.output_names(keys) == {
+    assert layout.output_names(keys) == {
         "report.txt": "work/report.txt",
         f"{OUTPUT_DIR}/report.txt": "output/report.txt",
         "other.txt": "output/other.txt",
@@ -1314,7 +1318,7 @@ def test_commands_too_long_for_submit_job_travel_as_a_staged_script():
     assert_valid_for_botocore("SubmitJob", request)
     containers = by_name(override_containers(request))
     assert "line 399" not in json.dumps(request)
-    assert job_spec.SCRIPT_PATH in containers["main"]["command"][2]
+    assert layout.SCRIPT_PATH in containers["main"]["command"][2]
     assert "line 399" in job_spec.staged_script(fitted.commands)
     assert [c["name"] for c in build_job_definition(fitted)["ecsProperties"]["taskProperties"][0]["containers"]] == [
         "inputs", "main", "outputs"]

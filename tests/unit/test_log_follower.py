@@ -10,7 +10,7 @@ import pytest
 
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import LOG_GROUP
+from airflow_batch_runner.layout import LOG_GROUP
 from airflow_batch_runner.operators.log_follower import LogFollower
 from tests.emulator import helpers
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner.job_spec import OUTPUT_DIR, WORKING_DIR
+from airflow_batch_runner.layout import OUTPUT_DIR, WORKING_DIR
 from airflow_batch_runner.outcome import (
     ContainerState,
     JobState,

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_batch_runner import resume
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
-from airflow_batch_runner.job_spec import TaskIdentity
+from airflow_batch_runner.layout import TaskIdentity
 from tests.emulator import helpers
 
 FIRST = TaskIdentity(dag_id="d", task_id="t", run_id="r", try_number=1)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner.job_spec import SPOT_RETRY_RULES, build_submit_request, retry_strategy_for
+from airflow_batch_runner.job_spec import build_submit_request
+from airflow_batch_runner.validation import SPOT_RETRY_RULES, retry_strategy_for
 from tests.unit.test_job_spec import IDENTITY, QUEUE, assert_valid_for_botocore, make_spec
 
 

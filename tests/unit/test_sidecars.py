@@ -9,10 +9,9 @@ from airflow_batch_runner.job_spec import (
     Resources,
     build_job_definition,
     build_submit_request,
-    check_sidecar_resources,
     definition_name,
-    parse_resources,
 )
+from airflow_batch_runner.validation import check_sidecar_resources, parse_resources
 from tests.unit.test_job_spec import (
     IDENTITY,
     QUEUE,

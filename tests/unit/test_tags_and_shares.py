@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_runner.job_spec import (
-    DEFINITION_TAGS,
-    build_job_definition,
-    build_submit_request,
-    check_fair_share,
-    check_tags,
-)
+from airflow_batch_runner.job_spec import DEFINITION_TAGS, build_job_definition, build_submit_request
+from airflow_batch_runner.validation import check_fair_share, check_tags
 from tests.unit.test_job_spec import IDENTITY, QUEUE, assert_valid_for_botocore, make_spec
 
 POLICY = "arn:aws:batch:eu-west-1:123456789012:scheduling-policy/fair"
