@@ -28,7 +28,9 @@ def waiting_jobs(batch: Any, count: int) -> list[str]:
     """Jobs that stay RUNNABLE (their only compute environment is DISABLED): no process, no log."""
     queue = helpers.create_queue(batch, helpers.create_compute_environment(batch, state="DISABLED"))
     definition = helpers.register_container(batch, ["true"])["jobDefinitionArn"]
-    return [helpers.submit(batch, queue, definition) for _ in range(count)]
+    jobs = [helpers.submit(batch, queue, definition) for _ in range(count)]
+    helpers.wait_until(lambda: all(j["status"] == "RUNNABLE" for j in batch.describe_jobs(jobs=jobs)["jobs"]))
+    return jobs
 
 
 def drain(watch: Watch) -> list[Update]:
