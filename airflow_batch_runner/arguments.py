@@ -1,5 +1,5 @@
-"""Pure: the shapes of the templated collection arguments (``commands``, ``input_files``, ``output_files``,
-``env``, ``tags``).
+"""Pure: the shapes of the templated arguments: the collections (``commands``, ``input_files``, ``output_files``,
+``env``, ``tags``) and the values a user might compute (durations in seconds, ``retry_strategy``).
 
 Each accepts a literal, a Jinja string, or an XComArg (``upstream()``, ``task.output``, nested in a list or a
 dict too), mapped or not. A literal is put in shape and checked when the task is built; a value Airflow
@@ -9,8 +9,10 @@ created in AWS, with the same errors naming the argument.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 JINJA_MARKERS = ("{{", "{%")
@@ -32,6 +34,22 @@ def resolved_later(value: Any) -> bool:
 
 def is_template(value: Any) -> bool:
     return isinstance(value, str) and any(marker in value for marker in JINJA_MARKERS)
+
+
+def holds_template(value: Any) -> bool:
+    """Whether ``value`` is a Jinja string or holds one (a key or a value of a dict, an item of a list)."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, Mapping):
+        return any(holds_template(key) or holds_template(item) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(holds_template(item) for item in value)
+    return False
+
+
+def known_now(value: Any) -> bool:
+    """Whether ``value`` is what the task will use, as written in the DAG: no template, no XComArg in it."""
+    return not resolved_later(value) and not holds_template(value)
 
 
 def _got(value: Any) -> str:
@@ -108,3 +126,28 @@ def at_construction(value: Any, shape: Any, *, templates_later: bool = False) ->
     if resolved_later(value) or (templates_later and is_template(value)):
         return value
     return shape(value)
+
+
+def seconds(value: Any, argument: str) -> float:
+    """A duration: a timedelta, or a number of seconds; a string of one too (``{{ params.timeout }}`` renders to
+    a string). A ValueError naming the argument unless positive and finite."""
+    if isinstance(value, timedelta):
+        amount = value.total_seconds()
+    else:
+        try:
+            amount = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{argument} must be a number of seconds or a timedelta; got {_got(value)}"
+            ) from None
+    if not 0 < amount < math.inf:
+        raise ValueError(f"{argument} must be positive; got {value!r}")
+    return amount
+
+
+def retry_strategy(value: Any) -> Any:
+    """``retry_strategy`` with a rendered ``attempts`` string of a whole number (``"{{ params.attempts }}"``) as the
+    number; anything else as given, for ``validation.check_retry_strategy`` to judge."""
+    if isinstance(value, Mapping) and isinstance(value.get("attempts"), str) and value["attempts"].strip().isdigit():
+        return {**value, "attempts": int(value["attempts"])}
+    return value

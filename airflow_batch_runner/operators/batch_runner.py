@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +66,14 @@ EXECUTION_TIMEOUT_MARGIN = 2.0
 OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 
 
-def _seconds(value: timedelta | float | int, argument: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise ValueError(f"{argument} must be positive; got {value!r}")
-    return seconds
+# Durations: a timedelta or seconds (a rendered string of a number too), each positive.
+DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
+
+
+def _copied(value: Any) -> Any:
+    """A dict written in the DAG as a copy of its own (rendering never changes the caller's); anything else as
+    given (an XComArg, a template, a value to refuse once checked)."""
+    return dict(value) if type(value) is dict else value
 
 
 @dataclass
@@ -95,8 +97,10 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     everything written to the output directory are collected back to S3, and the XCom
     ``return_value`` maps each output name to its ``s3://`` URI.
 
-    ``commands``, ``input_files``, ``output_files`` and ``env`` take literals (checked when the task is built),
-    Jinja strings or XComArgs (checked once rendered, in ``execute``, before any AWS call).
+    Every templated argument takes a literal (checked when the task is built), a Jinja string or an XComArg
+    (checked once rendered, in ``execute``, before any AWS call): the collections (``commands``, ``input_files``,
+    ...) and the values a user might compute (``resources``, ``sidecar_resources``, ``retry_strategy``, the
+    durations), where a rendered string of a number counts as the number.
 
     :param compute_environment_arn: ECS compute environment (EC2, SPOT, FARGATE, FARGATE_SPOT).
     :param commands: shell commands, run in order in the working dir; the first failure fails the job.
@@ -157,8 +161,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "access_key_id", "secret_key_id", "session_token",
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
         "array_size", "array_input_files",
+        # ``resources`` is kept as batch_resources: BaseOperator.resources is Airflow's own (executor) notion.
+        "batch_resources", "sidecar_resources", "retry_strategy", *DURATIONS,
     )
-    template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json"}
+    template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
+                                 "sidecar_resources": "json", "retry_strategy": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
     ui_color = "#f9c915"
 
@@ -173,13 +180,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         env: Mapping[str, str | XComArg] | str | XComArg | None = None,
         project_files: Sequence[str] | None = None,
         bucket: str | None = None,
-        resources: Mapping[str, Mapping[str, str]] | None = None,
+        resources: Mapping[str, Mapping[str, str | float]] | str | XComArg | None = None,
         job_queue_arn: str | None = None,
         execution_role_arn: str | None = None,
         task_role_arn: str | None = None,
-        wait_until_completion: timedelta | float = timedelta(hours=1),
-        max_runnable_time: timedelta | float | None = None,
-        completion_check_interval: timedelta | float = timedelta(seconds=5),
+        wait_until_completion: timedelta | float | str | XComArg = timedelta(hours=1),
+        max_runnable_time: timedelta | float | str | XComArg | None = None,
+        completion_check_interval: timedelta | float | str | XComArg = timedelta(seconds=5),
         delete: bool = True,
         resume: bool = True,
         access_key_id: str | None = None,
@@ -189,16 +196,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         sts_role_arn: str | None = None,
         sts_role_external_id: str | None = None,
         sts_role_session_name: str | None = None,
-        sts_role_session_duration: timedelta | float = timedelta(minutes=15),
+        sts_role_session_duration: timedelta | float | str | XComArg = timedelta(minutes=15),
         sts_endpoint_override: str | None = None,
         tags: Mapping[str, str] | None = None,
         propagate_tags: bool = True,
         share_identifier: str | None = None,
         scheduling_priority: int | None = None,
         spot_retries: int = 0,
-        retry_strategy: Mapping[str, Any] | None = None,
+        retry_strategy: Mapping[str, Any] | str | XComArg | None = None,
         sidecar_image: str = job_spec.AWS_CLI_IMAGE,
-        sidecar_resources: Mapping[str, Mapping[str, str]] | None = None,
+        sidecar_resources: Mapping[str, Mapping[str, str | float]] | str | XComArg | None = None,
         array_size: int | str | XComArg | None = None,
         array_input_files: Sequence[Mapping[str, str]] | str | XComArg | None = None,
         allowed_failures: int | float = 0,
@@ -222,29 +229,24 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.project_files = list(project_files or [])
         self.bucket = bucket
         # Stored apart from BaseOperator.resources, which is Airflow's own (executor) notion.
-        self.batch_resources = dict(resources or validation.DEFAULT_RESOURCES)
-        self._resources = validation.parse_resources(self.batch_resources)
+        if resources is None or (isinstance(resources, Mapping) and not resources):
+            resources = validation.DEFAULT_RESOURCES
+        self.batch_resources = _copied(resources)
         self.tags = arguments.at_construction(tags, arguments.tags, templates_later=True)
         self.propagate_tags = propagate_tags
         self.share_identifier = share_identifier
         self.scheduling_priority = scheduling_priority
         self._scheduling_policy: str | None = None
         self.spot_retries = spot_retries
-        self._retry_strategy = validation.retry_strategy_for(spot_retries, retry_strategy)
-        self.retry_strategy = dict(retry_strategy) if retry_strategy is not None else None
+        self.retry_strategy = _copied(retry_strategy)
         self.sidecar_image = sidecar_image
-        self.sidecar_resources = dict(sidecar_resources) if sidecar_resources is not None else None
-        self._sidecar_resources = (
-            None if sidecar_resources is None else validation.parse_resources(sidecar_resources, "sidecar_resources")
-        )
+        self.sidecar_resources = _copied(sidecar_resources)
         self.job_queue_arn = job_queue_arn
         self.execution_role_arn = execution_role_arn
         self.task_role_arn = task_role_arn
-        self.wait_until_completion = _seconds(wait_until_completion, "wait_until_completion")
-        self.max_runnable_time = (
-            None if max_runnable_time is None else _seconds(max_runnable_time, "max_runnable_time")
-        )
-        self.completion_check_interval = _seconds(completion_check_interval, "completion_check_interval")
+        self.wait_until_completion: Any = wait_until_completion
+        self.max_runnable_time: Any = max_runnable_time
+        self.completion_check_interval: Any = completion_check_interval
         self.delete = delete
         self.resume = resume
         # Plain values stay out of the serialized DAG (see masking.Concealed); rendering gives them back.
@@ -255,11 +257,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.sts_role_arn = sts_role_arn
         self.sts_role_external_id = conceal(sts_role_external_id)
         self.sts_role_session_name = sts_role_session_name
-        self.sts_role_session_duration = int(_seconds(sts_role_session_duration, "sts_role_session_duration"))
+        self.sts_role_session_duration: Any = sts_role_session_duration
         self.sts_endpoint_override = sts_endpoint_override
         self.array_size = array_size
         self.array_input_files = array_input_files
         self.allowed_failures = array_spec.check_allowed_failures(allowed_failures)
+        self._resources: job_spec.Resources | None = None
+        self._sidecar_resources: job_spec.Resources | None = None
+        self._retry_strategy: dict[str, Any] | None = None
+        self._shape_values(at_construction=True)
         self._check_credentials()
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
@@ -346,6 +352,31 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.output_files = arguments.output_files(self.output_files)
         self.env = arguments.env(self.env)
         self.tags = arguments.tags(self.tags)
+        self._shape_values()
+
+    def _shape_values(self, at_construction: bool = False) -> None:
+        """``resources``, ``sidecar_resources``, ``retry_strategy`` and the durations in the shapes the task works
+        with, or a ValueError naming the argument. When the task is built, those written as literals (a DAG with
+        a wrong one does not parse); the rest once rendered, in ``execute``."""
+
+        def now(value: Any) -> bool:
+            return not at_construction or arguments.known_now(value)
+
+        if now(self.batch_resources):
+            self._resources = validation.parse_resources(self.batch_resources)
+        if self.sidecar_resources is not None and now(self.sidecar_resources):
+            self._sidecar_resources = validation.parse_resources(self.sidecar_resources, "sidecar_resources")
+        if now(self.retry_strategy):
+            strategy = arguments.retry_strategy(self.retry_strategy)
+            self._retry_strategy = validation.retry_strategy_for(self.spot_retries, strategy)
+        else:
+            validation.retry_strategy_for(self.spot_retries, None)  # spot_retries is known: checked now
+        for name in DURATIONS:
+            value = getattr(self, name)
+            if value is not None and now(value):
+                setattr(self, name, arguments.seconds(value, name))
+        if now(self.sts_role_session_duration):
+            self.sts_role_session_duration = int(self.sts_role_session_duration)
 
     def _check_files_need_bucket(self, raw: bool = False) -> None:
         """``raw``: when the task is built, where a value known only once rendered cannot tell yet."""
@@ -397,11 +428,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def _limit(self) -> str:
         return f"{self._timeout_seconds:g} s"
 
-    @cached_property
+    @property
     def _timeout_seconds(self) -> float:
         if self.execution_timeout:
             return self.execution_timeout.total_seconds()
-        return self.wait_until_completion
+        return float(self.wait_until_completion)
 
     def _deadline(self, first_submission: float) -> float:
         """Fixed at the first submission and kept across reattach; execution_timeout also bounds this try."""
@@ -433,7 +464,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     "execution_role_arn is required on a Fargate compute environment: ECS needs it to pull "
                     "the image and send logs. Pass the ARN of a role with AmazonECSTaskExecutionRolePolicy."
                 )
-            validation.check_fargate_resources(self._resources)
+            validation.check_fargate_resources(self._checked_resources)
         queue = self._resolve_queue()
         validation.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.
@@ -445,7 +476,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             image=image,
             commands=commands,
             platform=platform,
-            resources=self._resources,
+            resources=self._checked_resources,
             env=env,
             bucket_path=bucket_path,
             has_inputs=bool(inputs or project),
@@ -487,6 +518,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             log_marker.prepare(context)
             self._defer()
         return self._wait_and_finish(context)
+
+    @property
+    def _checked_resources(self) -> job_spec.Resources:
+        assert self._resources is not None, "execute shapes resources first"
+        return self._resources
 
     def _credentials_can_reach_the_triggerer(self) -> bool:
         """Explicit credentials reach the triggerer only sealed with Airflow's Fernet key: Airflow stores a
@@ -537,6 +573,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     def execute_complete(self, context: Context, event: dict[str, Any], bucket_path: str | None = None) -> Any:
         event = redact_value(event)  # masked by the triggerer too, with what it was told; this process knows more
         self._restore(event.get("carry") or {})
+        self._shape_values()  # rendered again for this execution: the durations as execute had them
         # The job's last lines (and what the trigger said after its end): the trigger left them to this log.
         task_log.replay(self.log, event.get("held_log"))
         log_marker.clear(context)

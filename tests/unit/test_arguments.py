@@ -4,6 +4,7 @@ literals are put in shape and checked then, the rest once rendered, naming the a
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, XComArg, task
 
 from airflow_batch_runner import arguments
+from airflow_batch_runner.job_spec import Resources
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
 REQUIRED: dict[str, Any] = {"compute_environment_arn": "ce", "bucket": "b"}
@@ -81,6 +83,8 @@ def test_resolved_later_looks_inside_lists_and_dicts_only() -> None:
 
 
 CREDENTIALS = ("access_key_id", "secret_key_id", "session_token")
+# The argument of a templated field kept under another name (BaseOperator owns ``resources``).
+ARGUMENT = {"batch_resources": "resources"}
 
 
 @pytest.mark.parametrize("field", sorted(BatchRunnerOperator.template_fields))
@@ -91,7 +95,8 @@ def test_every_templated_field_takes_an_xcomarg_or_a_jinja_string_when_the_dag_i
     with DAG(f"parse_{field}_{given}", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
         fields = CREDENTIALS if field in CREDENTIALS else (field,)  # the keys go together
         values = {name: upstream() if given == "xcomarg" else "{{ params.value }}" for name in fields}
-        op = BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED, **values})
+        arguments_given = {ARGUMENT.get(name, name): value for name, value in values.items()}
+        op = BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED, **arguments_given})
     # A single string in commands or output_files is one command or name, a template or not.
     expected = {name: [value] if name in ("commands", "output_files") and given == "jinja" else value
                 for name, value in values.items()}
@@ -116,3 +121,76 @@ def test_a_dict_keeps_its_identity_so_airflow_still_knows_it_came_from_xcom() ->
     mapped = {"in.txt": "{{ 7*7 }}"}
     assert arguments.input_files(mapped) is mapped
     assert arguments.at_construction(mapped, arguments.input_files, templates_later=True) is mapped
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("600", 600.0), (" 0.5 ", 0.5), (2, 2.0),
+                                                (datetime.timedelta(minutes=2), 120.0)])
+def test_a_duration_is_seconds_a_rendered_string_of_them_or_a_timedelta(given: Any, seconds: float) -> None:
+    assert arguments.seconds(given, "wait_until_completion") == seconds
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("ten", "max_runnable_time must be a number of seconds or a timedelta; got str 'ten'"),
+    ({"s": 1}, "max_runnable_time must be a number of seconds or a timedelta; got dict"),
+    ("0", "max_runnable_time must be positive; got '0'"),
+    ("nan", "max_runnable_time must be positive; got 'nan'"),
+    (datetime.timedelta(0), "max_runnable_time must be positive"),
+])
+def test_a_duration_that_is_no_positive_number_names_its_argument(given: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        arguments.seconds(given, "max_runnable_time")
+
+
+def test_a_rendered_whole_number_of_attempts_is_the_number() -> None:
+    assert arguments.retry_strategy({"attempts": "3"}) == {"attempts": 3}
+    assert arguments.retry_strategy({"attempts": "three"}) == {"attempts": "three"}  # judged by job_spec
+    assert arguments.retry_strategy(None) is None
+
+
+def test_known_now_means_no_template_and_no_xcomarg_anywhere_in_the_value() -> None:
+    with DAG("known_now", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
+        value = upstream()
+    assert arguments.known_now({"request": {"cpu": "1", "memory": 2048}})
+    assert not arguments.known_now({"request": {"cpu": "{{ params.cpu }}", "memory": "2048"}})
+    assert not arguments.known_now({"request": value})
+    assert not arguments.known_now("{{ params.timeout }}")
+    assert arguments.known_now(600)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"resources": {"request": {"cpu": "0", "memory": "2048"}}}, "resources: cpu and memory must be positive"),
+    ({"sidecar_resources": {"cpu": "1"}}, "sidecar_resources must look like"),
+    ({"retry_strategy": {"attempts": 11}}, "retry_strategy: attempts must be a whole number from 1 to 10"),
+    ({"wait_until_completion": "soon"}, "wait_until_completion must be a number of seconds"),
+    ({"max_runnable_time": -1}, "max_runnable_time must be positive"),
+    ({"completion_check_interval": 0}, "completion_check_interval must be positive"),
+    ({"sts_role_session_duration": "x"}, "sts_role_session_duration must be a number of seconds"),
+])
+def test_a_value_written_in_the_dag_is_still_refused_when_the_dag_is_parsed(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED, **kwargs})
+
+
+def test_a_value_with_a_template_inside_is_left_for_execute() -> None:
+    resources = {"request": {"cpu": "{{ params.cpu }}", "memory": "2048"}}
+    op = BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED, "resources": resources,
+                                                 "retry_strategy": {"attempts": "{{ params.attempts }}"},
+                                                 "wait_until_completion": "{{ params.timeout }}"})
+    assert (op.batch_resources, op.retry_strategy, op.wait_until_completion) == (
+        resources, {"attempts": "{{ params.attempts }}"}, "{{ params.timeout }}")
+
+
+def test_rendered_strings_of_numbers_are_shaped_as_numbers() -> None:
+    op = BatchRunnerOperator(task_id="shell", **{"commands": ["true"], **REQUIRED})
+    op.batch_resources = {"request": {"cpu": "2", "memory": "4096"}}
+    op.sidecar_resources = {"request": {"cpu": "0.25", "memory": "256"}}
+    op.retry_strategy = {"attempts": "2"}
+    op.wait_until_completion, op.max_runnable_time, op.completion_check_interval = "600", "30", "0.5"
+    op.sts_role_session_duration = "1800"
+    op._shape_values()
+    assert (op._resources, op._sidecar_resources, op._retry_strategy) == (
+        Resources(2.0, 4096), Resources(0.25, 256), {"attempts": 2})
+    assert (op.wait_until_completion, op.max_runnable_time, op.completion_check_interval,
+            op.sts_role_session_duration) == (600.0, 30.0, 0.5, 1800)

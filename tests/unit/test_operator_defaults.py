@@ -131,12 +131,14 @@ def test_deferrable_is_off_when_nothing_configures_it(monkeypatch: pytest.Monkey
 
 def test_the_templated_fields_are_the_ones_the_readme_lists() -> None:
     # README: compute_environment_arn, commands, container_image, input_files, output_files, env, bucket,
-    # job_queue_arn, sidecar_image, tags, share_identifier, array_size, array_input_files, the role ARNs, the
-    # credential, endpoint and STS fields, plus aws_conn_id, region_name, verify.
+    # job_queue_arn, sidecar_image, tags, share_identifier, array_size, array_input_files, resources (kept as
+    # batch_resources), sidecar_resources, retry_strategy, the durations, the role ARNs, the credential, endpoint
+    # and STS fields, plus aws_conn_id, region_name, verify.
     assert set(BatchRunnerOperator.template_fields) == {
         "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env", "bucket",
         "job_queue_arn", "execution_role_arn", "task_role_arn", "access_key_id", "secret_key_id", "session_token",
         "endpoint_override", "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
         "aws_conn_id", "region_name", "verify", "sidecar_image", "tags", "share_identifier", "array_size",
-        "array_input_files",
+        "array_input_files", "batch_resources", "sidecar_resources", "retry_strategy", "wait_until_completion",
+        "max_runnable_time", "completion_check_interval", "sts_role_session_duration",
     }

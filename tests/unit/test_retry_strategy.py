@@ -112,7 +112,7 @@ def test_the_operator_refuses_a_retry_strategy_that_is_not_a_dict_when_the_dag_i
     from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
     with pytest.raises(ValueError, match="retry_strategy is AWS Batch's RetryStrategy, a dict"):
-        BatchRunnerOperator(task_id="t", compute_environment_arn="ce", commands=["true"], retry_strategy="x")  # type: ignore[arg-type]
+        BatchRunnerOperator(task_id="t", compute_environment_arn="ce", commands=["true"], retry_strategy="x")
     with pytest.raises(ValueError, match="attempts must be a whole number from 1 to 10"):
         BatchRunnerOperator(task_id="t", compute_environment_arn="ce", commands=["true"],
                             retry_strategy={"attempts": 11})
