@@ -145,10 +145,10 @@ def _results_by_child(hook: BatchRunnerHook, bucket_path: str, indexes: set[int]
 
     def read(index: int) -> tuple[int, results.Collected]:
         collected = results.Collected(clean=redact_value)
-        uri = f"{layout.child_prefix(bucket_path, index)}{layout.OUTPUTS_FILE_KEY}"
-        text = hook.read_text(uri, results.MAX_TOTAL_BYTES)
+        prefix = layout.child_prefix(bucket_path, index)
+        text = staging.read_outputs_file(hook, prefix, results.MAX_TOTAL_BYTES)
         if text is not None:
-            collected.add_file(text, f"$OUTPUTS_FILE ({uri})")
+            collected.add_file(text, f"$OUTPUTS_FILE ({prefix}{layout.OUTPUTS_FILE_KEY})")
         return index, collected
 
     with ThreadPoolExecutor(STAGING_THREADS) as pool:

@@ -4,7 +4,6 @@ sampled. No log read delays the job's end."""
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.lifecycle import JobWait, Limits, Step
 from airflow_batch_runner.operators.child_logs import ChildLogs
 from airflow_batch_runner.operators.log_follower import LogFollower
+from airflow_batch_runner.task_log import TaskLogger
 
 ShowLines = Callable[[list[str], "str | None"], None]
 
@@ -26,7 +26,7 @@ def wait_for_job(
     array_size: int | None,
     interval: float,
     limits: Limits,
-    log: logging.Logger | Any,
+    log: TaskLogger,
     show_lines: ShowLines,
     log_stream: str | None = None,
     on_log_stream: Callable[[str], None] | None = None,

@@ -18,7 +18,7 @@ from airflow_batch_runner import array_spec
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.job_spec import JobSpec
 from airflow_batch_runner.layout import TaskIdentity
-from airflow_batch_runner.outcome import JobState, Verdict
+from airflow_batch_runner.outcome import KILL_REASON, JobState, Verdict
 from airflow_batch_runner.task_log import MainLines, TaskLogger
 
 
@@ -98,8 +98,6 @@ def of_job(state: JobState, allowed_failures: int | float) -> JobShape:
 
 def cut_short(state: JobState, verdict: Verdict, limit: str, killed: bool) -> str | None:
     """Why the task ended the job before its end, if it did: a kill, RUNNABLE too long, the deadline."""
-    from airflow_batch_runner.outcome import KILL_REASON
-
     if killed or state.status_reason == KILL_REASON:
         return "the Airflow task was killed"
     if verdict.stuck_for:
