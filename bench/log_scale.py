@@ -187,7 +187,7 @@ def lines_of(messages: list[str]) -> tuple[int, bool]:
 
 
 async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Result) -> dict[str, Any]:
-    from airflow_batch_runner import log_positions
+    from airflow_batch_runner import log_positions, task_log
     from airflow_batch_runner.triggers import poller as poller_module
     from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
     from airflow_batch_runner.triggers.poller import shared_poller
@@ -248,12 +248,16 @@ async def wait_ours(ids: list[str], url: str, args: argparse.Namespace, r: Resul
     setattr(poller_module, "job_state", timed_job_state)  # noqa: B010
     setattr(BatchRunnerTrigger, "log", property(quiet_log))  # noqa: B010
     async def one(job_id: str) -> None:
-        run: Any = trigger(job_id).run()
+        waiting = trigger(job_id)
+        run: Any = waiting.run()
         try:
             event = await run.__anext__()
         finally:
             await run.aclose()
         events[job_id] = (dict(event.payload), time.time())
+        # What the trigger held back from the job's end on (its final read's lines, its warnings) is written
+        # by the worker when the task resumes: count it as the task log would have it.
+        task_log.replay(quiet_log(waiting), event.payload.get("held_log"))
 
     try:
         waiting = [asyncio.ensure_future(one(j)) for j in ids]
