@@ -52,6 +52,9 @@ class FaultsAndStats:
         self._faults: dict[str, Fault] = {}
         self._injected: Counter[str] = Counter()
         self._random = random.Random(seed)
+        # Calls held by a ``delay`` wait on this; replacing the fault set releases them, so a test can hold a
+        # call for as long as it needs and end the hold when it has seen what it waits for.
+        self._released = threading.Event()
 
     def configure(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the fault set, e.g. ``{"batch:DescribeJobs": {"throttle_rate": 0.5}}``."""
@@ -65,6 +68,13 @@ class FaultsAndStats:
             faults[key] = Fault(**options)
         with self._lock:
             self._faults = faults
+            self._released.set()
+            self._released = threading.Event()
+
+    def hold(self, injected: Injected) -> None:
+        """Hold a call ``injected.delay`` seconds, or until the fault set is replaced."""
+        if injected.delay:
+            self._released.wait(injected.delay)
 
     def record(self, service: str, operation: str) -> Injected | None:
         """Count a call and say whether to fail it."""
@@ -102,3 +112,5 @@ class FaultsAndStats:
             self._calls.clear()
             self._injected.clear()
             self._faults.clear()
+            self._released.set()
+            self._released = threading.Event()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -147,7 +146,7 @@ class EmulatorApp:
         operation = self._operation(service, environ, path, body)
         injected = self.faults.record(service, operation)
         if injected is not None and injected.fails:
-            time.sleep(injected.delay)
+            self.faults.hold(injected)
             return _error(start_response, service, injected.status, injected.code, injected.message)
         if not self.quotas.admit(service, operation, region):
             status, code = THROTTLING.get(service, (400, "ThrottlingException"))
@@ -174,7 +173,7 @@ class EmulatorApp:
         if injected is not None:
             # The call has taken effect; only its answer is late, as with a slow network or a client
             # that dies waiting: what AWS did and what the client saw can then differ.
-            time.sleep(injected.delay)
+            self.faults.hold(injected)
         return answer
 
     def _filter_log_events(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,8 +56,9 @@ async def _first_event(trigger: BatchRunnerTrigger, timeout: float = 60) -> dict
     return await asyncio.wait_for(first(), timeout)
 
 
-def test_serialise_round_trip_mid_job_resumes_the_same_wait(aws: AwsWorld) -> None:
-    (job_id,) = _submit(aws, "sleep 2; echo finished")
+def test_serialise_round_trip_mid_job_resumes_the_same_wait(aws: AwsWorld, tmp_path: Path) -> None:
+    release = tmp_path / "release"  # the job runs until the test creates it: the restart falls mid-job
+    (job_id,) = _submit(aws, f"while [ ! -e {release} ]; do sleep 0.1; done; echo finished")
     trigger = _trigger(aws, job_id)
 
     async def interrupted() -> None:
@@ -64,6 +66,7 @@ def test_serialise_round_trip_mid_job_resumes_the_same_wait(aws: AwsWorld) -> No
             await _first_event(trigger, timeout=0.8)  # a triggerer restart: the wait stops mid-job
 
     asyncio.run(interrupted())
+    release.touch()
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_batch_runner.triggers.batch_runner.BatchRunnerTrigger"
     revived = BatchRunnerTrigger(**kwargs)

@@ -167,16 +167,20 @@ def test_stats_count_calls_by_service_and_operation(emulator_url: str) -> None:
 
 
 def test_stats_count_the_calls_still_unanswered(emulator_url: str) -> None:
-    """A delayed call has taken effect but is not answered yet: ``in_flight`` counts it until it is."""
+    """A delayed call has taken effect but is not answered yet: ``in_flight`` counts it until it is, and
+    replacing the fault set ends the hold (long before its 60 s)."""
     import threading
 
     s3 = helpers.client(emulator_url, "s3")
     s3.create_bucket(Bucket="held")
-    control(emulator_url, "faults", {"s3:PutObject": {"delay": 1.0, "count": 1}})
+    control(emulator_url, "faults", {"s3:PutObject": {"delay": 60.0, "count": 1}})
     assert control(emulator_url, "stats")["in_flight"] == 0
     put = threading.Thread(target=s3.put_object, kwargs={"Bucket": "held", "Key": "k", "Body": b"x"})
     put.start()
     helpers.wait_until(lambda: control(emulator_url, "stats")["in_flight"] == 1)
     assert s3.get_object(Bucket="held", Key="k")["Body"].read() == b"x", "the held call took effect"
-    helpers.wait_until(lambda: control(emulator_url, "stats")["in_flight"] == 0)
-    put.join()
+    assert control(emulator_url, "stats")["in_flight"] == 1, "still held"
+    control(emulator_url, "faults", {})
+    put.join(timeout=30)
+    assert not put.is_alive(), "replacing the fault set releases a held call"
+    assert control(emulator_url, "stats")["in_flight"] == 0
