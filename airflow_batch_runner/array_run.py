@@ -15,7 +15,7 @@ from typing import Any
 from airflow_batch_runner import array_outcome, child_sampling, layout, outcome, results, staging
 from airflow_batch_runner.array_outcome import ArrayOutcome, Child
 from airflow_batch_runner.array_spec import ArraySpec
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, NotFound, is_throttling
 from airflow_batch_runner.masking import redact, redact_value
 
 STAGING_THREADS = 8
@@ -77,6 +77,14 @@ def sample_children(
     listed = hook.running_array_children(job_id, sampler.enough, child_sampling.LIST_PAGE)
     asked = sampler.to_describe(listed)
     return asked, (hook.describe_jobs(asked) if asked else {})
+
+
+def sampling_failure(exc: BaseException, job_id: str) -> str | None:
+    """What the task log says of a failed sampling (nothing when throttled: the next one tries again, and
+    lines are best effort)."""
+    if is_throttling(exc):
+        return None
+    return f"Listing the running children of array job {job_id} failed: {exc}"
 
 
 ReadLastLines = Callable[[str, int], list[str]]

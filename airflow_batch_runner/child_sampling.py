@@ -78,6 +78,23 @@ class Ended:
     stopped_at: int | None
 
 
+@dataclass(frozen=True)
+class Step:
+    """What a poll of the parent calls for: a sampling (``sample``), or the final reads of ``ended``."""
+
+    sample: bool = False
+    ended: tuple[Ended, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A sampling's outcome: the children followed anew, those that ended, and the task log's news."""
+
+    new: list[Followed]
+    ended: list[Ended]
+    news: str | None
+
+
 @dataclass
 class ChildSampler:
     """The children followed now and the schedule of the samplings."""
@@ -163,6 +180,21 @@ class ChildSampler:
             self.followed[index] = child
             new.append(child)
         return new, ended
+
+    def next_step(self, running: int, now: float) -> Step | None:
+        """At a poll of the parent whose summary counts ``running`` RUNNING children: what to do now (None:
+        nothing). The sampling, when due, is begun here; its answers go to ``take``."""
+        if running == 0 and self.followed:  # every followed child has ended: no call is needed to know it
+            return Step(ended=tuple(self.end_all()))
+        if self.due(running, now):
+            self.begin(now)
+            return Step(sample=True)
+        return None
+
+    def take(self, asked: Iterable[str], descriptions: Mapping[str, Mapping[str, Any]], running: int) -> Sampled:
+        """A sampling's answers (``adopt``), with what the task log says of them when they changed anything."""
+        new, ended = self.adopt(asked, descriptions)
+        return Sampled(new, ended, self.describe(running) if new or ended else None)
 
     def end_all(self) -> list[Ended]:
         """The parent counts no running child: every followed one has ended (when, unknown)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow_batch_runner import array_run
 from airflow_batch_runner.child_sampling import ChildSampler, Ended, Followed, running_children, worker_read_interval
-from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
+from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 from airflow_batch_runner.operators.log_follower import LogFollower
 from airflow_batch_runner.task_log import TaskLogger, child_prefix, show_lines
 
@@ -68,11 +68,9 @@ class ChildLogs:
             while True:
                 if self._closed:
                     return None
-                if self._running == 0 and self.sampler.followed:  # all ended: no call needed to know it
-                    return 0, self.sampler.end_all()
-                if self.sampler.due(self._running, time.time()):
-                    self.sampler.begin(time.time())
-                    return self._running, []
+                step = self.sampler.next_step(self._running, time.time())
+                if step is not None:
+                    return self._running, list(step.ended)
                 self._cond.wait()
 
     def _run(self) -> None:
@@ -84,18 +82,18 @@ class ChildLogs:
             try:
                 asked, descriptions = array_run.sample_children(self.hook, self.job_id, self.sampler)
             except Exception as exc:  # lines are best effort: the next sampling tries again
-                if not is_throttling(exc):
-                    self.log.warning("Listing the running children of array job %s failed: %s", self.job_id, exc)
+                if (failure := array_run.sampling_failure(exc, self.job_id)) is not None:
+                    self.log.warning(failure)
                 continue
             with self._cond:
                 if self._closed:
                     return
-                new, ended = self.sampler.adopt(asked, descriptions)
-                for child in new:
+                sampled = self.sampler.take(asked, descriptions, running)
+                for child in sampled.new:
                     self._follow(child)
-                if new or ended:
-                    self.log.info(self.sampler.describe(running))
-            self._end(ended)
+                if sampled.news:
+                    self.log.info(sampled.news)
+            self._end(sampled.ended)
 
     def _follow(self, child: Followed) -> None:
         def emit(lines: list[str], stream: str, index: int = child.index) -> None:

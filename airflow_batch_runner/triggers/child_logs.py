@@ -16,7 +16,6 @@ from typing import Any
 
 from airflow_batch_runner import array_run
 from airflow_batch_runner.child_sampling import ChildSampler, Ended, Followed, running_children
-from airflow_batch_runner.hooks.batch_runner import is_throttling
 from airflow_batch_runner.task_log import TaskLogger
 from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch
 
@@ -43,11 +42,11 @@ class ChildLogs:
         if self._closed or self.task is not None:
             return
         self._running = running_children(description)
-        now = time.time()
-        if self._running == 0 and self.sampler.followed:  # every followed child has ended: no call needed
-            self._end(self.sampler.end_all())
-        elif self.sampler.due(self._running, now):
-            self.sampler.begin(now)
+        step = self.sampler.next_step(self._running, time.time())
+        if step is None:
+            return
+        self._end(list(step.ended))
+        if step.sample:
             self.task = asyncio.get_running_loop().create_task(asyncio.to_thread(
                 array_run.sample_children, self.poller.hook, self.watch.job_id, self.sampler))
             self.task.add_done_callback(self._sampled)
@@ -84,15 +83,15 @@ class ChildLogs:
             return
         exc = task.exception()
         if exc is not None:  # lines are best effort: the next sampling tries again
-            if not is_throttling(exc):
-                self.log.warning("Listing the running children of array job %s failed: %s", self.watch.job_id, exc)
+            if (failure := array_run.sampling_failure(exc, self.watch.job_id)) is not None:
+                self.log.warning(failure)
             return
-        new, ended = self.sampler.adopt(*task.result())
-        for child in new:
+        sampled = self.sampler.take(*task.result(), self._running)
+        for child in sampled.new:
             self._follow(child)
-        if new or ended:
-            self.log.info(self.sampler.describe(self._running))
-        self._end(ended)
+        if sampled.news:
+            self.log.info(sampled.news)
+        self._end(sampled.ended)
 
     def _follow(self, child: Followed) -> None:
         queue = self.watch.queue

@@ -125,3 +125,32 @@ def test_a_bad_limit_names_the_setting(value: Any) -> None:
 def test_the_running_count_is_the_parents_status_summary() -> None:
     assert child_sampling.running_children({"arrayProperties": {"statusSummary": {"RUNNING": 7}}}) == 7
     assert child_sampling.running_children({"jobId": "single"}) == 0
+
+
+def test_each_poll_asks_for_a_sampling_when_due_and_ends_the_followed_children_when_none_runs() -> None:
+    sampler = ChildSampler(limit=2, interval=5.0)
+    assert sampler.next_step(0, 100.0) is None  # nothing running, nothing followed
+    assert sampler.next_step(3, 100.0) == child_sampling.Step(sample=True)
+    assert sampler.samplings == 1
+    assert sampler.next_step(3, 101.0) is None  # begun: not due again within the interval
+    sampled = sampler.take(sampler.to_describe([summary(0), summary(1)]), {"p:0": described(0), "p:1": described(1)}, 3)
+    assert [c.index for c in sampled.new] == [0, 1] and sampled.ended == []
+    assert sampled.news == sampler.describe(3)
+    unchanged = sampler.take(["p:0", "p:1"], {"p:0": described(0), "p:1": described(1)}, 3)
+    assert (unchanged.new, unchanged.ended, unchanged.news) == ([], [], None)  # nothing to tell the log
+    step = sampler.next_step(0, 102.0)
+    assert step is not None and not step.sample and [e.child.index for e in step.ended] == [0, 1]
+    assert sampler.followed == {}
+
+
+def test_a_failed_sampling_is_told_unless_it_was_throttled() -> None:
+    from botocore.exceptions import ClientError
+
+    from airflow_batch_runner.array_run import sampling_failure
+
+    throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate"}}, "ListJobs")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListJobs")
+    assert sampling_failure(throttled, "p") is None
+    assert sampling_failure(denied, "p") == (
+        "Listing the running children of array job p failed: An error occurred (AccessDeniedException) when "
+        "calling the ListJobs operation: no")
