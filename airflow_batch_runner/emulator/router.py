@@ -19,6 +19,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from airflow_batch_runner.emulator import cloudformation, logs_filter
 from airflow_batch_runner.emulator.batch import responses as batch_responses
 from airflow_batch_runner.emulator.batch.backend import BatchBackend
+from airflow_batch_runner.emulator.batch.events import BatchEvents
 from airflow_batch_runner.emulator.batch.holds import Holds
 from airflow_batch_runner.emulator.batch.infrastructure import MotoInfrastructure
 from airflow_batch_runner.emulator.batch.retries import Interruptions
@@ -89,6 +90,7 @@ class EmulatorApp:
         self.quotas = RateQuotas(enabled=quotas)
         self.interruptions = Interruptions()
         self.holds = Holds()
+        self.events = BatchEvents()
         self.time_limit_scale = 1.0
         # AWS calls received and not yet answered (an injected delay holds an answer): tests wait for 0.
         self.in_flight = 0
@@ -104,6 +106,7 @@ class EmulatorApp:
                 )
                 self.batch[region].interruptions = self.interruptions
                 self.batch[region].holds = self.holds
+                self.batch[region].events = self.events
                 self.batch[region].time_limit_scale = self.time_limit_scale
             return self.batch[region]
 
@@ -120,6 +123,7 @@ class EmulatorApp:
         self.quotas.reset()
         self.interruptions.reset()
         self.holds.reset()
+        self.events.reset()
         self.time_limit_scale = 1.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -227,6 +231,7 @@ class EmulatorApp:
             "quotas": (self.quotas.stats, self.quotas.configure),
             "logs": (self.logs.settings, self.logs.configure),
             "holds": (self.holds.settings, self.holds.configure),
+            "events": (self.events.settings, self.events.configure),
         }
         try:
             if name == "stats" and method == "GET":

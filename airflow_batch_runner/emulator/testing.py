@@ -61,11 +61,11 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def control(url: str, path: str, payload: Any | None = None) -> Any:
-    """Call a control endpoint (``stats``, ``faults``, ``quotas``, ``logs``, ``holds``, ``interruptions``,
-    ``timing``, ``reset``) and return its JSON answer. Without a payload, ``stats``, ``quotas``, ``logs`` and
-    ``holds`` are read (GET)."""
+    """Call a control endpoint (``stats``, ``faults``, ``quotas``, ``logs``, ``holds``, ``events``,
+    ``interruptions``, ``timing``, ``reset``) and return its JSON answer. Without a payload, ``stats``,
+    ``quotas``, ``logs``, ``holds`` and ``events`` are read (GET)."""
     data = None if payload is None else json.dumps(payload).encode()
-    method = "GET" if payload is None and path in ("stats", "quotas", "logs", "holds") else "POST"
+    method = "GET" if payload is None and path in ("stats", "quotas", "logs", "holds", "events") else "POST"
     req = urllib.request.Request(f"{url}/_emulator/{path}", data=data, method=method)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"null")

@@ -106,6 +106,7 @@ class Job:
     seq: int = 0  # submission order (an array's children share their parent's)
     # The compute environment it is placed on while STARTING or RUNNING, holding ``vcpus`` of it.
     holds: ComputeEnvironment | None = None
+    announced: str | None = None  # the status of its last Batch Job State Change event
 
     @property
     def fifo_key(self) -> tuple[int, int]:

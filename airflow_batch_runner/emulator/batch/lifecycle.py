@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import retries, stuck
+from airflow_batch_runner.emulator.batch import events, retries, stuck
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.capacity import Capacity
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
@@ -45,6 +45,16 @@ class Lifecycle(Capacity):
         self.interruptions = retries.Interruptions()
         # Scales jobStateTimeLimitActions' maxTimeSeconds (at least 600 s on AWS), for tests only.
         self.time_limit_scale = 1.0
+        # Batch's EventBridge events; the app shares one between its regions.
+        self.events = events.BatchEvents()
+
+    def _announce(self, job: Job) -> None:
+        """A ``Batch Job State Change`` event when the job's status changed since the last one (a job
+        just submitted has none: AWS sends nothing for the submission itself)."""
+        if job.status == job.announced:
+            return
+        job.announced = job.status
+        self.events.publish(job.region, events.STATE_CHANGE, job.describe(), [job.arn], self.scheduler.call_later)
 
     def _later(self, job: Job, expected: str, delay: float | None = None) -> None:
         self.scheduler.call_later(self.step_delay if delay is None else delay, self._advance, job, expected)
@@ -56,6 +66,7 @@ class Lifecycle(Capacity):
                 return  # terminated or cancelled meanwhile
             if expected == "SUBMITTED":
                 job.status = "PENDING"
+                self._announce(job)
                 self._child_changed(job)
                 self._later(job, "PENDING")
             elif expected == "PENDING":
@@ -66,6 +77,7 @@ class Lifecycle(Capacity):
                     job.blocked = True  # woken by _finish of the job it waits on
                 else:
                     job.status = "RUNNABLE"
+                    self._announce(job)
                     self._child_changed(job)
                     self._later(job, "RUNNABLE")
             elif expected == "RUNNABLE":
@@ -93,6 +105,7 @@ class Lifecycle(Capacity):
                 attempt.started_at = now_ms()
                 if job.started_at is None:
                     job.started_at = attempt.started_at
+                self._announce(job)
                 self._child_changed(job)
                 seconds = (job.timeout or {}).get("attemptDurationSeconds")
                 if seconds:
@@ -124,10 +137,14 @@ class Lifecycle(Capacity):
         """A job that cannot be placed stays RUNNABLE with its cause as statusReason, until something changes or
         a time-limit action of its queue for that cause cancels it."""
         now = time.monotonic()
+        news = bool(reason) and reason != job.status_reason
         if reason and stuck.code_of(reason) != stuck.code_of(job.status_reason):
             job.blocked_since = now
         if reason:
             job.status_reason = reason
+        if news:  # the job blocks its queue for a new reason: AWS says so on EventBridge
+            self.events.publish(job.region, events.QUEUE_BLOCKED, job.describe(), [job.arn, job.queue.arn],
+                                self.scheduler.call_later)
         limit = stuck.time_limit(job.queue.job_state_time_limit_actions, reason)
         if limit is not None and job.blocked_since is not None and \
                 now - job.blocked_since >= limit * self.time_limit_scale:
@@ -155,6 +172,7 @@ class Lifecycle(Capacity):
                 f"arn:aws:ecs:{job.region}:{ACCOUNT_ID}:container-instance/{cluster}/{uuid.uuid4().hex}"
             )
         job.attempts.append(attempt)
+        self._announce(job)
         self._child_changed(job)
         self._later(job, "STARTING")
 
@@ -200,6 +218,8 @@ class Lifecycle(Capacity):
             job.evaluate_on_exit, reason, [retries.Exit(c.reason, c.exit_code) for c in attempt.containers]
         ) == "RETRY":
             job.status, job.status_reason = "RUNNABLE", reason
+            job.announced = None  # a new attempt waits: RUNNABLE again is news
+            self._announce(job)
             self._child_changed(job)
             self._later(job, "RUNNABLE")
         else:
@@ -215,6 +235,7 @@ class Lifecycle(Capacity):
             if dependent.blocked:
                 dependent.blocked = False
                 self._later(dependent, "PENDING", 0)
+        self._announce(job)
         self._child_changed(job)
 
     def _child_changed(self, job: Job) -> None:
@@ -231,3 +252,4 @@ class Lifecycle(Capacity):
                 self._finish(parent, status, parent.stop_reason)
         else:
             parent.status = status
+            self._announce(parent)
