@@ -18,6 +18,9 @@ DEFAULT_CALLS_PER_SECOND = 2.0
 # How long after its timestamp CloudWatch Logs may make an event readable: the lookback of every read
 # and the wait, after a job's end, before its final read; both widen to the largest lag observed.
 DEFAULT_INGESTION_ALLOWANCE = 2.0
+# While Batch's events flow, the triggerer's DescribeJobs sweep over every deferred job comes this often
+# (seconds): it catches lost events and jobs that never sent one.
+DEFAULT_EVENTS_SWEEP = 60.0
 
 OPTIONS: dict[str, dict[str, str]] = {
     "logs_calls_per_second": {
@@ -45,7 +48,45 @@ OPTIONS: dict[str, dict[str, str]] = {
         "example": "20",
         "default": str(child_sampling.DEFAULT_LIMIT),
     },
+    "events_queue_url": {
+        "description": "The SQS queue that an EventBridge rule fills with AWS Batch's events for the job queues "
+        "of the deferred tasks (`python -m airflow_batch_runner.events setup` creates both). When set, the "
+        "triggerer learns of a job's changes from the queue and polls DescribeJobs only as a safety net "
+        "(events_sweep_interval); empty: it polls every task's poll interval, as without events.",
+        "version_added": "0.3.0",
+        "type": "string",
+        "example": "https://sqs.eu-west-1.amazonaws.com/123456789012/batch-runner-events",
+        "default": "",
+    },
+    "events_sweep_interval": {
+        "description": "Seconds between the triggerer's DescribeJobs sweeps over every deferred job while events "
+        "flow (they catch lost events and jobs that never sent one). When the queue cannot be read, or a sweep "
+        "finds a change no event announced, the triggerer polls every task's poll interval again.",
+        "version_added": "0.3.0",
+        "type": "float",
+        "example": "120",
+        "default": f"{DEFAULT_EVENTS_SWEEP:g}",
+    },
 }
+
+
+def events_queue_url() -> str | None:
+    from airflow.providers.common.compat.sdk import conf
+
+    url = str(conf.get(SECTION, "events_queue_url", fallback="") or "").strip()
+    if url and not url.startswith(("https://", "http://")):
+        raise ValueError(f"[{SECTION}] events_queue_url must be an SQS queue URL (https://sqs.<region>.amazonaws.com"
+                         f"/<account>/<name>); got {url!r}")
+    return url or None
+
+
+def events_sweep_interval() -> float:
+    from airflow.providers.common.compat.sdk import conf
+
+    sweep = conf.getfloat(SECTION, "events_sweep_interval", fallback=DEFAULT_EVENTS_SWEEP)
+    if not sweep > 0:
+        raise ValueError(f"[{SECTION}] events_sweep_interval must be positive; got {sweep}")
+    return sweep
 
 
 def calls_per_second() -> float:

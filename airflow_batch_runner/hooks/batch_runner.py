@@ -14,6 +14,7 @@ import boto3
 from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.hooks.s3 import NO_ACL, S3Hook
+from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
@@ -188,6 +189,12 @@ class _Logs(_WithOverrides, AwsLogsHook):
         super().__init__(**kwargs)
 
 
+class _Sqs(_WithOverrides, SqsHook):
+    def __init__(self, overrides: ConnectionOverrides, shared: _Shared, **kwargs: Any) -> None:
+        self.overrides, self.shared = overrides, shared
+        super().__init__(**kwargs)
+
+
 def with_default_retries(config: Config | dict[str, Any] | None) -> Config:
     """The user's botocore config, with our retry policy unless it sets its own."""
     if config is None:
@@ -259,6 +266,10 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
     @cached_property
     def logs(self) -> AwsLogsHook:
         return _Logs(self.overrides, self.shared, **self._sibling_kwargs())
+
+    @cached_property
+    def sqs(self) -> SqsHook:
+        return _Sqs(self.overrides, self.shared, **self._sibling_kwargs())
 
     @property
     def batch(self) -> Any:
@@ -379,6 +390,32 @@ class BatchRunnerHook(_WithOverrides, BatchClientHook):
 
     def terminate(self, job_id: str, reason: str) -> None:
         self.batch.terminate_job(jobId=job_id, reason=reason[:1024])
+
+    # SQS: the queue EventBridge fills with Batch's events (triggers/events.py)
+
+    def receive_events(self, queue_url: str, wait_seconds: int, visibility: int) -> list[dict[str, Any]]:
+        """Up to 10 messages (long polling for ``wait_seconds``), each hidden from other readers for
+        ``visibility`` seconds unless deleted or released."""
+        client: Any = self.sqs.conn
+        answer = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=wait_seconds, VisibilityTimeout=visibility)
+        return list(answer.get("Messages", []))
+
+    def delete_events(self, queue_url: str, receipt_handles: Iterable[str]) -> None:
+        handles = list(receipt_handles)
+        for start in range(0, len(handles), 10):  # DeleteMessageBatch takes 10 entries
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])]
+            client: Any = self.sqs.conn
+            client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+
+    def release_events(self, queue_url: str, receipt_handles: Iterable[str], visibility: int) -> None:
+        """Messages left for another reader: visible again after ``visibility`` seconds."""
+        handles = list(receipt_handles)
+        for start in range(0, len(handles), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": visibility}
+                       for i, h in enumerate(handles[start : start + 10])]
+            client: Any = self.sqs.conn
+            client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
 
     # S3: staging and outputs
 

@@ -5,6 +5,10 @@ interval. Throttling and transient errors back off with jitter and never fail a 
 persists past a bound, or a job that vanished, ends that job's wait with an error. The jobs' log
 lines are read by the poller's ``LogReader``, a task of its own within the process's budget of
 CloudWatch Logs calls: no log read ever delays a status.
+
+With Batch's events (``triggers/events.py``) the poller describes the jobs an event names at once, sweeps
+every job only every ``events_sweep_interval``, and in between hands each trigger the job's last known
+description every interval, so that deadlines and RUNNABLE limits are judged on time without a call.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_batch_runner.backoff import POLL_CEILING, Backoff
-from airflow_batch_runner.config import ingestion_allowance
+from airflow_batch_runner.config import events_queue_url, events_sweep_interval, ingestion_allowance
 from airflow_batch_runner.hooks.batch_runner import DESCRIBE_BATCH, BatchRunnerHook, is_throttling
 from airflow_batch_runner.outcome import job_state
+from airflow_batch_runner.triggers.events import EventsSource, events_source
 from airflow_batch_runner.triggers.log_reader import LogReader, process_budget
 
 ERROR_BOUND_SECONDS = 300.0  # a non-throttling error that lasts this long fails the waits
@@ -49,6 +54,8 @@ class Watch:
     log_stream: str | None = None
     missing: int = 0
     log_read: bool = False  # the final read of the log is over: nothing more to follow
+    last: dict[str, Any] | None = None  # the job's last DescribeJobs answer
+    announced: bool = False  # an event named the job since it was last described
     queue: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
 
     def deliver(self, lines: list[str], stream: str | None = None) -> None:
@@ -60,15 +67,23 @@ class Watch:
 
 
 class SharedPoller:
-    def __init__(self, hook: BatchRunnerHook) -> None:
+    def __init__(self, hook: BatchRunnerHook, events: EventsSource | None = None, sweep: float = 60.0) -> None:
         self.hook = hook
         self.watches: set[Watch] = set()
         self.task: asyncio.Task[None] | None = None
         self.describe_calls = 0
         self.logs = LogReader(hook, process_budget(), ingestion_allowance())
+        self.events = events
+        self.sweep = sweep
+        self._woken: dict[str, list[str]] = {}  # job id -> receipt handles of the events naming it
+        self._wakeup = asyncio.Event()
 
     def watch(self, watch: Watch) -> None:
         self.watches.add(watch)
+        self._woken.setdefault(watch.job_id, [])  # a new watch is described at once, not at the next round
+        self._wakeup.set()
+        if self.events is not None:
+            self.events.subscribe(self)
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -76,22 +91,60 @@ class SharedPoller:
         self.watches.discard(watch)
         self.logs.forget(watch)
 
+    def watching(self) -> bool:
+        return bool(self.watches)
+
+    def watches_job(self, job_id: str) -> bool:
+        return any(w.job_id == job_id for w in self.watches)
+
+    def wake(self, job_id: str, receipt_handle: str) -> None:
+        """An event named the job: it is described at once (with the other jobs woken meanwhile)."""
+        for watch in self.watches:
+            if watch.job_id == job_id:
+                watch.announced = True
+        self._woken.setdefault(job_id, []).append(receipt_handle)
+        self._wakeup.set()
+
     def read_last_lines(self, watch: Watch, not_before: float, give_up_at: float) -> bool:
         """Ask for the job's final log read from ``not_before`` on; its lines, then an Update with
         ``log_end``, arrive on the watch's queue. False when the job never named a log stream."""
         return self.logs.final_read(watch, not_before, give_up_at)
 
+    def _interval(self) -> float:
+        return min((w.interval for w in self.watches), default=0.0)
+
+    def _round_period(self) -> float:
+        """How often every watched job is described: each interval, or the sweep while events flow."""
+        interval = self._interval()
+        if self.events is not None and self.events.trusted():
+            return max(interval, self.sweep)
+        return interval
+
     async def _run(self) -> None:
         backoff = Backoff(POLL_CEILING)
         failing_since: float | None = None
+        last_round = float("-inf")
         while self.watches:
             started = time.monotonic()
             wait = 0.0
+            woken, self._woken = self._woken, {}
+            self._wakeup.clear()
+            full = started - last_round >= self._round_period()
             try:
-                await self.poll_once()
+                if full:
+                    await self.poll_once(sweep=self.events is not None and self.events.trusted())
+                    last_round = started
+                else:
+                    described = [w for w in self.watches if w.job_id in woken]
+                    await self._poll_ids(described)
+                    self._tick(exclude=set(described))
+                if self.events is not None:
+                    self.events.done(h for handles in woken.values() for h in handles)
                 backoff.succeeded()
                 failing_since = None
             except Exception as exc:
+                for job_id, handles in woken.items():  # described again at the next turn
+                    self._woken.setdefault(job_id, []).extend(handles)
                 wait = backoff.failed()
                 if not is_throttling(exc):
                     failing_since = failing_since or time.monotonic()
@@ -99,29 +152,46 @@ class SharedPoller:
                         self._fail_all(f"AWS calls kept failing for {ERROR_BOUND_SECONDS:.0f} s: {exc}")
                         failing_since = None
                 self.hook.log.warning("Batch runner poller: %s; retrying in about %.0f s", exc, backoff.seconds)
-            interval = min((w.interval for w in self.watches), default=0.0)
-            delay = max(interval - (time.monotonic() - started), 0.0) + wait
-            await asyncio.sleep(delay)
+            interval = self._interval()
+            until_round = self._round_period() - (time.monotonic() - last_round)
+            delay = max(min(interval, until_round) - (time.monotonic() - started), 0.0) + wait
+            if self.events is None or wait:
+                await asyncio.sleep(delay)
+            else:
+                try:  # an event (or a new watch) wakes the poller early
+                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
 
     def _fail_all(self, message: str) -> None:
         for watch in list(self.watches):
             watch.queue.put_nowait(Update(error=message))
 
-    async def poll_once(self) -> None:
+    def _tick(self, exclude: set[Watch]) -> None:
+        """Between sweeps: each trigger judges its job's last known state against the time."""
+        for watch in self.watches - exclude:
+            if watch.last is not None:
+                watch.queue.put_nowait(Update(description=watch.last))
+
+    async def poll_once(self, sweep: bool = False) -> None:
         """One round: per group of 100 jobs, one DescribeJobs, then the updates.
 
         Each group's watchers hear back as soon as their group is read, not after the whole round, so
         a job's end reaches its trigger at most one interval plus one group's calls after it happened.
+        A ``sweep`` (while events flow) also checks that an event announced every change it finds.
         """
+        await self._poll_ids(list(self.watches), sweep)
+
+    async def _poll_ids(self, watches: list[Watch], sweep: bool = False) -> None:
         by_job: dict[str, list[Watch]] = {}
-        for watch in self.watches:
+        for watch in watches:
             by_job.setdefault(watch.job_id, []).append(watch)
         ids = sorted(by_job)
         for start in range(0, len(ids), DESCRIBE_BATCH):
             group = ids[start : start + DESCRIBE_BATCH]
-            await self._poll_group([w for job_id in group for w in by_job[job_id]], group)
+            await self._poll_group([w for job_id in group for w in by_job[job_id]], group, sweep)
 
-    async def _poll_group(self, watches: list[Watch], ids: list[str]) -> None:
+    async def _poll_group(self, watches: list[Watch], ids: list[str], sweep: bool = False) -> None:
         self.describe_calls += 1
         found = await asyncio.to_thread(self.hook.describe_jobs, ids)
         for watch in watches:
@@ -132,6 +202,11 @@ class SharedPoller:
                     watch.queue.put_nowait(Update(error=f"AWS Batch job {watch.job_id} no longer exists"))
                 continue
             watch.missing = 0
+            status = description.get("status")
+            if sweep and self.events is not None and watch.last is not None and not watch.announced \
+                    and watch.last.get("status") != status:
+                self.events.missed(watch.job_id, str(status))
+            watch.last, watch.announced = description, False
             state = job_state(description)
             if state.log_stream and not watch.log_read:
                 watch.log_stream = state.log_stream
@@ -150,5 +225,8 @@ def shared_poller(key: Hashable, make_hook: Callable[[], BatchRunnerHook]) -> Sh
     pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
     poller = pollers.get(key)
     if poller is None:
-        poller = pollers[key] = SharedPoller(make_hook())
+        hook = make_hook()
+        url = events_queue_url()
+        events = None if url is None else events_source(url, lambda: hook)
+        poller = pollers[key] = SharedPoller(hook, events, events_sweep_interval())
     return poller
