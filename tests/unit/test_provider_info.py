@@ -65,5 +65,6 @@ def test_provider_info_matches_airflows_schema_and_documents_the_logs_settings()
     schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
     info = get_provider_info()
     jsonschema.validate(info, schema)
-    assert set(info["config"]["batch_runner"]["options"]) == {"logs_calls_per_second", "logs_ingestion_allowance",
-                                                               "array_log_children"}
+    assert set(info["config"]["batch_runner"]["options"]) == {
+        "logs_calls_per_second", "logs_ingestion_allowance", "array_log_children", "events_queue_url",
+        "events_sweep_interval"}
