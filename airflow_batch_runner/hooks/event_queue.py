@@ -15,8 +15,9 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 EVENT_TYPES = ("Batch Job State Change", "Batch Job Queue Blocked")
 TARGET_ID = "batch-runner-events"
 # A message no triggerer claims (a job of a task that does not defer, or of another tool) goes to the
-# dead-letter queue after this many receives (each LEAVE_FOR_OTHERS seconds apart).
-MAX_RECEIVE_COUNT = 10
+# dead-letter queue after this many receives (each about a second apart): enough that, with a few triggerers
+# reading the queue, a message reaches its owner before it is moved there.
+MAX_RECEIVE_COUNT = 30
 QUEUE_RETENTION = 3600  # s: an event older than an hour is of no use (the sweep has seen the change)
 DLQ_RETENTION = 1_209_600  # s (14 days, SQS's longest): kept for inspection
 VISIBILITY = 60

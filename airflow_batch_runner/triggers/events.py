@@ -30,7 +30,9 @@ from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook
 # triggerer's shutdown waits for the call under way.
 RECEIVE_WAIT = 5
 VISIBILITY = 60  # s a received message stays hidden while the DescribeJobs it causes is made
-LEAVE_FOR_OTHERS = 5  # s before a message for a job watched elsewhere is visible to the other triggerers
+# s before a message for a job watched elsewhere is visible to the other triggerers: short, since with several
+# triggerers a message may reach others before its owner (each receive counts towards the DLQ's limit).
+LEAVE_FOR_OTHERS = 1
 DISTRUST = 600.0  # s of polling at each task's interval after a sweep found a change no event announced
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,9 @@ class EventsSource:
             if others:
                 self.left += len(others)
                 await self._call(self.hook.release_events, self.queue_url, others, LEAVE_FOR_OTHERS)
+                # The other triggerers' receives get the first look at what was left for them: asking again at
+                # once would most often take the same messages back (and bring them nearer the DLQ).
+                await asyncio.sleep(LEAVE_FOR_OTHERS + 0.25)
 
 
 _SOURCES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, EventsSource]] = (

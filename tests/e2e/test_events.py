@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,171 @@ def test_a_deadline_is_judged_on_time_between_sweeps(
     assert event["timed_out"] is True
     assert received - (started + 4) < 1 + 10
     assert aws.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]["status"] in ("FAILED", "RUNNING")
+
+
+def test_the_setup_is_one_idempotent_step_and_names_a_missing_job_queue(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamp = time.monotonic_ns()
+    queue = aws.job_queue(f"setup-{stamp}", aws.ec2_ce)
+    args = ["--job-queue", queue.rsplit("/", 1)[-1], "--name", f"setup-{stamp}", "--region", "us-east-1"]
+    def printed() -> str:  # what the command prints (Airflow's own log lines may come before it)
+        out = capsys.readouterr().out
+        return out[out.index("Rule arn:"):]
+
+    assert event_setup.main(args) == 0
+    first = printed()
+    assert event_setup.main(args) == 0  # again: the same queue, rule and policy, nothing duplicated
+    assert printed() == first
+    assert "[batch_runner]\nevents_queue_url = " in first
+    sqs, events = aws.client("sqs"), aws.client("events")
+    url = first.split("events_queue_url = ", 1)[1].strip()
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    rule = events.describe_rule(Name=f"setup-{stamp}")
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.batch"], "detail-type": ["Batch Job State Change", "Batch Job Queue Blocked"],
+        "detail": {"jobQueue": [queue]}}
+    (statement,) = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(f":setup-{stamp}-dlq") and int(redrive["maxReceiveCount"]) == 30
+    assert [t["Arn"] for t in events.list_targets_by_rule(Rule=f"setup-{stamp}")["Targets"]] == [
+        attributes["QueueArn"]]
+    assert event_setup.main(["--job-queue", "no-such-queue", "--name", "x", "--region", "us-east-1"]) == 2
+    assert "--job-queue: no job queue no-such-queue" in capsys.readouterr().err
+
+
+def test_an_arrays_end_comes_from_its_childrens_and_its_own_events(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
+    batch = aws.client("batch")
+    environment = [{"name": "SECONDS_", "value": "2"}, {"name": "CODE", "value": "0"}]
+    parent = batch.submit_job(
+        jobName="arr", jobQueue=world.queue, jobDefinition=world.definition, arrayProperties={"size": 4},
+        ecsPropertiesOverride={"taskProperties": [{"containers": [{"name": "main", "environment": environment}]}]},
+    )["jobId"]
+    ((event, received),) = asyncio.run(_ends([_trigger(aws, parent, poll_interval=60)]))
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert _end_to_event(event, received) < 15  # not at the next 60 s poll
+
+
+def _blocking_queue(aws: AwsWorld) -> tuple[str, str, str]:
+    """A queue on a 1-vCPU Fargate environment, a definition no environment of it can place (2 vCPUs), and
+    one that fits."""
+    from tests.emulator.test_stuck import fargate_definition, small_fargate_queue
+
+    batch = aws.client("batch")
+    return small_fargate_queue(batch), fargate_definition(batch, "2", "4096"), fargate_definition(batch, "0.25", "512")
+
+
+def test_a_queue_blocked_event_tells_the_task_why_its_job_waits_without_waiting_for_a_poll(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    queue, too_big, fits = _blocking_queue(aws)
+    assert event_setup.main(["--job-queue", queue, "--name", f"blocked-{time.monotonic_ns()}",
+                             "--region", "us-east-1"]) == 0
+    url = capsys.readouterr().out.split("events_queue_url = ", 1)[1].strip()
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL", url)
+    batch = aws.client("batch")
+    # The job waits in PENDING on a gate job until the test says so: the task's first DescribeJobs sees no reason.
+    release = tmp_path / "release"
+    gate = batch.submit_job(jobName="gate", jobQueue=queue, jobDefinition=fits, ecsPropertiesOverride={
+        "taskProperties": [{"containers": [{"name": "main", "command": [
+            "sh", "-c", f"while [ ! -e {release} ]; do sleep 0.1; done"]}]}]})["jobId"]
+    job_id = batch.submit_job(jobName="big", jobQueue=queue, jobDefinition=too_big,
+                              dependsOn=[{"jobId": gate}])["jobId"]
+    trigger = _trigger(aws, job_id, poll_interval=60)
+    said: list[tuple[float, str]] = []
+
+    class Log:
+        def info(self, event: Any, *args: Any, **kw: Any) -> None:
+            said.append((time.time(), str(event) % args if args else str(event)))
+
+        warning = error = info
+
+    trigger._log = Log()  # type: ignore[assignment]
+
+    described = aws.calls().get("DescribeJobs", 0)
+
+    async def watch() -> float:
+        waiting = asyncio.ensure_future(_ends([trigger]))
+        deadline = time.monotonic() + 60
+        while aws.calls().get("DescribeJobs", 0) == described:  # the task's first DescribeJobs, still PENDING
+            assert time.monotonic() < deadline and not waiting.done()
+            await asyncio.sleep(0.05)
+        released = time.time()
+        release.touch()
+        deadline = time.monotonic() + 60
+        while not any("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE" in text for _, text in said):
+            assert time.monotonic() < deadline and not waiting.done(), said
+            await asyncio.sleep(0.05)
+        waiting.cancel()
+        return released
+
+    try:
+        released = asyncio.run(watch())
+    finally:
+        batch.terminate_job(jobId=job_id, reason="test over")
+    told = next(at for at, text in said if "MISCONFIGURATION" in text)
+    assert told - released < 30, said  # an event brought it: the next poll was 60 s away
+
+
+def test_two_triggerers_share_one_queue_and_each_gets_its_jobs_ends(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
+    job_ids = world.submit(seconds=2, count=6)
+    results: dict[int, list[tuple[dict[str, Any], float]]] = {}
+
+    def triggerer(number: int) -> None:  # a process of its own: its own event loop, poller and events reader
+        results[number] = asyncio.run(_ends([_trigger(aws, j, poll_interval=60) for j in job_ids[number::2]]))
+
+    threads = [threading.Thread(target=triggerer, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert sorted(results) == [0, 1]
+    for event, received in results[0] + results[1]:
+        assert event["description"]["status"] == "SUCCEEDED"
+        assert _end_to_event(event, received) < 20, "not at the next 60 s poll: its event reached its triggerer"
+
+
+def test_a_triggerer_restart_with_messages_in_flight_loses_no_end(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The first triggerer received the job's events and stopped before deleting them (they stay hidden for a
+    minute); the job ends while no triggerer runs. The revived trigger finds the end at once, without them."""
+    from airflow_batch_runner.triggers import events
+
+    world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
+    release = tmp_path / "release"
+    batch = aws.client("batch")
+    (job_id,) = [batch.submit_job(
+        jobName="gated", jobQueue=world.queue, jobDefinition=world.definition,
+        ecsPropertiesOverride={"taskProperties": [{"containers": [{"name": "main", "command": [
+            "sh", "-c", f"while [ ! -e {release} ]; do sleep 0.1; done"]}]}]})["jobId"]]
+    trigger = _trigger(aws, job_id, poll_interval=60)
+
+    async def first_instance() -> None:
+        waiting = asyncio.ensure_future(_ends([trigger]))
+        deadline = time.monotonic() + 60
+        while not any(s.received for s in events._SOURCES.get(asyncio.get_running_loop(), {}).values()):
+            assert time.monotonic() < deadline and not waiting.done()
+            await asyncio.sleep(0.05)
+        waiting.cancel()  # the triggerer stops with the messages it received not deleted
+
+    asyncio.run(first_instance())
+    release.touch()
+    helpers_deadline = time.monotonic() + 60
+    while batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] != "SUCCEEDED":
+        assert time.monotonic() < helpers_deadline
+        time.sleep(0.1)
+    started = time.time()
+    ((event, received),) = asyncio.run(_ends([BatchRunnerTrigger(**trigger.serialize()[1])]))
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert received - started < 15  # its first DescribeJobs, not the messages (hidden) nor the 60 s poll
