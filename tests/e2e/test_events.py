@@ -348,3 +348,26 @@ def test_a_triggerer_restart_with_messages_in_flight_loses_no_end(
     ((event, received),) = asyncio.run(_ends([BatchRunnerTrigger(**trigger.serialize()[1])]))
     assert event["description"]["status"] == "SUCCEEDED"
     assert received - started < 15  # its first DescribeJobs, not the messages (hidden) nor the 60 s poll
+
+
+def test_a_job_that_never_starts_sends_no_more_events_and_its_runnable_limit_still_ends_it(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A queue on a DISABLED environment: the job goes RUNNABLE (one event) and says nothing more. Between
+    sweeps 10 minutes apart, the task's max_runnable_time still ends it, judged each interval."""
+    queue = aws.queue_where_jobs_never_start(f"never-{time.monotonic_ns()}")
+    assert event_setup.main(["--job-queue", queue, "--name", f"never-{time.monotonic_ns()}",
+                             "--region", "us-east-1"]) == 0
+    url = capsys.readouterr().out.split("events_queue_url = ", 1)[1].strip()
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL", url)
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__EVENTS_SWEEP_INTERVAL", "600")
+    from tests.emulator.test_stuck import fargate_definition
+
+    batch = aws.client("batch")
+    job_id = batch.submit_job(jobName="never", jobQueue=queue, jobDefinition=fargate_definition(batch))["jobId"]
+    started = time.time()
+    ((event, received),) = asyncio.run(_ends([_trigger(aws, job_id, poll_interval=1, max_runnable_time=3)]))
+    assert event["verdict"]["stuck_for"] == "3 s"
+    assert received - started < 3 + 1 + 10  # the limit and an interval (and room for load), not the sweep
+    job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
+    assert job["status"] == "FAILED"

@@ -16,6 +16,7 @@ access policy lets ``events.amazonaws.com`` send to it (else AWS drops it, count
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import random
 import threading
@@ -73,10 +74,8 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
-    if "*" not in pattern:
-        return pattern == arn
-    head, _, tail = pattern.partition("*")
-    return arn.startswith(head) and arn.endswith(tail.replace("*", ""))
+    """IAM's wildcard match (``*`` any run of characters, ``?`` one), as ArnLike and Resource use it."""
+    return fnmatch.fnmatchcase(arn, pattern.replace("[", "[[]"))
 
 
 def policy_allows(policy: str | None, queue_arn: str, rule_arn: str) -> bool:
