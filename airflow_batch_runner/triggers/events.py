@@ -21,6 +21,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from airflow_batch_runner.backoff import POLL_CEILING, Backoff
@@ -47,14 +48,22 @@ class Subscriber(Protocol):
     def wake(self, job_id: str, receipt_handle: str) -> None: ...
 
 
-def job_of(message: dict[str, Any]) -> tuple[str, str] | None:
-    """(the job id a Batch event names, its detail-type), the parent's id for an array child's; None for
-    anything else."""
+@dataclass(frozen=True)
+class Named:
+    """What a Batch event names: the job (an array child's parent), its job queue, the event's type."""
+
+    job_id: str
+    job_queue: str
+    detail_type: str
+
+
+def job_of(message: dict[str, Any]) -> Named | None:
+    """The job a queue message's Batch event names; None for anything else."""
     try:
         event = json.loads(message.get("Body") or "")
         detail = event["detail"]
         job_id = str(detail["jobId"])
-        return job_id.split(":", 1)[0], str(event.get("detail-type", ""))
+        return Named(job_id.split(":", 1)[0], str(detail.get("jobQueue", "")), str(event.get("detail-type", "")))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -71,9 +80,18 @@ class EventsSource:
         self.down: str | None = "not read yet"  # why the events cannot be trusted now (None: they flow)
         self._said_down = False
         self.distrust_until = 0.0
+        # The job queues whose events arrive: their jobs' changes are announced (the rule may cover only some).
+        self.covered: set[str] = set()
+        self._silent_told: set[str] = set()
+        # Jobs whose wait ended here lately: their late events are ours to delete, not to leave to others.
+        self._ended: dict[str, float] = {}
         self.received = 0
         self.deleted = 0
         self.left = 0
+
+    def covers(self, description: dict[str, Any] | None) -> bool:
+        """Events come for this job's queue (a job of a queue the rule leaves out is polled each interval)."""
+        return description is not None and description.get("jobQueue") in self.covered
 
     def trusted(self, now: float | None = None) -> bool:
         """Events flow: polling may slow to the sweep."""
@@ -83,6 +101,20 @@ class EventsSource:
         self.subscribers.add(poller)
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def ended(self, job_id: str) -> None:
+        now = time.monotonic()
+        self._ended[job_id] = now
+        if len(self._ended) > 10_000:
+            self._ended = {j: at for j, at in self._ended.items() if now - at < DISTRUST}
+
+    def silent(self, job_queue: str, job_id: str, status: str) -> None:
+        """A job of a queue no event has come for changed: that queue's jobs stay polled every interval."""
+        if job_queue not in self._silent_told and self.down is None:
+            self._silent_told.add(job_queue)
+            log.warning("Batch events: job %s went %s but no event of its job queue %s has come to %s (is the queue "
+                        "in the EventBridge rule?); its jobs are polled every task's poll interval", job_id, status,
+                        job_queue, self.queue_url)
 
     def missed(self, job_id: str, status: str) -> None:
         """A sweep found ``job_id`` in ``status`` with no event announcing it: events are not to be relied on."""
@@ -136,13 +168,17 @@ class EventsSource:
             for message in messages:
                 handle = str(message.get("ReceiptHandle", ""))
                 named = job_of(message)
-                owners = [p for p in list(self.subscribers) if named is not None and p.watches_job(named[0])]
                 if named is None:
                     self.done([handle])  # not a Batch event of a job: nobody's
-                elif owners:
-                    for owner in owners:
-                        owner.wake(named[0], handle)
-                else:
+                    continue
+                self.covered.add(named.job_queue)
+                owners = [p for p in list(self.subscribers) if p.watches_job(named.job_id)]
+                if not owners and time.monotonic() - self._ended.get(named.job_id, float("-inf")) < DISTRUST:
+                    self.done([handle])  # a late event of a job whose wait ended here
+                    continue
+                for owner in owners:
+                    owner.wake(named.job_id, handle)
+                if not owners:
                     others.append(handle)
             if others:
                 self.left += len(others)

@@ -90,6 +90,8 @@ class SharedPoller:
     def unwatch(self, watch: Watch) -> None:
         self.watches.discard(watch)
         self.logs.forget(watch)
+        if self.events is not None and not self.watches_job(watch.job_id):
+            self.events.ended(watch.job_id)
 
     def watching(self) -> bool:
         return bool(self.watches)
@@ -113,31 +115,55 @@ class SharedPoller:
     def _interval(self) -> float:
         return min((w.interval for w in self.watches), default=0.0)
 
-    def _round_period(self) -> float:
-        """How often every watched job is described: each interval, or the sweep while events flow."""
+    def _trusted(self) -> bool:
+        return self.events is not None and self.events.trusted()
+
+    def _due(self, started: float, woken: dict[str, list[str]], last: dict[str, float]) -> tuple[list[Watch], bool]:
+        """The watches to describe this turn, and whether it is a sweep. Without events (or while they cannot
+        be trusted) every job each interval; with them every job each sweep, in between the jobs events named,
+        new ones, and those of job queues whose events do not come (polled each interval)."""
         interval = self._interval()
-        if self.events is not None and self.events.trusted():
-            return max(interval, self.sweep)
-        return interval
+        if not self._trusted():
+            if started - last["interval"] >= interval:
+                last["interval"] = last["sweep"] = started
+                return list(self.watches), False
+            return [w for w in self.watches if w.job_id in woken], False
+        assert self.events is not None
+        if started - last["sweep"] >= max(interval, self.sweep):
+            last["interval"] = last["sweep"] = started
+            return list(self.watches), True
+        due = [w for w in self.watches if w.job_id in woken]
+        if started - last["interval"] >= interval:
+            last["interval"] = started
+            due += [w for w in self.watches if w.job_id not in woken and not self.events.covers(w.last)]
+        return due, False
+
+    def _next_turn(self, last: dict[str, float]) -> float:
+        """Seconds until the next scheduled turn (an event or a new watch may come sooner)."""
+        now = time.monotonic()
+        due = min(last["interval"], last["tick"]) + self._interval()
+        if self._trusted():
+            due = min(due, last["sweep"] + max(self._interval(), self.sweep))
+        return max(due - now, 0.0)
 
     async def _run(self) -> None:
         backoff = Backoff(POLL_CEILING)
         failing_since: float | None = None
-        last_round = float("-inf")
+        last = {"interval": float("-inf"), "sweep": float("-inf"), "tick": float("-inf")}
         while self.watches:
             started = time.monotonic()
             wait = 0.0
             woken, self._woken = self._woken, {}
             self._wakeup.clear()
-            full = started - last_round >= self._round_period()
             try:
-                if full:
-                    await self.poll_once(sweep=self.events is not None and self.events.trusted())
-                    last_round = started
+                due, sweep = self._due(started, woken, last)
+                if len(due) == len(self.watches):
+                    await self.poll_once(sweep)  # a round over every job
                 else:
-                    described = [w for w in self.watches if w.job_id in woken]
-                    await self._poll_ids(described)
-                    self._tick(exclude=set(described))
+                    await self._poll_ids(due)
+                if started - last["tick"] >= self._interval():
+                    last["tick"] = started
+                    self._tick(exclude=set(due))
                 if self.events is not None:
                     self.events.done(h for handles in woken.values() for h in handles)
                 backoff.succeeded()
@@ -152,9 +178,7 @@ class SharedPoller:
                         self._fail_all(f"AWS calls kept failing for {ERROR_BOUND_SECONDS:.0f} s: {exc}")
                         failing_since = None
                 self.hook.log.warning("Batch runner poller: %s; retrying in about %.0f s", exc, backoff.seconds)
-            interval = self._interval()
-            until_round = self._round_period() - (time.monotonic() - last_round)
-            delay = max(min(interval, until_round) - (time.monotonic() - started), 0.0) + wait
+            delay = self._next_turn(last) + wait
             if self.events is None or wait:
                 await asyncio.sleep(delay)
             else:
@@ -203,9 +227,12 @@ class SharedPoller:
                 continue
             watch.missing = 0
             status = description.get("status")
-            if sweep and self.events is not None and watch.last is not None and not watch.announced \
-                    and watch.last.get("status") != status:
-                self.events.missed(watch.job_id, str(status))
+            changed = watch.last is not None and watch.last.get("status") != status and not watch.announced
+            if changed and self.events is not None:
+                if not self.events.covers(description):
+                    self.events.silent(str(description.get("jobQueue")), watch.job_id, str(status))
+                elif sweep:
+                    self.events.missed(watch.job_id, str(status))
             watch.last, watch.announced = description, False
             state = job_state(description)
             if state.log_stream and not watch.log_read:

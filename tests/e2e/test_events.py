@@ -99,12 +99,13 @@ def test_with_events_a_jobs_end_reaches_its_task_long_before_its_poll_interval(
         assert _end_to_event(event, received) < 15, "not at the next 30 s poll: the event woke the poller"
     # No 30 s round came: the jobs were described when they were watched and when events named them.
     assert calls <= 1 + 5 * 6, calls
-    # Each job's end was read from its event, and that message deleted once handled. Only events that came
-    # before a job was watched (left for another triggerer) may remain.
+    # Each job's end was read from its event (or a DescribeJobs an earlier one caused), and that message deleted
+    # once handled, also when it came after the task's wait ended. Only events that came before a job was
+    # watched (left for another triggerer) may remain.
     assert "SUCCEEDED" not in world.remaining_statuses()
 
 
-def test_when_every_event_is_lost_a_sweep_finds_the_end_and_polling_takes_over(
+def test_when_every_event_is_lost_the_jobs_are_polled_each_interval_and_the_log_says_why(
     aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -119,8 +120,9 @@ def test_when_every_event_is_lost_a_sweep_finds_the_end_and_polling_takes_over(
     assert sorted(e["description"]["status"] for e, _ in results) == ["FAILED", "SUCCEEDED"]
     for event, received in results:
         assert _end_to_event(event, received) < 4 + 1 + 10, "within a sweep and an interval (and room for load)"
+    # No event ever came for the job queue: its jobs were polled each interval, and the log said so once.
     told = [r.getMessage() for r in caplog.records if "no event" in r.getMessage()]
-    assert len(told) == 1, told  # said once
+    assert len(told) == 1 and world.queue in told[0], told
 
 
 def test_a_deleted_queue_sends_the_poller_back_to_its_interval_and_says_so_once(
@@ -371,3 +373,28 @@ def test_a_job_that_never_starts_sends_no_more_events_and_its_runnable_limit_sti
     assert received - started < 3 + 1 + 10  # the limit and an interval (and room for load), not the sweep
     job = batch.describe_jobs(jobs=[job_id])["jobs"][0]
     assert job["status"] == "FAILED"
+
+
+def test_events_lost_after_they_flowed_are_found_by_the_sweep_and_polling_takes_over(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = EventsWorld(aws, monkeypatch, capsys, sweep=4)
+
+    async def run() -> tuple[dict[str, Any], float]:
+        (first,) = await asyncio.to_thread(world.submit, 1)
+        await _ends([_trigger(aws, first, poll_interval=1)])  # events flow for the queue
+        await asyncio.to_thread(control, aws.url, "events", {"drop_rate": 1.0})
+        (second,) = await asyncio.to_thread(world.submit, 8)
+        ((event, received),) = await _ends([_trigger(aws, second, poll_interval=1)])
+        return event, received
+
+    try:
+        with caplog.at_level(logging.WARNING, logger=EVENTS_LOGGER):
+            event, received = asyncio.run(run())
+    finally:
+        control(aws.url, "events", {})
+    assert event["description"]["status"] == "SUCCEEDED"
+    assert _end_to_event(event, received) < 1 + 10  # polled each interval once a sweep found a change unannounced
+    told = [r.getMessage() for r in caplog.records if "no event from" in r.getMessage()]
+    assert len(told) == 1, told

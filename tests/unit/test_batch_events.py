@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.emulator.batch.events import policy_allows
-from airflow_batch_runner.triggers.events import job_of
+from airflow_batch_runner.triggers.events import Named, job_of
 
 QUEUE = "arn:aws:sqs:us-east-1:123456789012:events"
 RULE = "arn:aws:events:us-east-1:123456789012:rule/batch"
@@ -21,10 +21,10 @@ def message(body: Any) -> dict[str, Any]:
 
 def test_a_batch_event_names_its_job_and_an_array_childs_names_the_parent() -> None:
     event = {"detail-type": "Batch Job State Change", "source": "aws.batch",
-             "detail": {"jobId": "abc", "status": "RUNNING"}}
-    assert job_of(message(event)) == ("abc", "Batch Job State Change")
-    child = {**event, "detail": {"jobId": "abc:7", "status": "SUCCEEDED"}}
-    assert job_of(message(child)) == ("abc", "Batch Job State Change")
+             "detail": {"jobId": "abc", "status": "RUNNING", "jobQueue": "arn:q"}}
+    assert job_of(message(event)) == Named("abc", "arn:q", "Batch Job State Change")
+    child = {**event, "detail": {"jobId": "abc:7", "status": "SUCCEEDED", "jobQueue": "arn:q"}}
+    assert job_of(message(child)) == Named("abc", "arn:q", "Batch Job State Change")
 
 
 @pytest.mark.parametrize("body", ["", "not json", "[]", {"detail": {}}, {"detail": "x"}, {"source": "aws.batch"}])
