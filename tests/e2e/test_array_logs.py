@@ -42,7 +42,9 @@ def test_the_lines_of_running_children_reach_the_task_log_prefixed_with_their_in
 ) -> None:
     dag = task_dag(f"array_live_{'deferred' if deferrable else 'worker'}", array_size=2, deferrable=deferrable,
                    completion_check_interval=0.5,
-                   commands=['echo "start-$AWS_BATCH_JOB_ARRAY_INDEX"; sleep 5; echo "end-$AWS_BATCH_JOB_ARRAY_INDEX"'])
+                   # 15 s: a busy host may take several seconds to sample the children and read them
+                   commands=['echo "start-$AWS_BATCH_JOB_ARRAY_INDEX"; sleep 15',
+                             'echo "end-$AWS_BATCH_JOB_ARRAY_INDEX"'])
     result = run_dag(dag, capsys)
     assert result.state == "success", result.output[-3000:]
     lines = child_lines(result.output)
