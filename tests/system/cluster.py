@@ -103,8 +103,18 @@ class Cluster:
         return str(content)
 
 
+def aws_connection(emulator_url: str) -> dict[str, str]:
+    """The ``aws_default`` connection every process uses: the emulator's endpoint."""
+    return {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+        {"conn_type": "aws", "login": "testing", "password": "testing",
+         "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
+    )}
+
+
 @contextmanager
-def running_airflow(emulator_url: str, variables: dict[str, str], dags: list[Path]) -> Iterator[Cluster]:
+def running_airflow(
+    emulator_url: str, variables: dict[str, str], dags: list[Path], config: dict[str, str] | None = None
+) -> Iterator[Cluster]:
     home = Path(os.environ.get("ABR_SYSTEM_HOME") or _mkdtemp())
     dags_dir = home / "dags"
     dags_dir.mkdir(parents=True, exist_ok=True)
@@ -131,11 +141,9 @@ def running_airflow(emulator_url: str, variables: dict[str, str], dags: list[Pat
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing",
-             "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
-        ),
+        **aws_connection(emulator_url),
         **{f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()},
+        **(config or {}),
     }
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)

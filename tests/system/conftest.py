@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ import boto3
 import pytest
 
 from airflow_batch_runner.emulator.testing import running_emulator
-from tests.system.cluster import ROOT, Cluster, running_airflow
+from tests.system.cluster import ROOT, Cluster, aws_connection, running_airflow
 
 SYSTEM_DAGS = Path(__file__).parent / "dags"
 
@@ -30,6 +33,23 @@ class World:
                               "securityGroupIds": ["sg-1"]},
         )["computeEnvironmentArn"]
         time.sleep(0.5)
+        # A job queue whose Batch events reach the triggerer (the DAG system_events submits to it).
+        self.events_queue = self.batch.create_job_queue(
+            jobQueueName="system-events", priority=1, state="ENABLED",
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": self.compute_environment}],
+        )["jobQueueArn"]
+
+    def set_up_events(self) -> str:
+        """The events queue and rule, made by the setup command a user runs; its queue URL."""
+        deadline = time.monotonic() + 60
+        while self.batch.describe_job_queues(jobQueues=[self.events_queue])["jobQueues"][0]["status"] != "VALID":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow_batch_runner.event_setup", "--job-queue", self.events_queue,
+             "--region", "us-east-1"],
+            env={**os.environ, **aws_connection(self.url)}, capture_output=True, text=True, check=True)
+        return done.stdout.split("events_queue_url = ", 1)[1].strip()
 
     def read(self, uri: str) -> str:
         bucket, key = uri[5:].split("/", 1)
@@ -59,6 +79,10 @@ def airflow(world: World) -> Iterator[Cluster]:
         "execution_role_arn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
         "bucket": world.bucket,
         "region": "us-east-1",
+        "events_job_queue_arn": world.events_queue,
     }
-    with running_airflow(world.url, variables, dags) as cluster:
+    # Events on for the whole cluster: the jobs of other queues (not in the rule) are polled as before.
+    events = {} if os.environ.get("ABR_SYSTEM_NO_EVENTS") else {
+        "AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL": world.set_up_events()}
+    with running_airflow(world.url, variables, dags, events) as cluster:
         yield cluster

@@ -94,3 +94,17 @@ def test_marking_a_deferred_task_failed_terminates_its_job(airflow: Cluster, wor
         assert time.monotonic() < deadline, f"the job was not terminated: {job['status']}"
         time.sleep(0.5)
     assert job["statusReason"] == KILL_REASON
+
+
+def test_with_events_a_deferred_task_resumes_at_its_jobs_end_not_at_its_poll(airflow: Cluster, world: World) -> None:
+    run_id = airflow.trigger("system_events")
+    assert airflow.wait_for_run("system_events", run_id, timeout=240) == "success"
+    (job,) = world.jobs("system_events-shell-")
+    ti = airflow.api("GET", f"/dags/system_events/dagRuns/{run_id}/taskInstances/shell")
+    from datetime import datetime
+
+    ended = datetime.fromisoformat(ti["end_date"].replace("Z", "+00:00")).timestamp()
+    assert ended - job["stoppedAt"] / 1000 < 60, "the event resumed it: the poll interval is 300 s"
+    assert "events-line" in airflow.task_log("system_events", run_id, "shell")
+    triggerer_log = (airflow.home / "triggerer.log").read_text(errors="replace")
+    assert "Batch events: reading" not in triggerer_log  # the queue was read all along
