@@ -253,7 +253,11 @@ def shared_poller(key: Hashable, make_hook: Callable[[], BatchRunnerHook]) -> Sh
     poller = pollers.get(key)
     if poller is None:
         hook = make_hook()
-        url = events_queue_url()
+        try:
+            url, sweep = events_queue_url(), events_sweep_interval()
+        except ValueError as exc:  # a wrong setting must not fail the tasks: they are polled as without events
+            hook.log.error("Batch events are off: %s", exc)
+            url, sweep = None, 60.0
         events = None if url is None else events_source(url, lambda: hook)
-        poller = pollers[key] = SharedPoller(hook, events, events_sweep_interval())
+        poller = pollers[key] = SharedPoller(hook, events, sweep)
     return poller

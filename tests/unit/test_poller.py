@@ -149,3 +149,46 @@ def test_one_poller_per_key_in_an_event_loop(emulator_url: str) -> None:
     first, again, other = asyncio.run(run())
     assert first is again and other is not first and len(made) == 2
     assert asyncio.run(run())[0] is not first  # another loop (a triggerer restart): a poller of its own
+
+
+@pytest.mark.parametrize("setting", [("EVENTS_QUEUE_URL", "sqs-queue-name"), ("EVENTS_SWEEP_INTERVAL", "0")])
+def test_a_wrong_events_setting_leaves_events_off_and_the_tasks_polled(
+    emulator_url: str, monkeypatch: pytest.MonkeyPatch, setting: tuple[str, str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL", "http://127.0.0.1:1/123456789012/q")
+    monkeypatch.setenv(f"AIRFLOW__BATCH_RUNNER__{setting[0]}", setting[1])
+
+    async def run() -> SharedPoller:
+        return shared_poller(("events", setting), lambda: hook_for(emulator_url))
+
+    assert asyncio.run(run()).events is None
+
+
+def test_with_events_trusted_the_rounds_slow_to_the_sweep_but_new_and_named_jobs_are_described_at_once(
+    emulator_url: str, batch: Any
+) -> None:
+    """The poller's schedule with an events source that reads fine (so trusted), no event having come: the
+    jobs' queue is not covered, so it is polled each interval; once covered, only at the sweep, except the
+    jobs an event names."""
+    from airflow_batch_runner.triggers.events import EventsSource
+
+    jobs = waiting_jobs(batch, 2)
+
+    async def run() -> tuple[int, int, int]:
+        hook = hook_for(emulator_url)
+        events = EventsSource(hook, "http://unused")
+        events.down = None  # read fine: trusted
+        shared = SharedPoller(hook, events, sweep=600.0)
+        last = {"interval": float("-inf"), "sweep": float("-inf"), "tick": float("-inf")}
+        watches = [Watch(j, 1.0) for j in jobs]
+        shared.watches.update(watches)
+        first, sweep = shared._due(time.monotonic(), {}, last)
+        assert sweep and len(first) == 2  # the first turn describes every job
+        await shared.poll_once(sweep)
+        uncovered, _ = shared._due(time.monotonic() + 1.5, {}, last)  # an interval on: the queue sent nothing
+        events.covered.add(str(watches[0].last and watches[0].last["jobQueue"]))
+        covered, _ = shared._due(time.monotonic() + 3.0, {}, last)  # covered now: nothing until the sweep
+        named, _ = shared._due(time.monotonic() + 3.1, {jobs[1]: ["handle"]}, last)
+        return len(uncovered), len(covered), len([w for w in named if w.job_id == jobs[1]])
+
+    assert asyncio.run(run()) == (2, 0, 1)
