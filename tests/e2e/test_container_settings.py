@@ -145,3 +145,37 @@ def test_the_decorator_takes_the_settings_as_the_operator_does(
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     assert aws.read(result.xcom["output_files"]["seen.txt"]) == "40 ARM64 true 100 200\n"
+
+
+FROM_XCOM = """
+    import datetime
+    from airflow.sdk import DAG, task
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    with DAG("settings_from_xcom", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+
+        @task
+        def sizes() -> dict:
+            return {"gib": 120, "arch": "ARM64", "init": True}
+
+        chosen = sizes()
+        BatchRunnerOperator(
+            task_id="shell",
+            compute_environment_arn="{{ var.value.compute_environment_arn }}",
+            execution_role_arn="{{ var.value.execution_role_arn }}",
+            bucket="{{ var.value.bucket }}",
+            completion_check_interval=0.2,
+            output_files=["seen.txt"],
+            commands=[%r],
+            ephemeral_storage=chosen["gib"],
+            cpu_architecture=chosen["arch"],
+            init_process=chosen["init"],
+        )
+"""
+
+
+def test_the_settings_may_come_from_an_upstream_task(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_dag(load_dag("settings_from_xcom", FROM_XCOM % SEEN_FARGATE), capsys)
+    assert result.state == "success", result.output[-3000:]
+    assert result.xcom is not None
+    assert aws.read(result.xcom["output_files"]["seen.txt"]).split()[:3] == ["120", "ARM64", "true"]
