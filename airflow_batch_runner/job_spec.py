@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from airflow_batch_runner.container_settings import ContainerSettings
 from airflow_batch_runner.layout import (
     DIR_OUTPUT_PREFIX,
     INPUTS,
@@ -98,6 +99,8 @@ class JobSpec:
     sidecar_image: str = AWS_CLI_IMAGE
     # Each sidecar's share; None: the default share (see split_resources).
     sidecar_resources: Resources | None = None
+    # Ephemeral storage, architecture, Linux parameters and ulimits: in the job definition (no override takes them).
+    settings: ContainerSettings = field(default_factory=ContainerSettings)
 
     @property
     def has_outputs(self) -> bool:
@@ -151,11 +154,14 @@ def _definition_body(spec: JobSpec) -> dict[str, Any]:
             "essential": name == names[-1],
             "mountPoints": mount,
         }
+        if name == MAIN:
+            container.update(spec.settings.main_container_fields())
         previous = names[names.index(name) - 1] if names.index(name) else None
         if previous:
             container["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
         containers.append(container)
-    task: dict[str, Any] = {"containers": containers, "volumes": [{"name": VOLUME_NAME}]}
+    task: dict[str, Any] = {"containers": containers, "volumes": [{"name": VOLUME_NAME}],
+                            **spec.settings.task_fields()}
     if spec.execution_role_arn:
         task["executionRoleArn"] = spec.execution_role_arn
     if spec.task_role_arn:

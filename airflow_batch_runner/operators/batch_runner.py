@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 from airflow_batch_runner import (
     arguments,
     array_spec,
+    container_settings,
     job_spec,
     layout,
     outcome,
@@ -68,6 +69,8 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 
 # Durations: a timedelta or seconds (a rendered string of a number too), each positive.
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
+# What the job asks of its task and main container beyond resources (see container_settings).
+CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits")
 
 
 def _copied(value: Any) -> Any:
@@ -151,6 +154,14 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param allowed_failures: children that may fail with the task still succeeding: a count, or a
         fraction of the size (default 0). At least one child must succeed, and a task that ended the
         array itself (killed, past its deadline, RUNNABLE too long) fails whatever is allowed.
+    :param ephemeral_storage: GiB of ephemeral storage for the job's task, 21 to 200 (Fargate only).
+    :param cpu_architecture: ``"X86_64"`` or ``"ARM64"``, the Fargate task's runtime platform (Fargate only).
+    :param shared_memory: MiB of ``/dev/shm`` in the main container (EC2 only).
+    :param init_process: run an init process in the main container that forwards signals and reaps processes.
+    :param tmpfs: tmpfs mounts of the main container, as AWS's ``Tmpfs`` (``[{"containerPath": "/scratch",
+        "size": 1024}]``, size in MiB; EC2 only).
+    :param ulimits: ulimits of the main container, as AWS's ``Ulimit`` (``[{"name": "nofile", "softLimit": 4096,
+        "hardLimit": 8192}]``, -1 for unlimited).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -162,10 +173,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
         "array_size", "array_input_files",
         # ``resources`` is kept as batch_resources: BaseOperator.resources is Airflow's own (executor) notion.
-        "batch_resources", "sidecar_resources", "retry_strategy", *DURATIONS,
+        "batch_resources", "sidecar_resources", "retry_strategy", *DURATIONS, *CONTAINER_SETTINGS,
     )
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
-                                 "sidecar_resources": "json", "retry_strategy": "json"}
+                                 "sidecar_resources": "json", "retry_strategy": "json", "tmpfs": "json",
+                                 "ulimits": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
     ui_color = "#f9c915"
 
@@ -209,6 +221,12 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         array_size: int | str | XComArg | None = None,
         array_input_files: Sequence[Mapping[str, str]] | str | XComArg | None = None,
         allowed_failures: int | float = 0,
+        ephemeral_storage: int | str | XComArg | None = None,
+        cpu_architecture: str | None = None,
+        shared_memory: int | str | XComArg | None = None,
+        init_process: bool | str | XComArg | None = None,
+        tmpfs: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
+        ulimits: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -262,6 +280,13 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.array_size = array_size
         self.array_input_files = array_input_files
         self.allowed_failures = array_spec.check_allowed_failures(allowed_failures)
+        self.ephemeral_storage: Any = ephemeral_storage
+        self.cpu_architecture: Any = cpu_architecture
+        self.shared_memory: Any = shared_memory
+        self.init_process: Any = init_process
+        self.tmpfs: Any = tmpfs
+        self.ulimits: Any = ulimits
+        self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None
         self._retry_strategy: dict[str, Any] | None = None
@@ -377,6 +402,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 setattr(self, name, arguments.seconds(value, name))
         if now(self.sts_role_session_duration):
             self.sts_role_session_duration = int(self.sts_role_session_duration)
+        given = {name: getattr(self, name) for name in CONTAINER_SETTINGS}
+        if all(now(value) for value in given.values()):
+            self._settings = container_settings.parse(**given)
+        else:  # those known now are checked now
+            container_settings.parse(**{name: value for name, value in given.items() if now(value)})
 
     def _check_files_need_bucket(self, raw: bool = False) -> None:
         """``raw``: when the task is built, where a value known only once rendered cannot tell yet."""
@@ -465,6 +495,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                     "the image and send logs. Pass the ARN of a role with AmazonECSTaskExecutionRolePolicy."
                 )
             validation.check_fargate_resources(self._checked_resources)
+        container_settings.check_platform(self._settings, platform, self.compute_environment_arn)
         queue = self._resolve_queue()
         validation.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.
@@ -492,6 +523,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             scheduling_priority=self.scheduling_priority,
             sidecar_image=validation.check_image(self.sidecar_image, "sidecar_image"),
             sidecar_resources=self._sidecar_resources,
+            settings=self._settings,
         )
         # Commands too long for the SubmitJob request travel as a staged script; too big an env fails here.
         attempt_seconds = int(self._timeout_seconds)

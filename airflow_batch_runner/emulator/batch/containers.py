@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_batch_runner.emulator.batch import task_settings
 from airflow_batch_runner.emulator.batch.jobs import Job, TaskResult
 
 
@@ -40,6 +41,7 @@ class ContainerRuntime:
     stopped: bool = False
     exit_code: int | None = None
     reason: str | None = None
+    tmpfs: dict[str, str] = field(default_factory=dict)  # its tmpfs mounts' container paths -> host directories
 
     @property
     def name(self) -> str:
@@ -56,6 +58,11 @@ class TaskRuntime:
     stopping: bool = False
     finished: bool = False
     failure_reason: str | None = None
+
+
+def container_mounts(task: TaskRuntime, container: ContainerRuntime) -> dict[str, str]:
+    """The container paths rewritten for this container: the task's volumes and its own tmpfs mounts."""
+    return {**task.mounts, **container.tmpfs}
 
 
 def dependency_verdict(task: TaskRuntime, container: ContainerRuntime) -> str:
@@ -109,6 +116,8 @@ def container_environment(
     if job.parent is not None and job.array_index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(job.parent.array_size)
+    env.update(task_settings.exported(job.ecs_task or job.container or {}, container.spec,
+                                      job.definition.platform_capabilities == ["FARGATE"]))
     if attempt is not None:
         env.update(attempt.secrets.get(container.name, {}))
     for entry in container.spec.get("environment") or []:
@@ -117,5 +126,5 @@ def container_environment(
         name, _, head = str(entry["name"]).partition("=")
         value = f"{head}={entry.get('value', '')}" if "=" in str(entry["name"]) else str(entry.get("value", ""))
         if name:
-            env[name] = map_container_paths(value, task.mounts)
+            env[name] = map_container_paths(value, container_mounts(task, container))
     return env

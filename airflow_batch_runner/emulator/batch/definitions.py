@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_batch_runner.emulator.batch import retries, scheduling
+from airflow_batch_runner.emulator.batch import retries, scheduling, task_settings
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.environments import Environments, Infrastructure
 from airflow_batch_runner.emulator.batch.resources import JobDefinition, name_of, tags_dict
@@ -57,6 +57,8 @@ class Definitions(Environments):
             v.require(container_props, "image")
             v.check_environment(container_props.get("environment"), "containerProperties")
             v.check_platform_fields([container_props], container_props, fargate, "containerProperties")
+            task_settings.check(container_props, [container_props], fargate, "containerProperties",
+                                container_properties=True)
             if fargate:
                 v.check_fargate_task(
                     {
@@ -75,6 +77,7 @@ class Definitions(Environments):
             for container in tasks[0]["containers"]:
                 v.check_environment(container.get("environment"), f"container {container['name']!r}")
             v.check_platform_fields(tasks[0]["containers"], tasks[0], fargate, "ecsProperties.taskProperties[0]")
+            task_settings.check(tasks[0], tasks[0]["containers"], fargate, "ecsProperties.taskProperties[0]")
             if fargate:
                 v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
         with self.lock:

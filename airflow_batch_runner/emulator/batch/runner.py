@@ -22,11 +22,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_runner.emulator.batch import awscli
+from airflow_batch_runner.emulator.batch import awscli, task_settings
 from airflow_batch_runner.emulator.batch.containers import (
     ContainerRuntime,
     TaskRuntime,
     container_environment,
+    container_mounts,
     dependency_verdict,
     map_container_paths,
 )
@@ -144,6 +145,10 @@ class ProcessRunner:
             for mount in container.spec.get("mountPoints") or []:
                 if mount.get("sourceVolume") in volume_dirs and mount.get("containerPath"):
                     task.mounts[mount["containerPath"]] = volume_dirs[mount["sourceVolume"]]
+            for number, path in enumerate(task_settings.tmpfs_paths(container.spec)):
+                directory = task.root / "tmpfs" / container.name / str(number)
+                directory.mkdir(parents=True, exist_ok=True)
+                container.tmpfs[path] = str(directory)
         self._progress(task)
 
     def _progress(self, task: TaskRuntime) -> None:
@@ -189,7 +194,8 @@ class ProcessRunner:
             container.started = False
             task.failure_reason = container.reason
             return
-        command = [map_container_paths(str(arg), task.mounts) for arg in container.spec.get("command") or []]
+        mounts = container_mounts(task, container)
+        command = [map_container_paths(str(arg), mounts) for arg in container.spec.get("command") or []]
         home = task.root / "root" / container.name
         home.mkdir(parents=True, exist_ok=True)
         if container.log_target:
@@ -208,6 +214,7 @@ class ProcessRunner:
             command = [self._aws, *command]
         if not command:
             command = ["true"]  # the image's own default command is unknown here
+        command = task_settings.with_ulimits(command, container.spec)
         try:
             proc = subprocess.Popen(
                 command,

@@ -1,0 +1,241 @@
+"""Pure: what a job asks of its task and main container beyond image, commands and resources: ephemeral storage,
+CPU architecture, shared memory, an init process, tmpfs mounts and ulimits.
+
+Each argument is put in shape and checked against AWS's own bounds (``parse``), then against what the compute
+environment's platform allows (``check_platform``): a ValueError naming the argument and the fix. AWS Batch takes
+none of them in SubmitJob's ``ecsPropertiesOverride`` (its task override holds only containers' command,
+environment and resources), so they go into the job definition, whose content-hash name then differs for each
+combination (registered once, then reused). No boto3, no Airflow runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from airflow_batch_runner.layout import VOLUME_ROOT
+
+if TYPE_CHECKING:
+    from airflow_batch_runner.job_spec import Platform
+
+# EphemeralStorage.sizeInGiB: "The minimum supported value is 21 GiB and the maximum supported value is 200 GiB."
+MIN_EPHEMERAL_GIB, MAX_EPHEMERAL_GIB = 21, 200
+# RuntimePlatform.cpuArchitecture: "Valid values are X86_64 and ARM64."
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# Ulimit.name, and Tmpfs.mountOptions, as the API reference lists them.
+ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+                "rtprio", "rttime", "sigpending", "stack")
+TMPFS_MOUNT_OPTIONS = (
+    "defaults", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync",
+    "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "bind", "rbind", "unbindable",
+    "runbindable", "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
+    "strictatime", "nostrictatime", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol",
+)
+# Docker's (and so ECS's) "unlimited" for a ulimit, as AWS's EFA examples use it for memlock.
+UNLIMITED = -1
+FARGATE_ONLY = ("ephemeral_storage", "cpu_architecture")
+# LinuxParameters: sharedMemorySize and tmpfs "isn't applicable to jobs that are running on Fargate resources".
+EC2_ONLY = ("shared_memory", "tmpfs")
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """The resolved arguments; None or empty: not asked for (AWS's defaults)."""
+
+    ephemeral_storage: int | None = None
+    cpu_architecture: str | None = None
+    shared_memory: int | None = None
+    init_process: bool | None = None
+    tmpfs: tuple[Mapping[str, Any], ...] = ()
+    ulimits: tuple[Mapping[str, Any], ...] = ()
+
+    def given(self) -> list[str]:
+        return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits")
+                if getattr(self, name) not in (None, ())]
+
+    def task_fields(self) -> dict[str, Any]:
+        """The job definition's task-level fields (ecsProperties.taskProperties[0])."""
+        fields: dict[str, Any] = {}
+        if self.ephemeral_storage is not None:
+            fields["ephemeralStorage"] = {"sizeInGiB": self.ephemeral_storage}
+        if self.cpu_architecture is not None:
+            fields["runtimePlatform"] = {"cpuArchitecture": self.cpu_architecture, "operatingSystemFamily": "LINUX"}
+        return fields
+
+    def main_container_fields(self) -> dict[str, Any]:
+        """The main container's ``linuxParameters`` and ``ulimits``."""
+        linux: dict[str, Any] = {}
+        if self.shared_memory is not None:
+            linux["sharedMemorySize"] = self.shared_memory
+        if self.init_process is not None:
+            linux["initProcessEnabled"] = self.init_process
+        if self.tmpfs:
+            linux["tmpfs"] = [dict(mount) for mount in self.tmpfs]
+        fields: dict[str, Any] = {"linuxParameters": linux} if linux else {}
+        if self.ulimits:
+            fields["ulimits"] = [dict(limit) for limit in self.ulimits]
+        return fields
+
+
+def _whole(value: Any, argument: str, what: str) -> int:
+    """A whole number, or a string of one (a rendered template); bool is not a number here."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{argument} must be {what}; got {type(value).__name__} {value!r}")
+
+
+def check_ephemeral_storage(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    what = f"a whole number of GiB from {MIN_EPHEMERAL_GIB} to {MAX_EPHEMERAL_GIB}"
+    size = _whole(value, "ephemeral_storage", what)
+    if not MIN_EPHEMERAL_GIB <= size <= MAX_EPHEMERAL_GIB:
+        raise ValueError(
+            f"ephemeral_storage must be {what} (AWS Fargate's ephemeralStorage.sizeInGiB; a task without it gets "
+            f"20 GiB); got {size}"
+        )
+    return size
+
+
+def check_cpu_architecture(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    name = value.strip().upper() if isinstance(value, str) else value
+    if name not in CPU_ARCHITECTURES:
+        raise ValueError(f"cpu_architecture must be 'X86_64' or 'ARM64' (AWS's runtimePlatform.cpuArchitecture); "
+                         f"got {value!r}")
+    return str(name)
+
+
+def check_shared_memory(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    size = _whole(value, "shared_memory", "a whole number of MiB (the size of /dev/shm)")
+    if size < 1:
+        raise ValueError(f"shared_memory must be at least 1 MiB (the size of /dev/shm, linuxParameters."
+                         f"sharedMemorySize); got {size}")
+    return size
+
+
+def check_init_process(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"init_process must be True or False (a rendered 'true' or 'false' too); got {value!r}")
+
+
+def _entries(value: Any, argument: str, shape: str, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
+             ) -> list[tuple[str, Mapping[str, Any]]]:
+    """A list of AWS objects, each with its place (``tmpfs[0]``) for the messages; None or "" is none."""
+    shape = f"{argument} must be a list of {shape}"
+    if value is None or value == "":
+        return []
+    if isinstance(value, (Mapping, str)) or not isinstance(value, Sequence):
+        raise ValueError(f"{shape}; got {type(value).__name__} {value!r}")
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping) or not required <= set(item) <= required | optional:
+            raise ValueError(f"{shape}; {argument}[{index}] is {item!r}")
+    return [(f"{argument}[{index}]", item) for index, item in enumerate(value)]
+
+
+def check_tmpfs(value: Any) -> tuple[dict[str, Any], ...]:
+    """``[{"containerPath": "/scratch", "size": 1024, "mountOptions": ["noexec"]}]``, as AWS's Tmpfs."""
+    mounts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for where, item in _entries(value, "tmpfs", '{"containerPath": "/scratch", "size": <MiB>, "mountOptions": [...]}',
+                                {"containerPath", "size"}, {"mountOptions"}):
+        path = item["containerPath"]
+        if not isinstance(path, str) or not path.startswith("/") or "\n" in path or "\x00" in path:
+            raise ValueError(f"{where}.containerPath must be an absolute path in the container; got {path!r}")
+        normal = str(PurePosixPath(path))
+        volume = PurePosixPath(VOLUME_ROOT)
+        if PurePosixPath(normal) == volume or volume in PurePosixPath(normal).parents or \
+                PurePosixPath(normal) in volume.parents:
+            raise ValueError(f"{where}.containerPath {path!r} would hide or lie in the runner's volume at "
+                             f"{VOLUME_ROOT} (the working and output dirs): mount it elsewhere, e.g. /scratch")
+        if normal in seen:
+            raise ValueError(f"{where}.containerPath {path!r} is given twice")
+        seen.add(normal)
+        size = _whole(item["size"], f"{where}.size", "a whole number of MiB")
+        if size < 1:
+            raise ValueError(f"{where}.size must be at least 1 MiB; got {size}")
+        mount: dict[str, Any] = {"containerPath": path, "size": size}
+        options = item.get("mountOptions")
+        if options is not None:
+            if isinstance(options, str) or not isinstance(options, Sequence):
+                raise ValueError(f"{where}.mountOptions must be a list of options; got {options!r}")
+            wrong = [o for o in options if o not in TMPFS_MOUNT_OPTIONS]
+            if wrong:
+                raise ValueError(f"{where}.mountOptions: {wrong} are not tmpfs mount options AWS accepts; use "
+                                 f"some of {', '.join(TMPFS_MOUNT_OPTIONS)}")
+            mount["mountOptions"] = list(options)
+        mounts.append(mount)
+    return tuple(mounts)
+
+
+def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
+    """``[{"name": "nofile", "softLimit": 4096, "hardLimit": 8192}]``, as AWS's Ulimit; -1 is unlimited."""
+    limits: list[dict[str, Any]] = []
+    for where, item in _entries(value, "ulimits", '{"name": "nofile", "softLimit": <n>, "hardLimit": <n>}',
+                                {"name", "softLimit", "hardLimit"}):
+        name = item["name"]
+        if name not in ULIMIT_NAMES:
+            raise ValueError(f"{where}.name must be one of {', '.join(ULIMIT_NAMES)}; got {name!r}")
+        if any(limit["name"] == name for limit in limits):
+            raise ValueError(f"{where}: the ulimit {name!r} is given twice")
+        what = f"a whole number, or {UNLIMITED} for unlimited"
+        soft = _whole(item["softLimit"], f"{where}.softLimit", what)
+        hard = _whole(item["hardLimit"], f"{where}.hardLimit", what)
+        for label, amount in (("softLimit", soft), ("hardLimit", hard)):
+            if amount < UNLIMITED:
+                raise ValueError(f"{where}.{label} must be {what}; got {amount}")
+        if hard != UNLIMITED and (soft == UNLIMITED or soft > hard):
+            raise ValueError(f"{where}: softLimit {soft} is above hardLimit {hard}; a soft limit cannot pass its "
+                             "hard limit")
+        limits.append({"name": name, "softLimit": soft, "hardLimit": hard})
+    return tuple(limits)
+
+
+def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
+          init_process: Any = None, tmpfs: Any = None, ulimits: Any = None) -> ContainerSettings:
+    """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
+    return ContainerSettings(
+        ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
+        cpu_architecture=check_cpu_architecture(cpu_architecture),
+        shared_memory=check_shared_memory(shared_memory),
+        init_process=check_init_process(init_process),
+        tmpfs=check_tmpfs(tmpfs),
+        ulimits=check_ulimits(ulimits),
+    )
+
+
+# Per platform: the arguments it refuses, why (AWS's words), what to do instead.
+REFUSED: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "EC2": (FARGATE_ONLY, "only for Fargate (AWS Batch's ephemeralStorage and runtimePlatform are for jobs on "
+            "Fargate resources)", "On EC2 the instances decide: their launch template's volumes give the storage, "
+            "their instance types the architecture (Graviton types for ARM64). Remove the argument, or use a "
+            "Fargate compute environment"),
+    "FARGATE": (EC2_ONLY, "not available on Fargate (AWS Batch's linuxParameters.sharedMemorySize and tmpfs aren't "
+                "applicable to jobs on Fargate resources)", "Use an EC2 compute environment, or write scratch files "
+                "to the working dir (on Fargate, ephemeral_storage makes it bigger)"),
+}
+
+
+def check_platform(settings: ContainerSettings, platform: Platform, compute_environment: str) -> None:
+    """What the compute environment's platform refuses, as AWS Batch refuses it, naming the argument and the fix."""
+    refused, why, fix = REFUSED[platform]
+    wrong = [name for name in refused if name in settings.given()]
+    if wrong:
+        kind = "an EC2" if platform == "EC2" else "a Fargate"
+        raise ValueError(f"{' and '.join(wrong)}: {why}, and {compute_environment} is {kind} compute environment. "
+                         f"{fix}")

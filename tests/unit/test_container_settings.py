@@ -1,0 +1,229 @@
+"""Ephemeral storage, CPU architecture, shared memory, init process, tmpfs and ulimits: each argument within AWS's
+own bounds (every bound and its neighbour), what each platform refuses, and where each lands in the job definition
+(never in SubmitJob's overrides, which AWS does not let carry them). Pure: no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from airflow_batch_runner import array_spec, container_settings
+from airflow_batch_runner.container_settings import ContainerSettings, check_platform, parse
+from airflow_batch_runner.job_spec import build_job_definition, build_submit_request, definition_name
+from airflow_batch_runner.layout import TaskIdentity
+from tests.unit.test_job_spec import assert_valid_for_botocore, make_spec
+
+CE = "arn:aws:batch:us-east-1:123456789012:compute-environment/ce"
+
+
+@pytest.mark.parametrize("value, expected", [
+    (21, 21), (200, 200), ("21", 21), (" 200 ", 200), (50.0, 50), (None, None), ("", None),
+])
+def test_ephemeral_storage_takes_21_to_200_gib(value: Any, expected: Any) -> None:
+    assert parse(ephemeral_storage=value).ephemeral_storage == expected
+
+
+@pytest.mark.parametrize("value", [20, 201, 0, -21, "20", "201", 21.5, "lots", True, [21]])
+def test_ephemeral_storage_outside_aws_bounds_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"ephemeral_storage must be a whole number of GiB from 21 to 200"):
+        parse(ephemeral_storage=value)
+
+
+@pytest.mark.parametrize("value, expected", [("X86_64", "X86_64"), ("ARM64", "ARM64"), ("arm64", "ARM64"),
+                                             (" x86_64", "X86_64"), (None, None)])
+def test_cpu_architecture_is_x86_64_or_arm64(value: Any, expected: Any) -> None:
+    assert parse(cpu_architecture=value).cpu_architecture == expected
+
+
+@pytest.mark.parametrize("value", ["AMD64", "aarch64", "X86", "ARM", 64])
+def test_another_cpu_architecture_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"cpu_architecture must be 'X86_64' or 'ARM64'"):
+        parse(cpu_architecture=value)
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (2, 2), ("1024", 1024), (None, None)])
+def test_shared_memory_is_at_least_one_mib(value: Any, expected: Any) -> None:
+    assert parse(shared_memory=value).shared_memory == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "0", 1.5, "big", False])
+def test_shared_memory_below_one_mib_or_not_whole_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="shared_memory must be"):
+        parse(shared_memory=value)
+
+
+@pytest.mark.parametrize("value, expected", [(True, True), (False, False), ("true", True), ("False", False),
+                                             (None, None)])
+def test_init_process_is_a_boolean_or_its_rendered_word(value: Any, expected: Any) -> None:
+    assert parse(init_process=value).init_process is expected
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, "1"])
+def test_init_process_refuses_what_is_not_a_boolean(value: Any) -> None:
+    with pytest.raises(ValueError, match="init_process must be True or False"):
+        parse(init_process=value)
+
+
+def test_tmpfs_takes_aws_tmpfs_mounts_with_rendered_sizes() -> None:
+    mounts = parse(tmpfs=[{"containerPath": "/scratch", "size": "1"},
+                          {"containerPath": "/fast", "size": 2048, "mountOptions": ["noexec", "nosuid"]}]).tmpfs
+    assert mounts == ({"containerPath": "/scratch", "size": 1},
+                      {"containerPath": "/fast", "size": 2048, "mountOptions": ["noexec", "nosuid"]})
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"containerPath": "/scratch", "size": 1}, "tmpfs must be a list"),
+    ("/scratch", "tmpfs must be a list"),
+    ([{"containerPath": "/scratch"}], "tmpfs must be a list"),
+    ([{"containerPath": "/scratch", "size": 1, "readOnly": True}], "tmpfs must be a list"),
+    ([{"containerPath": "scratch", "size": 1}], r"tmpfs\[0\].containerPath must be an absolute path"),
+    ([{"containerPath": "/scratch", "size": 0}], r"tmpfs\[0\].size must be at least 1 MiB"),
+    ([{"containerPath": "/scratch", "size": -1}], r"tmpfs\[0\].size must be at least 1 MiB"),
+    ([{"containerPath": "/scratch", "size": 1.5}], r"tmpfs\[0\].size must be a whole number"),
+    ([{"containerPath": "/scratch", "size": 1, "mountOptions": ["fast"]}], r"\['fast'\] are not tmpfs mount"),
+    ([{"containerPath": "/scratch", "size": 1, "mountOptions": "noexec"}], "mountOptions must be a list"),
+    ([{"containerPath": "/a", "size": 1}, {"containerPath": "/a/", "size": 2}], r"tmpfs\[1\].* is given twice"),
+    ([{"containerPath": "/airflow-batch/work", "size": 1}], "would hide or lie in the runner's volume"),
+    ([{"containerPath": "/airflow-batch", "size": 1}], "would hide or lie in the runner's volume"),
+    ([{"containerPath": "/", "size": 1}], "would hide or lie in the runner's volume"),
+])
+def test_bad_tmpfs_is_refused_naming_the_mount(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(tmpfs=value)
+
+
+def test_ulimits_take_aws_ulimits_with_minus_one_as_unlimited() -> None:
+    limits = parse(ulimits=[{"name": "nofile", "softLimit": "4096", "hardLimit": 8192},
+                            {"name": "memlock", "softLimit": -1, "hardLimit": -1},
+                            {"name": "core", "softLimit": 0, "hardLimit": 0},
+                            {"name": "stack", "softLimit": 8192, "hardLimit": -1}]).ulimits
+    assert [(u["name"], u["softLimit"], u["hardLimit"]) for u in limits] == [
+        ("nofile", 4096, 8192), ("memlock", -1, -1), ("core", 0, 0), ("stack", 8192, -1)]
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"name": "nofile", "softLimit": 1, "hardLimit": 1}, "ulimits must be a list"),
+    ([{"name": "nofile", "softLimit": 1}], "ulimits must be a list"),
+    ([{"name": "files", "softLimit": 1, "hardLimit": 1}], r"ulimits\[0\].name must be one of core, cpu"),
+    ([{"name": "nofile", "softLimit": -2, "hardLimit": 1}], r"ulimits\[0\].softLimit must be a whole number"),
+    ([{"name": "nofile", "softLimit": 1, "hardLimit": -2}], r"ulimits\[0\].hardLimit must be a whole number"),
+    ([{"name": "nofile", "softLimit": 1.5, "hardLimit": 2}], r"ulimits\[0\].softLimit must be a whole number"),
+    ([{"name": "nofile", "softLimit": 1025, "hardLimit": 1024}], "softLimit 1025 is above hardLimit 1024"),
+    ([{"name": "nofile", "softLimit": -1, "hardLimit": 1024}], "softLimit -1 is above hardLimit 1024"),
+    ([{"name": "nproc", "softLimit": 1, "hardLimit": 1}, {"name": "nproc", "softLimit": 2, "hardLimit": 2}],
+     r"ulimits\[1\]: the ulimit 'nproc' is given twice"),
+])
+def test_bad_ulimits_are_refused_naming_the_entry(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(ulimits=value)
+
+
+@pytest.mark.parametrize("argument, value", [("ephemeral_storage", 21), ("cpu_architecture", "ARM64")])
+def test_fargate_only_arguments_are_refused_on_ec2_with_the_fix(argument: str, value: Any) -> None:
+    settings = parse(**{argument: value})
+    check_platform(settings, "FARGATE", CE)
+    with pytest.raises(ValueError, match=rf"^{argument}: only for Fargate .* is an EC2 compute environment.*"
+                                         "use a Fargate compute environment"):
+        check_platform(settings, "EC2", CE)
+
+
+@pytest.mark.parametrize("argument, value", [("shared_memory", 64),
+                                             ("tmpfs", [{"containerPath": "/scratch", "size": 1}])])
+def test_ec2_only_arguments_are_refused_on_fargate_with_the_fix(argument: str, value: Any) -> None:
+    settings = parse(**{argument: value})
+    check_platform(settings, "EC2", CE)
+    with pytest.raises(ValueError, match=rf"^{argument}: not available on Fargate .*Use an EC2 compute environment"):
+        check_platform(settings, "FARGATE", CE)
+
+
+@pytest.mark.parametrize("platform", ["EC2", "FARGATE"])
+def test_init_process_and_ulimits_are_fine_on_both_platforms(platform: Any) -> None:
+    check_platform(parse(init_process=True, ulimits=[{"name": "nofile", "softLimit": 1, "hardLimit": 2}]),
+                   platform, CE)
+
+
+FARGATE = ContainerSettings(ephemeral_storage=50, cpu_architecture="ARM64", init_process=True,
+                            ulimits=({"name": "nofile", "softLimit": 4096, "hardLimit": 8192},))
+EC2 = ContainerSettings(shared_memory=512, init_process=False,
+                        tmpfs=({"containerPath": "/scratch", "size": 64, "mountOptions": ["noexec"]},),
+                        ulimits=({"name": "memlock", "softLimit": -1, "hardLimit": -1},))
+
+
+def test_fargate_settings_land_in_the_task_and_the_main_container_of_the_definition() -> None:
+    spec = make_spec("inputs_main_outputs", platform="FARGATE", settings=FARGATE)
+    definition = build_job_definition(spec)
+    assert_valid_for_botocore("RegisterJobDefinition", definition)
+    task = definition["ecsProperties"]["taskProperties"][0]
+    assert task["ephemeralStorage"] == {"sizeInGiB": 50}
+    assert task["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}
+    containers = {c["name"]: c for c in task["containers"]}
+    assert containers["main"]["linuxParameters"] == {"initProcessEnabled": True}
+    assert containers["main"]["ulimits"] == [{"name": "nofile", "softLimit": 4096, "hardLimit": 8192}]
+    for sidecar in ("inputs", "outputs"):
+        assert "linuxParameters" not in containers[sidecar] and "ulimits" not in containers[sidecar]
+
+
+def test_ec2_settings_land_in_the_main_containers_linux_parameters() -> None:
+    definition = build_job_definition(make_spec("inputs_main_outputs", platform="EC2", settings=EC2))
+    assert_valid_for_botocore("RegisterJobDefinition", definition)
+    task = definition["ecsProperties"]["taskProperties"][0]
+    assert "ephemeralStorage" not in task and "runtimePlatform" not in task
+    main = next(c for c in task["containers"] if c["name"] == "main")
+    assert main["linuxParameters"] == {
+        "sharedMemorySize": 512, "initProcessEnabled": False,
+        "tmpfs": [{"containerPath": "/scratch", "size": 64, "mountOptions": ["noexec"]}]}
+    assert main["ulimits"] == [{"name": "memlock", "softLimit": -1, "hardLimit": -1}]
+
+
+def test_each_combination_is_its_own_content_addressed_definition_and_nothing_goes_in_the_overrides() -> None:
+    plain = make_spec("inputs_main_outputs", platform="FARGATE")
+    names = {definition_name(plain)}
+    for settings in (FARGATE, replace(FARGATE, ephemeral_storage=51), replace(FARGATE, cpu_architecture="X86_64"),
+                     ContainerSettings(init_process=True), ContainerSettings(init_process=False)):
+        name = definition_name(replace(plain, settings=settings))
+        assert name not in names
+        names.add(name)
+        assert definition_name(replace(plain, settings=settings)) == name  # the same one, reused
+    identity = TaskIdentity("d", "t", "r", -1, 1)
+    request = build_submit_request(replace(plain, settings=FARGATE), identity, "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    assert request["ecsPropertiesOverride"] == build_submit_request(plain, identity, "q", 600)["ecsPropertiesOverride"]
+
+
+def test_without_settings_the_definition_is_the_one_it_always_was() -> None:
+    spec = make_spec("inputs_main_outputs", platform="FARGATE")
+    assert definition_name(spec) == definition_name(replace(spec, settings=container_settings.parse()))
+    task = build_job_definition(spec)["ecsProperties"]["taskProperties"][0]
+    assert not {"ephemeralStorage", "runtimePlatform"} & set(task)
+    assert all(not {"linuxParameters", "ulimits"} & set(c) for c in task["containers"])
+
+
+def test_an_array_gives_the_settings_to_its_main_container_and_task_only() -> None:
+    array = array_spec.resolve(3, None, 0)
+    assert array is not None
+    spec = make_spec("inputs_main_outputs", platform="FARGATE", settings=FARGATE)
+    definition = array_spec.build_job_definition(spec, array)
+    assert_valid_for_botocore("RegisterJobDefinition", definition)
+    task = definition["ecsProperties"]["taskProperties"][0]
+    assert task["ephemeralStorage"] == {"sizeInGiB": 50}
+    assert task["runtimePlatform"]["cpuArchitecture"] == "ARM64"
+    with_settings = [c["name"] for c in task["containers"] if "linuxParameters" in c or "ulimits" in c]
+    assert with_settings == ["main"]
+
+
+def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed_a_template_when_it_runs() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    required: dict[str, Any] = {"task_id": "shell", "compute_environment_arn": CE, "commands": ["true"]}
+    with pytest.raises(ValueError, match="ephemeral_storage must be a whole number of GiB from 21 to 200"):
+        BatchRunnerOperator(**required, ephemeral_storage=201)
+    with pytest.raises(ValueError, match=r"ulimits\[0\].name must be one of"):
+        BatchRunnerOperator(**required, ulimits=[{"name": "files", "softLimit": 1, "hardLimit": 1}])
+    literal = BatchRunnerOperator(**required, ephemeral_storage=21, init_process=True)
+    assert literal._settings == ContainerSettings(ephemeral_storage=21, init_process=True)
+    templated = BatchRunnerOperator(**required, ephemeral_storage="{{ params.gib }}", shared_memory=64)
+    assert templated._settings == ContainerSettings()  # resolved in execute, once rendered
+    with pytest.raises(ValueError, match="shared_memory must be at least 1 MiB"):  # the literal beside it: now
+        BatchRunnerOperator(**required, ephemeral_storage="{{ params.gib }}", shared_memory=0)
