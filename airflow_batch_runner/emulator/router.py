@@ -172,6 +172,10 @@ class EmulatorApp:
                     answer = self._filter_log_events(environ, start_response, region, body)
                 else:
                     answer = list(self.moto(environ, start_response))
+        elif service == "ecs":
+            # Batch puts its jobs' tasks and task definitions into moto's ECS under this lock (ecs_side.py).
+            with self.lock:
+                answer = list(self.moto(environ, start_response))
         else:
             answer = list(self.moto(environ, start_response))
         if injected is not None:

@@ -25,6 +25,8 @@ class MotoInfrastructure:
     def __init__(self) -> None:
         # Job definition ARN -> the ECS task definition registered for it.
         self._task_definitions: dict[str, str] = {}
+        # Task ARN -> the status its cluster's counts hold it in.
+        self._counted: dict[str, str] = {}
 
     def create_cluster(self, region: str, name: str) -> str:
         return str(ecs_backends[ACCOUNT_ID][region].create_cluster(cluster_name=name).arn)
@@ -69,14 +71,18 @@ class MotoInfrastructure:
         self.task_changed(region, task)
 
     def task_changed(self, region: str, task: EcsTask) -> None:
-        """The cluster's DescribeClusters counts follow its tasks' statuses."""
-        backend = ecs_backends[ACCOUNT_ID][region]
-        name = task.cluster_arn.rsplit("/", 1)[-1]
-        cluster = backend.clusters.get(name)
-        if cluster is not None:
-            statuses = [t.last_status for t in backend.tasks.get(name, {}).values()]
-            cluster.running_tasks_count = statuses.count("RUNNING")
-            cluster.pending_tasks_count = statuses.count("PENDING")
+        """The cluster's DescribeClusters counts follow its tasks' statuses (counted per change: an array job's
+        10,000 children must not recount the cluster each time)."""
+        cluster = ecs_backends[ACCOUNT_ID][region].clusters.get(task.cluster_arn.rsplit("/", 1)[-1])
+        before, now = self._counted.get(task.task_arn), task.last_status
+        self._counted[task.task_arn] = now
+        if cluster is None or before == now:
+            return
+        for status, step in ((before, -1), (now, 1)):
+            if status == "RUNNING":
+                cluster.running_tasks_count += step
+            elif status == "PENDING":
+                cluster.pending_tasks_count += step
 
     def known_instance_type(self, name: str) -> bool:
         return name in INSTANCE_TYPES or name in INSTANCE_FAMILIES
