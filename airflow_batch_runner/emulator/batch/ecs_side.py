@@ -58,8 +58,11 @@ def task_definition_request(definition: Any, fargate: bool, job_containers: list
     out: dict[str, Any] = {"family": definition.name, "containerDefinitions": containers}
     out.update({k: task[k] for k in TASK_FIELDS if task.get(k) is not None})
     out["requiresCompatibilities"] = ["FARGATE" if fargate else "EC2"]
-    if fargate:
+    if fargate:  # ECS on Fargate takes no ipcMode, and pidMode task only
         out["networkMode"] = "awsvpc"
+        out.pop("ipcMode", None)
+        if out.get("pidMode") != "task":
+            out.pop("pidMode", None)
     # The job's total, as task-level size: an ECS-properties job may give it on one container only.
     cpu, memory = sum(c.get("cpu", 0) for c in containers), sum(c.get("memory", 0) for c in containers)
     if not cpu or not memory:
