@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_runner.emulator.testing import control
 from tests.emulator import helpers
 from tests.emulator.helpers import container
 
@@ -154,3 +155,23 @@ def test_terminated_jobs_task_stops_as_stopped_by_its_user(
     assert helpers.wait_for_status(batch, job_id)["status"] == "FAILED"
     task = ecs.describe_tasks(cluster=_cluster_of(batch, ec2_queue), tasks=[task_arn])["tasks"][0]
     assert (task["lastStatus"], task["stopCode"]) == ("STOPPED", "UserInitiated")
+
+
+def test_each_attempt_has_its_own_task_and_an_interrupted_one_stops_as_a_spot_interruption(
+    emulator_url: str, batch: Any, ecs: Any, ec2_queue: str
+) -> None:
+    host_gone = "Host EC2 (instance i-0123456789abcdef0) terminated."
+    control(emulator_url, "interruptions",
+            {"rules": [{"jobName": "spot-*", "statusReason": host_gone, "attempts": 1, "afterSeconds": 0.3}]})
+    definition = helpers.register_container(batch, ["sh", "-c", "sleep 1"])["jobDefinitionArn"]
+    job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition, name=helpers.unique("spot"),
+                                                        retryStrategy={"attempts": 2}))
+    assert job["status"] == "SUCCEEDED"
+    arns = [a["container"]["taskArn"] for a in job["attempts"]]
+    tasks = ecs.describe_tasks(cluster=_cluster_of(batch, ec2_queue), tasks=arns)["tasks"]
+    by_arn = {t["taskArn"]: t for t in tasks}
+    first, second = by_arn[arns[0]], by_arn[arns[1]]
+    assert (first["stopCode"], first["stoppedReason"]) == ("SpotInterruption", host_gone)
+    assert "exitCode" not in first["containers"][0]
+    assert (second["stopCode"], second["containers"][0]["exitCode"]) == ("EssentialContainerExited", 0)
+    assert first["taskDefinitionArn"] == second["taskDefinitionArn"]
