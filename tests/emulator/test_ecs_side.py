@@ -77,6 +77,9 @@ def test_running_fargate_job_is_a_running_task_in_its_compute_environments_clust
         "STOPPED", "STOPPED", "EssentialContainerExited")
     assert task["containers"][0]["exitCode"] == 0
     assert "stoppedAt" in task and "startedAt" in task
+    # ListTasks: "The default status filter is RUNNING"; STOPPED lists the stopped ones.
+    assert ecs.list_tasks(cluster=cluster)["taskArns"] == []
+    assert ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"] == [task_arn]
     assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["runningTasksCount"] == 0
 
 
@@ -138,8 +141,9 @@ def test_ec2_ecs_properties_job_task_is_on_the_container_instance_batch_reports(
     assert (task["launchType"], task["containerInstanceArn"]) == ("EC2", attempt["containerInstanceArn"])
     assert {c["name"]: c["exitCode"] for c in task["containers"]} == {"first": 0, "main": 3}
     assert (task["lastStatus"], task["stopCode"]) == ("STOPPED", "EssentialContainerExited")
-    assert ecs.list_tasks(cluster=cluster, containerInstance=attempt["containerInstanceArn"])["taskArns"] == [
-        attempt["taskArn"]]
+    on_instance = ecs.list_tasks(cluster=cluster, containerInstance=attempt["containerInstanceArn"],
+                                 desiredStatus="STOPPED")
+    assert on_instance["taskArns"] == [attempt["taskArn"]]
     described = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     assert described["requiresCompatibilities"] == ["EC2"]
     assert [c["name"] for c in described["containerDefinitions"]] == ["first", "main"]
