@@ -179,3 +179,18 @@ def test_each_attempt_has_its_own_task_and_an_interrupted_one_stops_as_a_spot_in
     assert "exitCode" not in first["containers"][0]
     assert (second["stopCode"], second["containers"][0]["exitCode"]) == ("EssentialContainerExited", 0)
     assert first["taskDefinitionArn"] == second["taskDefinitionArn"]
+
+
+def test_propagated_tags_of_the_job_and_its_definition_are_the_tasks(batch: Any, ecs: Any, ec2_queue: str) -> None:
+    """SubmitJob's propagateTags: "propagate the tags from the job or job definition to the corresponding Amazon
+    ECS task. If no value is specified, the tags aren't propagated." """
+    definition = helpers.register_container(batch, ["true"], tags={"team": "data", "cost": "a"})["jobDefinitionArn"]
+    cluster = _cluster_of(batch, ec2_queue)
+
+    def task_tags(**params: Any) -> dict[str, str]:
+        job = helpers.wait_for_status(batch, helpers.submit(batch, ec2_queue, definition, **params))
+        task = ecs.describe_tasks(cluster=cluster, tasks=[job["container"]["taskArn"]], include=["TAGS"])
+        return {t["key"]: t["value"] for t in task["tasks"][0].get("tags", [])}
+
+    assert task_tags(tags={"cost": "b"}, propagateTags=True) == {"team": "data", "cost": "b"}
+    assert task_tags(tags={"cost": "b"}) == {}

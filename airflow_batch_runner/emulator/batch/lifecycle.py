@@ -181,6 +181,8 @@ class Lifecycle(Capacity):
             [str(c.get("image", "")) for c in job.containers], attempt.container_instance_arn,
             attempt.network_interfaces, spot,
         )
+        if job.propagate_tags:  # SubmitJob's propagateTags: the job's and its definition's tags go to the task
+            attempt.ecs_task.tags = [{"key": key, "value": value} for key, value in job.tags.items()]
         request = ecs_side.task_definition_request(job.definition, ce.platform == "FARGATE", job.containers)
         self.infrastructure.run_task(job.region, job.definition.arn, request, attempt.ecs_task)
         job.attempts.append(attempt)
