@@ -172,6 +172,12 @@ class EmulatorApp:
                     answer = self._filter_log_events(environ, start_response, region, body)
                 else:
                     answer = list(self.moto(environ, start_response))
+        elif service == "ecs":
+            if operation == "ListTasks":
+                _list_running_tasks_by_default(environ, body)
+            # Batch puts its jobs' tasks and task definitions into moto's ECS under this lock (ecs_side.py).
+            with self.lock:
+                answer = list(self.moto(environ, start_response))
         else:
             answer = list(self.moto(environ, start_response))
         if injected is not None:
@@ -284,6 +290,19 @@ class EmulatorApp:
                 for job in backend.jobs.values():
                     counts[job.status] = counts.get(job.status, 0) + 1
         return counts
+
+
+def _list_running_tasks_by_default(environ: dict[str, Any], body: bytes) -> None:
+    """ECS ListTasks without ``desiredStatus``: "The default status filter is RUNNING" (API reference); moto's
+    lists every task, so stopped Batch tasks would stay listed."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return  # moto answers the malformed request itself
+    if isinstance(request, dict) and "desiredStatus" not in request:
+        body = json.dumps({**request, "desiredStatus": "RUNNING"}).encode()
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        environ["emulator.body"] = body
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.ecs_side import EcsTask
 from airflow_batch_runner.emulator.batch.holds import Holds
 from airflow_batch_runner.emulator.batch.jobs import Job
 from airflow_batch_runner.emulator.batch.resources import (
@@ -34,11 +35,16 @@ SERVICE_LINKED_ROLE = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:role/)?aws-servi
 
 
 class Infrastructure(Protocol):
-    """The ECS clusters and EC2 instance types behind compute environments (the other services')."""
+    """The ECS clusters (with the jobs' task definitions and tasks) and EC2 instance types behind compute
+    environments (the other services')."""
 
     def create_cluster(self, region: str, name: str) -> str: ...
 
     def delete_cluster(self, region: str, arn: str) -> None: ...
+
+    def run_task(self, region: str, definition_arn: str, request: dict[str, Any], task: EcsTask) -> None: ...
+
+    def task_changed(self, region: str, task: EcsTask) -> None: ...
 
     def known_instance_type(self, name: str) -> bool: ...
 

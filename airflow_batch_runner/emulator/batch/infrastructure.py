@@ -4,6 +4,7 @@ instance types it may launch and the IAM roles and instance profiles it names.""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
 from moto.ecs.models import ecs_backends
@@ -11,13 +12,21 @@ from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
 
+from airflow_batch_runner.emulator.batch.ecs_side import EcsTask
 from airflow_batch_runner.emulator.batch.resources import ACCOUNT_ID
 
 ECS_INSTANCE_ROLE = "ecsInstanceRole"
 
 
 class MotoInfrastructure:
-    """ECS clusters in moto's ECS, so that ``ecsClusterArn`` names a cluster ECS can describe."""
+    """ECS clusters in moto's ECS, so that ``ecsClusterArn`` names a cluster ECS can describe, and the jobs'
+    task definitions and tasks in them (``ecs_side.py``)."""
+
+    def __init__(self) -> None:
+        # Job definition ARN -> the ECS task definition registered for it.
+        self._task_definitions: dict[str, str] = {}
+        # Task ARN -> the status its cluster's counts hold it in.
+        self._counted: dict[str, str] = {}
 
     def create_cluster(self, region: str, name: str) -> str:
         return str(ecs_backends[ACCOUNT_ID][region].create_cluster(cluster_name=name).arn)
@@ -28,6 +37,52 @@ class MotoInfrastructure:
         if name in backend.clusters:
             backend.delete_cluster(name)
             backend.clusters.pop(name, None)
+        backend.tasks.pop(name, None)
+
+    def run_task(self, region: str, definition_arn: str, request: dict[str, Any], task: EcsTask) -> None:
+        """``task`` in its cluster, from the task definition of ``definition_arn``: registered from ``request``
+        at its first job, and again when the caller deregistered (or deleted) that revision."""
+        backend = ecs_backends[ACCOUNT_ID][region]
+        known = self._task_definitions.get(definition_arn)
+        family, _, revision = (known or "").rsplit("/", 1)[-1].partition(":")
+        current = backend.task_definitions.get(family, {}).get(int(revision)) if known else None
+        if current is None or current.status != "ACTIVE":
+            current = backend.register_task_definition(
+                family=request["family"],
+                container_definitions=request["containerDefinitions"],
+                volumes=request.get("volumes"),
+                network_mode=request.get("networkMode"),
+                requires_compatibilities=request["requiresCompatibilities"],
+                cpu=request.get("cpu"),
+                memory=request.get("memory"),
+                task_role_arn=request.get("taskRoleArn"),
+                execution_role_arn=request.get("executionRoleArn"),
+                runtime_platform=request.get("runtimePlatform"),
+                ipc_mode=request.get("ipcMode"),
+                pid_mode=request.get("pidMode"),
+                ephemeral_storage=request.get("ephemeralStorage"),
+            )
+            self._task_definitions[definition_arn] = current.arn
+        task.task_definition_arn, task.group = current.arn, f"family:{request['family']}"
+        task.cpu, task.memory = request.get("cpu"), request.get("memory")
+        # moto's ECS lists, filters and describes it with its own tasks (the same attributes).
+        tasks: dict[str, Any] = backend.tasks.setdefault(task.cluster_arn.rsplit("/", 1)[-1], {})
+        tasks[task.task_arn] = task
+        self.task_changed(region, task)
+
+    def task_changed(self, region: str, task: EcsTask) -> None:
+        """The cluster's DescribeClusters counts follow its tasks' statuses (counted per change: an array job's
+        10,000 children must not recount the cluster each time)."""
+        cluster = ecs_backends[ACCOUNT_ID][region].clusters.get(task.cluster_arn.rsplit("/", 1)[-1])
+        before, now = self._counted.get(task.task_arn), task.last_status
+        self._counted[task.task_arn] = now
+        if cluster is None or before == now:
+            return
+        for status, step in ((before, -1), (now, 1)):
+            if status == "RUNNING":
+                cluster.running_tasks_count += step
+            elif status == "PENDING":
+                cluster.pending_tasks_count += step
 
     def known_instance_type(self, name: str) -> bool:
         return name in INSTANCE_TYPES or name in INSTANCE_FAMILIES

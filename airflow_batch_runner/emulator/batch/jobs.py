@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_batch_runner.emulator.batch.resources import (
-    ACCOUNT_ID,
     ComputeEnvironment,
     JobDefinition,
     JobQueue,
@@ -48,6 +47,9 @@ class Attempt:
     # Where the task ran: an EC2 container instance, or a Fargate task's network interface.
     container_instance_arn: str | None = None
     network_interfaces: list[dict[str, str]] = field(default_factory=list)
+    # Its ECS task (``ecs_side.EcsTask``) on the compute environment's cluster.
+    task_arn: str = ""
+    ecs_task: Any = None
 
     def placement(self) -> dict[str, Any]:
         """DescribeJobs' containerInstanceArn (EC2) or networkInterfaces (Fargate) of the attempt."""
@@ -208,8 +210,9 @@ class Job:
             out["statusSummaryLastUpdatedAt"] = self.status_summary_at
         return out
 
-    def _task_arn(self, attempt: Attempt) -> str:
-        return f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:task/batch/{attempt.task_id}"
+    @staticmethod
+    def _task_arn(attempt: Attempt) -> str:
+        return attempt.task_arn
 
     def _describe_attempt(self, attempt: Attempt) -> dict[str, Any]:
         out: dict[str, Any] = {"startedAt": attempt.started_at}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import events, retries, stuck
+from airflow_batch_runner.emulator.batch import ecs_side, events, retries, stuck
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.capacity import Capacity
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
@@ -105,6 +105,8 @@ class Lifecycle(Capacity):
                 attempt.started_at = now_ms()
                 if job.started_at is None:
                     job.started_at = attempt.started_at
+                attempt.ecs_task.running()
+                self.infrastructure.task_changed(job.region, attempt.ecs_task)
                 self._announce(job)
                 self._child_changed(job)
                 seconds = (job.timeout or {}).get("attemptDurationSeconds")
@@ -171,6 +173,18 @@ class Lifecycle(Capacity):
             attempt.container_instance_arn = (
                 f"arn:aws:ecs:{job.region}:{ACCOUNT_ID}:container-instance/{cluster}/{uuid.uuid4().hex}"
             )
+        cluster_name = ce.ecs_cluster_arn.rsplit("/", 1)[-1]
+        attempt.task_arn = f"arn:aws:ecs:{job.region}:{ACCOUNT_ID}:task/{cluster_name}/{attempt.task_id}"
+        spot = (ce.compute_resources or {}).get("type") in ("SPOT", "FARGATE_SPOT")
+        attempt.ecs_task = ecs_side.new_task(
+            attempt.task_arn, ce.ecs_cluster_arn, ce.platform, [c["name"] for c in job.containers],
+            [str(c.get("image", "")) for c in job.containers], attempt.container_instance_arn,
+            attempt.network_interfaces, spot,
+        )
+        if job.propagate_tags:  # SubmitJob's propagateTags: the job's and its definition's tags go to the task
+            attempt.ecs_task.tags = [{"key": key, "value": value} for key, value in job.tags.items()]
+        request = ecs_side.task_definition_request(job.definition, ce.platform == "FARGATE", job.containers)
+        self.infrastructure.run_task(job.region, job.definition.arn, request, attempt.ecs_task)
         job.attempts.append(attempt)
         self._announce(job)
         self._child_changed(job)
@@ -208,6 +222,7 @@ class Lifecycle(Capacity):
             attempt.containers = [ContainerResult(c.name, None, None, c.log_stream_name) for c in result.containers]
         interrupted, job.interrupt_reason = bool(job.interrupt_reason), None
         attempt.status_reason = reason
+        self._task_stopped_in_ecs(job, attempt, interrupted, bool(result.containers))
         essential = {c["name"] for c in job.containers if c.get("essential", True)}
         ok = job.stop_reason is None and not interrupted and all(
             c.exit_code == 0 for c in result.containers if c.name in essential
@@ -224,6 +239,19 @@ class Lifecycle(Capacity):
             self._later(job, "RUNNABLE")
         else:
             self._finish(job, "FAILED", reason)
+
+    def _task_stopped_in_ecs(self, job: Job, attempt: Attempt, interrupted: bool, ran: bool) -> None:
+        """The attempt's ECS task STOPPED, with the stopCode ECS gives: Batch stopped it (TerminateJob, the
+        attempt's timeout), its host went away, it never started, or an essential container exited."""
+        if job.stop_reason is not None:
+            code = "UserInitiated"
+        elif interrupted:  # the emulator's injected interruptions are Spot reclaims
+            code = "SpotInterruption"
+        else:
+            code = "EssentialContainerExited" if ran else "TaskFailedToStart"
+        results = {c.name: (c.exit_code, c.reason) for c in attempt.containers}
+        attempt.ecs_task.stopped(attempt.status_reason, code, results)
+        self.infrastructure.task_changed(job.region, attempt.ecs_task)
 
     def _finish(self, job: Job, status: str, reason: str | None) -> None:
         job.status = status
