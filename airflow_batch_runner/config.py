@@ -50,7 +50,7 @@ OPTIONS: dict[str, dict[str, str]] = {
     },
     "events_queue_url": {
         "description": "The SQS queue that an EventBridge rule fills with AWS Batch's events for the job queues "
-        "of the deferred tasks (`python -m airflow_batch_runner.events setup` creates both). When set, the "
+        "of the deferred tasks (`python -m airflow_batch_runner.event_setup` creates both). When set, the "
         "triggerer learns of a job's changes from the queue and polls DescribeJobs only as a safety net "
         "(events_sweep_interval); empty: it polls every task's poll interval, as without events.",
         "version_added": "0.3.0",

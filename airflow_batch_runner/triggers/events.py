@@ -35,6 +35,8 @@ VISIBILITY = 60  # s a received message stays hidden while the DescribeJobs it c
 # triggerers a message may reach others before its owner (each receive counts towards the DLQ's limit).
 LEAVE_FOR_OTHERS = 1
 DISTRUST = 600.0  # s of polling at each task's interval after a sweep found a change no event announced
+# s an event may still be on its way after a sweep saw the change it announces: only past this is it lost
+MISSED_GRACE = 2 * RECEIVE_WAIT + 5.0
 log = logging.getLogger(__name__)
 
 
@@ -83,6 +85,7 @@ class EventsSource:
         # The job queues whose events arrive: their jobs' changes are announced (the rule may cover only some).
         self.covered: set[str] = set()
         self._silent_told: set[str] = set()
+        self._suspects: dict[str, tuple[str, float]] = {}  # job id -> (status a sweep saw unannounced, when)
         # Jobs whose wait ended here lately: their late events are ours to delete, not to leave to others.
         self._ended: dict[str, float] = {}
         self.received = 0
@@ -95,7 +98,12 @@ class EventsSource:
 
     def trusted(self, now: float | None = None) -> bool:
         """Events flow: polling may slow to the sweep."""
-        return self.down is None and (now or time.monotonic()) >= self.distrust_until
+        now = now or time.monotonic()
+        for job_id, (status, seen) in list(self._suspects.items()):
+            if now - seen >= MISSED_GRACE:  # no event came for it: lost
+                del self._suspects[job_id]
+                self._distrust(job_id, status, now)
+        return self.down is None and now >= self.distrust_until
 
     def subscribe(self, poller: Subscriber) -> None:
         self.subscribers.add(poller)
@@ -117,12 +125,16 @@ class EventsSource:
                         job_queue, self.queue_url)
 
     def missed(self, job_id: str, status: str) -> None:
-        """A sweep found ``job_id`` in ``status`` with no event announcing it: events are not to be relied on."""
-        if self.trusted():
+        """A sweep found ``job_id`` in ``status`` with no event announcing it (yet): unless its event comes within
+        ``MISSED_GRACE``, events are not to be relied on."""
+        self._suspects.setdefault(job_id, (status, time.monotonic()))
+
+    def _distrust(self, job_id: str, status: str, now: float) -> None:
+        if self.down is None and now >= self.distrust_until:
             log.warning("Batch events: a DescribeJobs sweep found job %s %s, a change no event from %s announced; "
                         "polling every task's poll interval for the next %.0f s", job_id, status, self.queue_url,
                         DISTRUST)
-        self.distrust_until = time.monotonic() + DISTRUST
+        self.distrust_until = now + DISTRUST
 
     def done(self, receipt_handles: Iterable[str]) -> None:
         """What these messages caused is done: they go (in the background; a failure only lets them repeat)."""
@@ -172,6 +184,7 @@ class EventsSource:
                     self.done([handle])  # not a Batch event of a job: nobody's
                     continue
                 self.covered.add(named.job_queue)
+                self._suspects.pop(named.job_id, None)  # its event came: late, not lost
                 owners = [p for p in list(self.subscribers) if p.watches_job(named.job_id)]
                 if not owners and time.monotonic() - self._ended.get(named.job_id, float("-inf")) < DISTRUST:
                     self.done([handle])  # a late event of a job whose wait ended here

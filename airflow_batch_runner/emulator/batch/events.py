@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import queue
 import random
 import threading
 import time
@@ -118,6 +119,10 @@ class BatchEvents:
         self.sent = 0  # events EventBridge received from Batch
         self.delivered = 0  # messages put on SQS queues
         self.failed = 0  # deliveries a queue's policy refused
+        # Deliveries go through one thread, in order, outside the Batch lock that publish() is called under
+        # (moto's SendMessage walks the whole queue: under the lock, a long queue would slow every job).
+        self._outbox: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._courier: threading.Thread | None = None
 
     def configure(self, spec: Mapping[str, Any]) -> None:
         delivery = Delivery.parse(spec)
@@ -148,9 +153,25 @@ class BatchEvents:
             delays = [delivery.delay + self._random.random() * delivery.jitter for _ in range(copies)]
         for delay in delays:
             if delay > 0:
-                call_later(delay, self._deliver, region, event)
+                call_later(delay, self._send, region, event)
             else:
+                self._send(region, event)
+
+    def _send(self, region: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            if self._courier is None:
+                self._courier = threading.Thread(target=self._carry, name="emulator-batch-events", daemon=True)
+                self._courier.start()
+        self._outbox.put((region, event))
+
+    def _carry(self) -> None:
+        while True:
+            region, event = self._outbox.get()
+            try:
                 self._deliver(region, event)
+            except Exception:  # a delivery that fails (a backend reset under it) loses that event, as EventBridge may
+                with self._lock:
+                    self.failed += 1
 
     def _deliver(self, region: str, event: dict[str, Any]) -> None:
         from moto.events.models import events_backends
