@@ -91,10 +91,10 @@ class PollTrace:
         describe_jobs = BatchRunnerHook.describe_jobs
         filter_log_events_page = BatchRunnerHook.filter_log_events_page
 
-        async def traced_poll_once(poller: SharedPoller) -> None:
+        async def traced_poll_once(poller: SharedPoller, *args: Any, **kwargs: Any) -> None:
             start = time.time()
             try:
-                await poll_once(poller)
+                await poll_once(poller, *args, **kwargs)
             finally:
                 trace.polls.append((start, time.time()))
 
