@@ -54,7 +54,8 @@ bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
 	$(BENCH) bench.emulator_capacity --jobs 50 --sleep 60 --describe-calls 20 --idle-seconds 1
 	$(BENCH) bench.array_fanout --size 10
 	$(BENCH) bench.task_overhead --runs 1
-	$(BENCH) bench.triggerer_scale --jobs 50 --interval 1 --sleep 4
+	$(BENCH) bench.triggerer_scale --jobs 50 --interval 1 --sleep 4 --events-faults none duplicate
+	$(BENCH) bench.triggerer_scale --jobs 20 --interval 1 --sleep 10 --impl events --events-faults drop --events-sweep 3
 	$(BENCH) bench.log_scale --jobs 5 --duration 4 --interval 1
 	$(BENCH) bench.fan_out --sizes 3
 
