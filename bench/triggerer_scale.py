@@ -108,6 +108,7 @@ class Measurement:
     load: float  # the machine's 1-minute load average when the measurement started
     faults: str = "none"  # events only: --events-faults scenario
     sweep: float = float("nan")  # events only: events_sweep_interval given to the child
+    start_events: int = 0  # events only: the events of the jobs' start, read by the parent (StartEvents)
     wait_s: float = float("nan")
     intervals: int = 0
     describe_calls: int = 0
@@ -211,6 +212,46 @@ def setup_events(url: str, job_queue: str, faults: str, log: IO[str]) -> str:
     return made.split("events_queue_url = ", 1)[1].split()[0]
 
 
+class StartEvents:
+    """Reads and deletes the events of the jobs' start (PENDING to RUNNING) while the parent submits them and
+    waits for their containers, as a triggerer watching them from their submission on would have consumed them.
+
+    Left in the queue, 4 events per job would pile up before the child's triggers start. The emulator delivers
+    each event with moto's SQS SendMessage, which walks every message of the queue (three times: the queue's
+    ``ApproximateNumberOf...`` attributes) while the emulator's Batch holds its lock: a backlog of thousands of
+    messages slows every state change of every job so much that 1000 jobs do not all start within 2 minutes.
+    """
+
+    def __init__(self, url: str, queue_url: str) -> None:
+        import boto3
+
+        self.sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.queue_url = queue_url
+        self.read = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+                if messages:
+                    self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            except Exception as exc:  # the emulator stopped (a failed measurement): nothing more to read
+                print(f"start events: {exc}", file=sys.stderr)
+                return
+            self.read += len(messages)
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        return self.read
+
+
 class StatsSampler:
     """The emulator's DescribeJobs and Logs call counts twice a second, read from this (parent) process."""
 
@@ -250,9 +291,9 @@ def read_steady(
 ) -> None:
     """Figures per interval while every trigger polls and no job has ended yet: no start-up, no wind-down.
 
-    With events, the steady state also waits until the events queued before the wait (each job's PENDING,
-    RUNNABLE, STARTING and RUNNING, sent while the parent submitted) were read: the last read that brought
-    messages before the first job's end."""
+    With events, the steady state also waits until the events that came before the wait were read (the
+    last read that brought messages before the first job's end): the parent read those of the jobs' start
+    (``StartEvents``), but the last ones, or their late copies, may reach the child."""
     ends = [job["stoppedAt"] / 1000 for job in jobs.values() if job.get("stoppedAt")]
     if m.impl in OURS:
         polls = result["trace"]["polls"]
@@ -360,12 +401,15 @@ def measure(impl: str, n: int, args: argparse.Namespace, faults: str = "none") -
                 clients = [batch_client(url, session) for _ in range(args.threads)]
                 job_queue, definition = setup_batch(clients[0], args.sleep)
                 env: dict[str, str] = {}
+                start_events: StartEvents | None = None
                 if impl == "events":
                     m.sweep = args.events_sweep or (DROP_SWEEP if faults == "drop" else DEFAULT_SWEEP)
+                    queue_url = setup_events(url, job_queue, faults, log)
                     env = {
-                        "AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL": setup_events(url, job_queue, faults, log),
+                        "AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL": queue_url,
                         "AIRFLOW__BATCH_RUNNER__EVENTS_SWEEP_INTERVAL": f"{m.sweep:g}",
                     }
+                    start_events = StartEvents(url, queue_url)
                 child = Child(impl, n, url, args, log, env)
                 child.expect("ready", CHILD_START_TIMEOUT)
 
@@ -385,6 +429,8 @@ def measure(impl: str, n: int, args: argparse.Namespace, faults: str = "none") -
                 # starting) fails the call with a 500 ("dictionary changed size during iteration"), botocore
                 # retries it after a backoff, and that delay is the emulator's, not the trigger's.
                 wait_for("all containers started", lambda: emu.count("sleep") >= n, timeout=120, interval=0.25)
+                if start_events is not None:
+                    m.start_events = start_events.stop()
                 print(
                     f"  {n} jobs submitted in {submitted_s:.1f} s, all running after {time.monotonic() - t0:.1f} s; "
                     f"{m.label} waiting …",
@@ -573,7 +619,8 @@ def details(results: list[Measurement]) -> str:
 def events_table(results: list[Measurement]) -> str:
     """The events source at work: the queue's reads, the messages, the fallback."""
     header = [
-        "N", "trigger", "sweep s", "sweeps (full rounds)", "ReceiveMessage calls", "SQS calls",
+        "N", "trigger", "sweep s", "start events read by the parent", "sweeps (full rounds)", "ReceiveMessage calls",
+        "SQS calls",
         "messages received / deleted / left for others", "job end -> its event read s", "event read -> trigger knows s",
         "what the triggerer log said",
     ]
@@ -583,7 +630,7 @@ def events_table(results: list[Measurement]) -> str:
             continue
         said = "; ".join(sorted({w.split(";")[0][:90] for w in m.warnings})) or "nothing"
         rows.append([
-            str(m.n), m.label, fmt(m.sweep, 0), str(len(m.polls)), str(m.receives),
+            str(m.n), m.label, fmt(m.sweep, 0), str(m.start_events), str(len(m.polls)), str(m.receives),
             ", ".join(f"{op} {count}" for op, count in sorted(m.sqs_calls.items()) if count) or "—",
             f"{m.source.get('received', 0)} / {m.source.get('deleted', 0)} / {m.source.get('left', 0)}",
             med_max(m.end_to_message), med_max(m.message_to_known), f"{len(m.warnings)}: {said}",
