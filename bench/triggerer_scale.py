@@ -108,7 +108,6 @@ class Measurement:
     load: float  # the machine's 1-minute load average when the measurement started
     faults: str = "none"  # events only: --events-faults scenario
     sweep: float = float("nan")  # events only: events_sweep_interval given to the child
-    start_events: int = 0  # events only: the events of the jobs' start, read by the parent (StartEvents)
     wait_s: float = float("nan")
     intervals: int = 0
     describe_calls: int = 0
@@ -213,43 +212,27 @@ def setup_events(url: str, job_queue: str, faults: str, log: IO[str]) -> str:
 
 
 class StartEvents:
-    """Reads and deletes the events of the jobs' start (PENDING to RUNNING) while the parent submits them and
-    waits for their containers, as a triggerer watching them from their submission on would have consumed them.
+    """The EventBridge rule is disabled while the parent submits the jobs and waits for their containers, and
+    enabled before the child's triggers start: the events of the jobs' start (PENDING to RUNNING), which a
+    triggerer watching them from their submission on would have consumed as they came, are not delivered.
 
-    Left in the queue, 4 events per job would pile up before the child's triggers start. The emulator delivers
-    each event with moto's SQS SendMessage, which walks every message of the queue (three times: the queue's
-    ``ApproximateNumberOf...`` attributes) while the emulator's Batch holds its lock: a backlog of thousands of
-    messages slows every state change of every job so much that 1000 jobs do not all start within 2 minutes.
+    Queued, 4 events per job would pile up before the child reads any. The emulator delivers each event with
+    moto's SQS SendMessage, which walks every message of the queue (the queue's ``ApproximateNumberOf...``
+    attributes) while the emulator's Batch holds its lock, and moto's ReceiveMessage does so for every message
+    it returns: at N = 1000 the emulator slowed down so much that the jobs did not all start within 2 minutes,
+    even with this process reading and deleting the messages as they came.
     """
 
-    def __init__(self, url: str, queue_url: str) -> None:
+    def __init__(self, url: str) -> None:
         import boto3
 
-        self.sqs = boto3.session.Session().client(
-            "sqs", endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-        self.queue_url = queue_url
-        self.read = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.events = boto3.session.Session().client(
+            "events", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
+            aws_secret_access_key="testing")
+        self.events.disable_rule(Name=NAME)
 
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-                if messages:
-                    self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-            except Exception as exc:  # the emulator stopped (a failed measurement): nothing more to read
-                print(f"start events: {exc}", file=sys.stderr)
-                return
-            self.read += len(messages)
-
-    def stop(self) -> int:
-        self.stopping.set()
-        self.thread.join(timeout=30)
-        return self.read
+    def flow(self) -> None:
+        self.events.enable_rule(Name=NAME)
 
 
 class StatsSampler:
@@ -292,8 +275,7 @@ def read_steady(
     """Figures per interval while every trigger polls and no job has ended yet: no start-up, no wind-down.
 
     With events, the steady state also waits until the events that came before the wait were read (the
-    last read that brought messages before the first job's end): the parent read those of the jobs' start
-    (``StartEvents``), but the last ones, or their late copies, may reach the child."""
+    last read that brought messages before the first job's end; see ``StartEvents``)."""
     ends = [job["stoppedAt"] / 1000 for job in jobs.values() if job.get("stoppedAt")]
     if m.impl in OURS:
         polls = result["trace"]["polls"]
@@ -409,7 +391,7 @@ def measure(impl: str, n: int, args: argparse.Namespace, faults: str = "none") -
                         "AIRFLOW__BATCH_RUNNER__EVENTS_QUEUE_URL": queue_url,
                         "AIRFLOW__BATCH_RUNNER__EVENTS_SWEEP_INTERVAL": f"{m.sweep:g}",
                     }
-                    start_events = StartEvents(url, queue_url)
+                    start_events = StartEvents(url)
                 child = Child(impl, n, url, args, log, env)
                 child.expect("ready", CHILD_START_TIMEOUT)
 
@@ -430,7 +412,7 @@ def measure(impl: str, n: int, args: argparse.Namespace, faults: str = "none") -
                 # retries it after a backoff, and that delay is the emulator's, not the trigger's.
                 wait_for("all containers started", lambda: emu.count("sleep") >= n, timeout=120, interval=0.25)
                 if start_events is not None:
-                    m.start_events = start_events.stop()
+                    start_events.flow()
                 print(
                     f"  {n} jobs submitted in {submitted_s:.1f} s, all running after {time.monotonic() - t0:.1f} s; "
                     f"{m.label} waiting …",
@@ -619,8 +601,7 @@ def details(results: list[Measurement]) -> str:
 def events_table(results: list[Measurement]) -> str:
     """The events source at work: the queue's reads, the messages, the fallback."""
     header = [
-        "N", "trigger", "sweep s", "start events read by the parent", "sweeps (full rounds)", "ReceiveMessage calls",
-        "SQS calls",
+        "N", "trigger", "sweep s", "sweeps (full rounds)", "ReceiveMessage calls", "SQS calls",
         "messages received / deleted / left for others", "job end -> its event read s", "event read -> trigger knows s",
         "what the triggerer log said",
     ]
@@ -630,7 +611,7 @@ def events_table(results: list[Measurement]) -> str:
             continue
         said = "; ".join(sorted({w.split(";")[0][:90] for w in m.warnings})) or "nothing"
         rows.append([
-            str(m.n), m.label, fmt(m.sweep, 0), str(m.start_events), str(len(m.polls)), str(m.receives),
+            str(m.n), m.label, fmt(m.sweep, 0), str(len(m.polls)), str(m.receives),
             ", ".join(f"{op} {count}" for op, count in sorted(m.sqs_calls.items()) if count) or "—",
             f"{m.source.get('received', 0)} / {m.source.get('deleted', 0)} / {m.source.get('left', 0)}",
             med_max(m.end_to_message), med_max(m.message_to_known), f"{len(m.warnings)}: {said}",
