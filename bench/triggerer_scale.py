@@ -24,7 +24,7 @@ job's end, before its final log read. Meanwhile this process samples the emulato
 second. Then it reads every job's ``stoppedAt``, computes the figures, stops the emulator and every process
 it started (also on a failure, Ctrl-C or SIGTERM), prints the tables, checks each fault scenario and the
 targets at N = 1000. Exit status 1 when a check or target is missed or something went wrong. Each child's
-log and JSON go to ``bench/out/``.
+log and JSON, and the jobs' ends and call counts the parent read, go to ``bench/out/``.
 
 Per interval means per *interval begun* during the wait (``ceil(wait / interval)``) for call counts, and
 per interval of wall time for CPU. S is 20 intervals so that at N = 1000 every BatchJobTrigger has made
@@ -274,15 +274,21 @@ def read_steady(
 ) -> None:
     """Figures per interval while every trigger polls and no job has ended yet: no start-up, no wind-down.
 
-    With events, the steady state also waits until the events that came before the wait were read (the
-    last read that brought messages before the first job's end; see ``StartEvents``)."""
+    With events, the steady state begins once the events are trusted (the first read of the queue answered)
+    and the events that came before the wait were read (the last read that brought messages before the first
+    job's end; see ``StartEvents``)."""
     ends = [job["stoppedAt"] / 1000 for job in jobs.values() if job.get("stoppedAt")]
     if m.impl in OURS:
         polls = result["trace"]["polls"]
         all_polling = polls[0][1] if polls else float("nan")
-        if m.impl == "events" and ends:
-            backlog = [end for start, end, count in result["trace"]["receives"] if count and start < min(ends)]
-            all_polling = max([all_polling, *backlog])
+        receives = result["trace"]["receives"]
+        if m.impl == "events" and ends and receives:
+            # Until its first read of the queue has answered, the poller does not trust the events yet and
+            # polls every interval: the steady state begins after that read and the round under way then.
+            read = receives[0][1]
+            starting = [end for start, end, _ in polls if start <= read]
+            backlog = [end for _, end, count in receives if count and end < min(ends)]
+            all_polling = max([all_polling, read, *starting, *backlog])
     else:
         since = result["waiting_since"]
         all_polling = max(since) if len(since) == m.n else float("nan")
@@ -431,6 +437,10 @@ def measure(impl: str, n: int, args: argparse.Namespace, faults: str = "none") -
                 for start in range(0, n, 100):
                     for job in clients[0].describe_jobs(jobs=ids[start:start + 100])["jobs"]:
                         jobs[job["jobId"]] = job
+                (OUT_DIR / f"triggerer_scale-{m.key}-{n}-parent.json").write_text(json.dumps({
+                    "jobs": {i: {k: jobs.get(i, {}).get(k) for k in ("status", "stoppedAt")} for i in ids},
+                    "stats": stats.samples,
+                }))
                 read_result(m, result, ids, jobs)
                 read_steady(m, result, jobs, stats.samples)
             except Exception as exc:
