@@ -49,7 +49,7 @@ $(BENCH_DEPS)/.installed: $(VENV)/.installed
 	touch $@
 
 # Every benchmark under bench/ at a small N, so that none rots unseen: it must run to its end and pass its own
-# checks (the figures' targets are for large N and are not checked here). About 3 minutes on 2 CPUs.
+# checks (the figures' targets are for large N and are not checked here). About 4 minutes on 2 CPUs.
 bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
 	$(BENCH) bench.emulator_capacity --jobs 50 --sleep 60 --describe-calls 20 --idle-seconds 1
 	$(BENCH) bench.array_fanout --size 10
