@@ -49,12 +49,13 @@ $(BENCH_DEPS)/.installed: $(VENV)/.installed
 	touch $@
 
 # Every benchmark under bench/ at a small N, so that none rots unseen: it must run to its end and pass its own
-# checks (the figures' targets are for large N and are not checked here). About 3 minutes on 2 CPUs.
+# checks (the figures' targets are for large N and are not checked here). About 4 minutes on 2 CPUs.
 bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
 	$(BENCH) bench.emulator_capacity --jobs 50 --sleep 60 --describe-calls 20 --idle-seconds 1
 	$(BENCH) bench.array_fanout --size 10
 	$(BENCH) bench.task_overhead --runs 1
-	$(BENCH) bench.triggerer_scale --jobs 50 --interval 1 --sleep 4
+	$(BENCH) bench.triggerer_scale --jobs 50 --interval 1 --sleep 4 --events-faults none duplicate
+	$(BENCH) bench.triggerer_scale --jobs 20 --interval 1 --sleep 10 --impl events --events-faults drop --events-sweep 3
 	$(BENCH) bench.log_scale --jobs 5 --duration 4 --interval 1
 	$(BENCH) bench.fan_out --sizes 3
 
