@@ -30,6 +30,7 @@ from airflow_batch_runner.triggers.log_reader import LogReader, process_budget
 
 ERROR_BOUND_SECONDS = 300.0  # a non-throttling error that lasts this long fails the waits
 VANISHED_POLLS = 3  # a job missing from this many DescribeJobs answers in a row is gone
+GATHER = 0.25  # s an event waits for others before the jobs they name are described
 
 
 @dataclass
@@ -185,7 +186,11 @@ class SharedPoller:
                 try:  # an event (or a new watch) wakes the poller early
                     await asyncio.wait_for(self._wakeup.wait(), delay)
                 except asyncio.TimeoutError:
-                    pass
+                    continue
+                if len(self._woken) < DESCRIBE_BATCH:
+                    # Events come in waves (a queue's jobs end together): the ones that come meanwhile share
+                    # the DescribeJobs call.
+                    await asyncio.sleep(GATHER)
 
     def _fail_all(self, message: str) -> None:
         for watch in list(self.watches):
