@@ -117,15 +117,29 @@ def test_when_every_event_is_lost_the_jobs_are_polled_each_interval_and_the_log_
     assert len(told) == 1 and world.queue in told[0], told
 
 
+@pytest.mark.parametrize("when", ["before the wait", "mid-run"])
 def test_a_deleted_queue_sends_the_poller_back_to_its_interval_and_says_so_once(
     aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, when: str,
 ) -> None:
     world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
-    aws.client("sqs").delete_queue(QueueUrl=world.url)
-    job_ids = world.submit(seconds=3, count=3)
+    sqs = aws.client("sqs")
+    if when == "before the wait":
+        sqs.delete_queue(QueueUrl=world.url)
+    job_ids = world.submit(seconds=3 if when == "before the wait" else 15, count=3)
+
+    async def run() -> list[tuple[dict[str, Any], float]]:
+        waiting = asyncio.ensure_future(_ends([_trigger(aws, j, poll_interval=1) for j in job_ids]))
+        if when == "mid-run":  # once events flow (the reader trusts them), the queue goes
+            deadline = time.monotonic() + 60
+            while not any(s.trusted() for s in events._SOURCES.get(asyncio.get_running_loop(), {}).values()):
+                assert time.monotonic() < deadline and not waiting.done()
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(sqs.delete_queue, QueueUrl=world.url)
+        return await waiting
+
     with caplog.at_level(logging.WARNING, logger=EVENTS_LOGGER):
-        results = asyncio.run(_ends([_trigger(aws, j, poll_interval=1) for j in job_ids]))
+        results = asyncio.run(run())
     for event, received in results:
         assert event["description"]["status"] == "SUCCEEDED"
         assert _end_to_event(event, received) < 1 + 10  # the interval (and room for load), not the 600 s sweep
