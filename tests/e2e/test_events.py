@@ -302,14 +302,23 @@ def test_a_queue_blocked_event_tells_the_task_why_its_job_waits_without_waiting_
 def test_two_triggerers_share_one_queue_and_each_gets_its_jobs_ends(
     aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Each triggerer handles (and deletes) the events of its own jobs from the shared queue. A message that
+    bounced between them until the DLQ took it would be found by the sweep (30 s here): every end arrives
+    within a sweep, never at the 60 s poll."""
     import threading
 
-    world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
+    world = EventsWorld(aws, monkeypatch, capsys, sweep=30)
     job_ids = world.submit(seconds=2, count=6)
     results: dict[int, list[tuple[dict[str, Any], float]]] = {}
+    deleted: dict[int, int] = {}
 
     def triggerer(number: int) -> None:  # a process of its own: its own event loop, poller and events reader
-        results[number] = asyncio.run(_ends([_trigger(aws, j, poll_interval=60) for j in job_ids[number::2]]))
+        async def run() -> None:
+            results[number] = await _ends([_trigger(aws, j, poll_interval=60) for j in job_ids[number::2]])
+            (source,) = events._SOURCES[asyncio.get_running_loop()].values()
+            deleted[number] = source.deleted
+
+        asyncio.run(run())
 
     threads = [threading.Thread(target=triggerer, args=(n,)) for n in (0, 1)]
     for thread in threads:
@@ -319,7 +328,8 @@ def test_two_triggerers_share_one_queue_and_each_gets_its_jobs_ends(
     assert sorted(results) == [0, 1]
     for event, received in results[0] + results[1]:
         assert event["description"]["status"] == "SUCCEEDED"
-        assert _end_to_event(event, received) < 20, "not at the next 60 s poll: its event reached its triggerer"
+        assert _end_to_event(event, received) < 30 + 15, "within a sweep: not at the next 60 s poll"
+    assert deleted[0] >= 1 and deleted[1] >= 1, deleted  # each read its own jobs' events from the shared queue
 
 
 def test_a_triggerer_restart_with_messages_in_flight_loses_no_end(
