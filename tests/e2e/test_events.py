@@ -19,6 +19,7 @@ from airflow_batch_runner.triggers import events
 from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
 from tests.e2e.conftest import AwsWorld
 from tests.e2e.test_trigger import _trigger
+from tests.emulator.helpers import wait_until
 
 EVENTS_LOGGER = "airflow_batch_runner.triggers.events"
 
@@ -356,10 +357,7 @@ def test_a_triggerer_restart_with_messages_in_flight_loses_no_end(
 
     asyncio.run(first_instance())
     release.touch()
-    helpers_deadline = time.monotonic() + 60
-    while batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] != "SUCCEEDED":
-        assert time.monotonic() < helpers_deadline
-        time.sleep(0.1)
+    wait_until(lambda: batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] == "SUCCEEDED", timeout=60)
     started = time.time()
     ((event, received),) = asyncio.run(_ends([BatchRunnerTrigger(**trigger.serialize()[1])]))
     assert event["description"]["status"] == "SUCCEEDED"

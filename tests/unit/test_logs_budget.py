@@ -77,7 +77,7 @@ def test_a_final_read_spends_the_reserve_at_once_and_the_regular_reads_after_it_
             times[name] = time.monotonic() - started
 
         regular = asyncio.ensure_future(take("regular", False))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0)  # the regular taker queues first
         await take("final", True)
         await regular
         return times
