@@ -13,7 +13,7 @@ FINAL_READ_RETRY = 0.2
 # s past the moment a job's final read may start during which its failing reads are retried. The worker's
 # follower reads alone: room for the pages of a chatty job's last lines on a busy host. The triggerer's shared
 # reader gives up a failing read sooner (a job's end must not wait on CloudWatch Logs) and waits longer only
-# while it is seen to progress (the trigger's FINAL_READ_LONGEST_WAIT).
+# while it is seen to progress (the trigger's FINAL_READ_LONGEST_WAIT, and the reader's answer patience).
 FINAL_READ_PATIENCE = 2.0
 TRIGGER_FINAL_READ_PATIENCE = 0.5
 

@@ -36,7 +36,7 @@ from airflow_batch_runner.triggers.poller import SharedPoller, Update, Watch, sh
 from airflow_batch_runner.triggers.task_state import DEFERRED, StateUnknown, current_state
 from airflow_batch_runner.triggers.timeouts import within
 
-FINAL_READ_LONGEST_WAIT = 10.0  # s more, at most, for a final read that a healthy reader is getting to
+FINAL_READ_LONGEST_WAIT = 20.0  # s more, at most, for a final read that a healthy reader is getting to
 
 
 class BatchRunnerTrigger(BaseTrigger):

@@ -13,6 +13,7 @@ import heapq
 import itertools
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,13 @@ from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttli
 from airflow_batch_runner.log_positions import Cursor
 from airflow_batch_runner.triggers.timeouts import within
 
-# A call unanswered this long is slow: a job's end stops waiting for its final read.
+# A call unanswered this long is slow: a job's end stops waiting for its final read. A Logs endpoint that
+# answers every call slowly (a loaded host, a distant region) is slow only past ANSWER_SLOWDOWN times its
+# slowest recent answer, up to ANSWER_PATIENCE_CEILING.
 ANSWER_PATIENCE = 2.0
+ANSWER_SLOWDOWN = 3.0
+ANSWER_PATIENCE_CEILING = 15.0
+RECENT_ANSWERS = 20
 # Final reads' calls under way at once: a job whose end is found while one is being answered need not
 # wait for it (the budget still spaces the calls).
 FINAL_LANE_NAMES = ("final", "final-2")
@@ -145,6 +151,7 @@ class LogReader:
         self.failures = 0
         self.last_problem: str | None = None
         self._sent: dict[int, float] = {}  # wall time each call being answered was sent
+        self._answered_in: deque[float] = deque(maxlen=RECENT_ANSWERS)  # s each recent answer took
         self._call_ids = itertools.count()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._picking: set[str] = set()  # lanes waiting for their slot of the budget, nothing chosen yet
@@ -197,7 +204,13 @@ class LogReader:
         is worth waiting for a little longer."""
         if now < self.backoff_until:
             return False
-        return not self._sent or now - min(self._sent.values()) < ANSWER_PATIENCE
+        return not self._sent or now - min(self._sent.values()) < self.answer_patience()
+
+    def answer_patience(self) -> float:
+        """How long a call may go unanswered before Logs counts as slow: ``ANSWER_PATIENCE``, or longer when
+        the recent answers all took long (bounded by ``ANSWER_PATIENCE_CEILING``)."""
+        usual = max(self._answered_in, default=0.0) * ANSWER_SLOWDOWN
+        return min(ANSWER_PATIENCE_CEILING, max(ANSWER_PATIENCE, usual))
 
     def forget(self, key: Any) -> None:
         self.follows.pop(key, None)
@@ -292,11 +305,12 @@ class LogReader:
             while True:
                 self.calls += 1
                 call = next(self._call_ids)
-                self._sent[call] = time.time()
+                sent = self._sent[call] = time.time()
                 try:
                     page, token = await asyncio.to_thread(self.hook.filter_log_events_page, names, start, token)
                 finally:
                     del self._sent[call]
+                self._answered_in.append(time.time() - sent)
                 events.extend(page)
                 if not token:
                     break

@@ -148,6 +148,24 @@ def test_a_jobs_end_never_waits_for_logs(aws: AwsWorld, capsys: pytest.CaptureFi
     assert len(warnings) == 3, warnings
 
 
+def test_a_logs_endpoint_that_answers_every_call_slowly_still_gives_every_last_line(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every FilterLogEvents answer takes 2.5 s (a loaded host, a distant region): longer than a call may go
+    unanswered on a fast endpoint, but the reader has seen such answers all along, so the final read is waited
+    for rather than given up."""
+    (job_id,) = _submit(aws, 'echo "$AWS_BATCH_JOB_ID 1"; sleep 6; for i in 2 3; do echo "$AWS_BATCH_JOB_ID $i"; done')
+    control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 2.5}})
+    try:
+        ((event, _),) = asyncio.run(_events([_trigger(aws, job_id, poll_interval=0.5)]))
+    finally:
+        control(aws.url, "faults", {})
+    assert event["description"]["status"] == "SUCCEEDED"
+    log = TaskLog(capsys)
+    assert log.lines_by_job()[job_id] == ["1", "2", "3"], log.warnings()
+    assert log.warnings() == []
+
+
 def test_a_deadline_and_a_vanished_job_never_wait_for_logs(aws: AwsWorld) -> None:
     (job_id,) = _submit(aws, 'while true; do echo "$AWS_BATCH_JOB_ID tick"; sleep 0.2; done')
     control(aws.url, "faults", {"logs:FilterLogEvents": {"delay": 30.0}})
