@@ -24,6 +24,10 @@ from tests.emulator.helpers import wait_until
 EVENTS_LOGGER = "airflow_batch_runner.triggers.events"
 
 
+# Sleeps $SECONDS_ and exits $CODE; with $GATE set, only once that file exists.
+GATED_SLEEP = 'while [ -n "$GATE" ] && [ ! -e "$GATE" ]; do sleep 0.1; done; sleep $SECONDS_; exit $CODE'
+
+
 class EventsWorld:
     """A job queue whose Batch events reach an SQS queue, the triggerer configured to read it."""
 
@@ -41,18 +45,21 @@ class EventsWorld:
         self.definition = batch.register_job_definition(
             jobDefinitionName=f"ev-{stamp}", type="container", platformCapabilities=["EC2"],
             ecsProperties={"taskProperties": [{"containers": [{
-                "name": "main", "image": "busybox", "command": ["/bin/sh", "-c", "sleep $SECONDS_; exit $CODE"],
+                "name": "main", "image": "busybox", "command": ["/bin/sh", "-c", GATED_SLEEP],
                 "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "256"}],
             }]}]},
         )["jobDefinitionArn"]
 
-    def submit(self, seconds: float = 1, codes: list[int] | None = None, count: int = 1) -> list[str]:
+    def submit(self, seconds: float = 1, codes: list[int] | None = None, count: int = 1,
+               gate: Path | None = None) -> list[str]:
+        """Jobs that sleep ``seconds`` and exit with each of ``codes``; with ``gate``, only once that file exists."""
         batch = self.aws.client("batch")
         codes = codes or [0] * count
         return [batch.submit_job(
             jobName=f"e{i}", jobQueue=self.queue, jobDefinition=self.definition,
             ecsPropertiesOverride={"taskProperties": [{"containers": [{"name": "main", "environment": [
-                {"name": "SECONDS_", "value": str(seconds)}, {"name": "CODE", "value": str(code)}]}]}]},
+                {"name": "SECONDS_", "value": str(seconds)}, {"name": "CODE", "value": str(code)},
+                {"name": "GATE", "value": str(gate or "")}]}]}]},
         )["jobId"] for i, code in enumerate(codes)]
 
 
@@ -301,29 +308,41 @@ def test_a_queue_blocked_event_tells_the_task_why_its_job_waits_without_waiting_
 
 
 def test_two_triggerers_share_one_queue_and_each_gets_its_jobs_ends(
-    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """Each triggerer handles (and deletes) the events of its own jobs from the shared queue. A message that
     bounced between them until the DLQ took it would be found by the sweep (30 s here): every end arrives
-    within a sweep, never at the 60 s poll."""
+    within a sweep, never at the 60 s poll. The jobs end only once both triggerers read the queue (on a loaded
+    host, one that started late would find its jobs ended at its first look, and read nothing)."""
     import threading
 
     world = EventsWorld(aws, monkeypatch, capsys, sweep=30)
-    job_ids = world.submit(seconds=2, count=6)
+    gate = tmp_path / "both-triggerers-read"
+    job_ids = world.submit(seconds=2, count=6, gate=gate)
     results: dict[int, list[tuple[dict[str, Any], float]]] = {}
     deleted: dict[int, int] = {}
+    reading: dict[int, events.EventsSource] = {}
 
     def triggerer(number: int) -> None:  # a process of its own: its own event loop, poller and events reader
         async def run() -> None:
+            async def note_source() -> None:
+                while not events._SOURCES.get(asyncio.get_running_loop()):
+                    await asyncio.sleep(0.05)
+                (reading[number],) = events._SOURCES[asyncio.get_running_loop()].values()
+
+            noted = asyncio.ensure_future(note_source())
             results[number] = await _ends([_trigger(aws, j, poll_interval=60) for j in job_ids[number::2]])
-            (source,) = events._SOURCES[asyncio.get_running_loop()].values()
-            deleted[number] = source.deleted
+            await noted
+            deleted[number] = reading[number].deleted
 
         asyncio.run(run())
 
     threads = [threading.Thread(target=triggerer, args=(n,)) for n in (0, 1)]
     for thread in threads:
         thread.start()
+    # Both readers have answered a receive (each is polling the queue) before any job ends.
+    wait_until(lambda: len(reading) == 2 and all(s.down is None for s in reading.values()), timeout=60)
+    gate.touch()
     for thread in threads:
         thread.join(timeout=180)
     assert sorted(results) == [0, 1]
