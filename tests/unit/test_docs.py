@@ -67,3 +67,18 @@ def test_every_included_example_dag_is_run_by_an_end_to_end_test() -> None:
     assert included
     not_run = [path for path in included if f'load_dag("{Path(path).stem}"' not in tests]
     assert not_run == []
+
+
+def test_the_dag_for_real_aws_parses_into_its_two_tasks() -> None:
+    # It names an account's resources, so no test runs it; the chain it shows is the one
+    # dags_examples/chain_output_to_input.py runs on the emulator.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("batch_runner_on_aws", DOCS / "examples" / "batch_runner_on_aws.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.greet.dag
+    assert dag.dag_id == "batch_runner_on_aws"
+    assert [task.task_id for task in dag.topological_sort()] == ["greet", "count"]
+    assert "docs/examples/batch_runner_on_aws.py" in included_files()
