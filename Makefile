@@ -65,8 +65,9 @@ test-floor: install-floor
 	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
 	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) tests/unit tests/e2e
 
-# A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install.
-test-system: install
+# A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install; the docs site
+# in that browser.
+test-system: install docs
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(VENV)/bin/pytest -m system tests/system
 

@@ -4,13 +4,15 @@ A page asks for one with a marker line, replaced on each build:
 - ``<!-- generated: configuration -->``: every ``[batch_runner]`` option as ``get_provider_info`` publishes it;
 - ``<!-- generated: job single -->`` / ``<!-- generated: job array -->``: the job's containers, their order and
   the shared volume, drawn (Mermaid) from the job definition that ``job_spec`` / ``array_spec`` build.
-An unknown marker fails the build (a warning, and the build is strict).
+An unknown marker, or a missing script of ``extra_javascript``, fails the build (a warning, and the build is
+strict).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from airflow_batch_runner import array_spec, job_spec
@@ -101,6 +103,14 @@ def generated(kind: str) -> str:
         return job_diagram(array_spec.build_job_definition(EXAMPLE, ARRAY), "each child of an array job")
     log.warning("unknown generated block %r", kind)
     return ""
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    # Missing, the theme would fetch Mermaid from a CDN: the diagrams would need the network.
+    for script in config["extra_javascript"]:
+        if not (Path(config["docs_dir"]) / str(script)).exists():
+            log.warning("%s is missing: `make docs` fetches it", script)
+    return config
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
