@@ -3,13 +3,17 @@
 A page asks for one with a marker line, replaced on each build:
 - ``<!-- generated: configuration -->``: every ``[batch_runner]`` option as ``get_provider_info`` publishes it;
 - ``<!-- generated: job single -->`` / ``<!-- generated: job array -->``: the job's containers, their order and
-  the shared volume, drawn (Mermaid) from the job definition that ``job_spec`` / ``array_spec`` build.
+  the shared volume, drawn (Mermaid) from the job definition that ``job_spec`` / ``array_spec`` build;
+- ``<!-- generated: plot triggerer_scale -->``: the triggerer benchmark's figures against N, plotted (matplotlib,
+  inline SVG) from ``docs/data/triggerer_scale.json``, which ``bench.triggerer_scale --figures`` writes.
 An unknown marker, or a missing script of ``extra_javascript``, fails the build (a warning, and the build is
 strict).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
 from pathlib import Path
@@ -21,6 +25,7 @@ from airflow_batch_runner.get_provider_info import get_provider_info
 from airflow_batch_runner.job_spec import JobSpec, Resources
 
 log = logging.getLogger("mkdocs.hooks.batch_runner")
+DATA = Path(__file__).resolve().parent / "data"
 MARKER = re.compile(r"^<!-- generated: ([\w ]+) -->$", re.MULTILINE)
 # A job as a DAG author would write it: one input file, one output file, on Fargate.
 EXAMPLE = JobSpec(
@@ -90,6 +95,39 @@ def job_diagram(definition: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def triggerer_plot() -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    data = json.loads((DATA / "triggerer_scale.json").read_text(encoding="utf-8"))
+    triggers = sorted({row["trigger"] for row in data["rows"]})
+    matplotlib.rcParams.update({"svg.hashsalt": "batch-runner", "svg.fonttype": "none", "font.size": 9})
+    figure, (calls, delay) = pyplot.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    for trigger in triggers:
+        rows = sorted((row for row in data["rows"] if row["trigger"] == trigger), key=lambda row: row["n"])
+        n = [row["n"] for row in rows]
+        calls.plot(n, [row["describe_jobs_per_interval"] for row in rows], marker="o", label=trigger)
+        line = delay.plot(n, [row["event_delay_max_s"] for row in rows], marker="o", label=f"{trigger}, max")[0]
+        delay.plot(n, [row["event_delay_median_s"] for row in rows], marker="o", linestyle="--",
+                   color=line.get_color(), label=f"{trigger}, median")
+    calls.set(xlabel="N (deferred tasks)", ylabel="DescribeJobs calls per interval", yscale="log",
+              title="Batch calls per poll interval")
+    delay.axhline(data["interval_s"], color="grey", linewidth=0.8, linestyle=":")
+    delay.set(xlabel="N (deferred tasks)", ylabel="seconds", ylim=(0, None),
+              title=f"Job end to trigger event (interval {data['interval_s']:g} s, dotted)")
+    calls.legend(fontsize=8)
+    delay.legend(fontsize=7)
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    pyplot.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    return f'<figure markdown="0">{svg}<figcaption>Plotted from <code>docs/data/triggerer_scale.json</code>: ' \
+           f'{data["source"]}.</figcaption></figure>'
+
+
 def node(name: str) -> str:
     return name.replace("-", "_")
 
@@ -99,6 +137,8 @@ def generated(kind: str) -> str:
         return configuration_table()
     if kind == "job single":
         return job_diagram(job_spec.build_job_definition(EXAMPLE), "one job")
+    if kind == "plot triggerer_scale":
+        return triggerer_plot()
     if kind == "job array":
         return job_diagram(array_spec.build_job_definition(EXAMPLE, ARRAY), "each child of an array job")
     log.warning("unknown generated block %r", kind)
