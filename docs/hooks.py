@@ -4,6 +4,8 @@ A page asks for one with a marker line, replaced on each build:
 - ``<!-- generated: configuration -->``: every ``[batch_runner]`` option as ``get_provider_info`` publishes it;
 - ``<!-- generated: job single -->`` / ``<!-- generated: job array -->``: the job's containers, their order and
   the shared volume, drawn (Mermaid) from the job definition that ``job_spec`` / ``array_spec`` build;
+- ``<!-- generated: exit codes -->`` / ``<!-- generated: exceptions -->``: ``outcome.EXIT_CODES`` and the classes
+  of ``airflow_batch_runner.exceptions`` with their docstrings;
 - ``<!-- generated: plot triggerer_scale -->``: the triggerer benchmark's figures against N, plotted (matplotlib,
   inline SVG) from ``docs/data/triggerer_scale.json``, which ``bench.triggerer_scale --figures`` writes.
 An unknown marker, or a missing script of ``extra_javascript``, fails the build (a warning, and the build is
@@ -128,6 +130,28 @@ def triggerer_plot() -> str:
            f'{data["source"]}.</figcaption></figure>'
 
 
+def exit_codes_table() -> str:
+    from airflow_batch_runner.outcome import EXIT_CODES
+
+    rows = ["| last status seen | exit code |", "|---|---|"]
+    rows += [f"| {status} | {code} |" for status, code in EXIT_CODES.items()]
+    return "\n".join([*rows, "| anything else | -1 |"])
+
+
+def exceptions_list() -> str:
+    import inspect
+
+    from airflow_batch_runner import exceptions
+
+    classes = [value for _, value in inspect.getmembers(exceptions, inspect.isclass)
+               if value.__module__ == exceptions.__name__]
+    return "\n".join(
+        f"- `airflow_batch_runner.exceptions.{cls.__name__}` (an `{cls.__mro__[1].__name__}`): "
+        f"{' '.join((cls.__doc__ or '').split())}"
+        for cls in sorted(classes, key=lambda cls: inspect.getsourcelines(cls)[1])
+    )
+
+
 def node(name: str) -> str:
     return name.replace("-", "_")
 
@@ -137,6 +161,10 @@ def generated(kind: str) -> str:
         return configuration_table()
     if kind == "job single":
         return job_diagram(job_spec.build_job_definition(EXAMPLE), "one job")
+    if kind == "exit codes":
+        return exit_codes_table()
+    if kind == "exceptions":
+        return exceptions_list()
     if kind == "plot triggerer_scale":
         return triggerer_plot()
     if kind == "job array":
