@@ -47,7 +47,7 @@ with DAG(
         aws_conn_id="aws_default",
         deferrable=True,
         # A retry reattaches to the job (or collects its outputs): it also covers Airflow 3.3's scheduler
-        # failing a task whose trigger fired within seconds of the deferral (see the README).
+        # failing a task whose trigger fired within seconds of the deferral (docs/how-to/events.md).
         retries=2,
         retry_delay=timedelta(seconds=5),
     )
