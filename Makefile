@@ -19,7 +19,7 @@ NO_AIRFLOW_ENV := env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER -u AIRFLOW__
 BENCH_DEPS := $(CURDIR)/build/bench-deps
 BENCH := $(NO_AIRFLOW_ENV) PYTHONPATH=$(BENCH_DEPS) $(PY) -m
 
-.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean bench-smoke
+.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean bench-smoke docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,7 +39,7 @@ install-floor: $(FLOOR_VENV)/.installed
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples
+	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples docs
 
 test: lint
 	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL)
@@ -65,10 +65,27 @@ test-floor: install-floor
 	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
 	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) tests/unit tests/e2e
 
-# A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install.
-test-system: install
+# A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install; the docs site
+# in that browser.
+test-system: install docs
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(VENV)/bin/pytest -m system tests/system
+
+# The docs site, into build/site: strict (any warning fails it: a broken link or anchor, a missing included example,
+# an unknown generated block). The reference tables and the job diagrams are generated from the code on each build;
+# Mermaid's script comes from npm, so the diagrams render with no network.
+MERMAID := 11.9.0
+docs/javascripts/mermaid.min.js:
+	mkdir -p build/mermaid docs/javascripts
+	cd build/mermaid && npm pack --silent mermaid@$(MERMAID) >/dev/null && tar xzf mermaid-$(MERMAID).tgz package/dist/mermaid.min.js
+	cp build/mermaid/package/dist/mermaid.min.js $@
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PIP) install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # What would be uploaded: the sdist and the wheel, their metadata and the README as PyPI renders it.
 dist-check: install

@@ -35,7 +35,7 @@ class Child:
     stopped_at: int | None = None
     log_stream: str | None = None
     output_files: Mapping[str, str] = field(default_factory=dict)
-    # What the child wrote to its $OUTPUTS_FILE (its result lines are not read: see the README).
+    # What the child wrote to its $OUTPUTS_FILE (its result lines are not read: see docs/how-to/arrays.md).
     outputs: Mapping[str, Any] = field(default_factory=dict)
     metrics: Sequence[Mapping[str, Any]] = ()
     results_error: str | None = None

@@ -86,7 +86,7 @@ def mask_credentials(values: Iterable[str | None]) -> None:
 def serialised_forms(secret: str) -> set[str]:
     """The spellings a secret takes when a program serialises it, besides its own: JSON string escapes
     (``json.dumps``, ASCII and UTF-8), Python's ``repr``/``ascii``, and URL encoding (``quote``,
-    ``quote_plus``). The README lists them."""
+    ``quote_plus``). docs/how-to/security.md lists them."""
     forms = {
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],

@@ -66,7 +66,7 @@ ARGS = dict(
     completion_check_interval=5,
     deferrable=True,
     region_name="us-east-1",
-    # Airflow 3.3.2 can fail a deferred task whose job ends within the scheduler's loop (README, "Known
+    # Airflow 3.3.2 can fail a deferred task whose job ends within the scheduler's loop (docs/how-to/events.md, "Known
     # Airflow issues", apache/airflow#67287): its retry reattaches to the job and collects its outputs.
     retries=2,
     retry_delay=datetime.timedelta(seconds=1),

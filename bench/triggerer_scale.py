@@ -714,6 +714,21 @@ def check_scenarios(results: list[Measurement]) -> list[tuple[str, bool]]:
     return checks
 
 
+def write_figures(args: argparse.Namespace, results: list[Measurement], today: str) -> None:
+    """The figures the docs site plots (docs/hooks.py), with what they were measured on."""
+    rows = [
+        {"trigger": m.label, "n": m.n, "describe_jobs_per_interval": round(m.describe_per_interval, 2),
+         "event_delay_median_s": round(m.delay_median, 2), "event_delay_max_s": round(m.delay_max, 2)}
+        for m in results if not m.problems
+    ]
+    args.figures.write_text(json.dumps({
+        "source": f"python -m bench.triggerer_scale {' '.join(sys.argv[1:])}, {today}, {os.cpu_count()} CPUs, "
+                  f"Python {platform.python_version()}",
+        "interval_s": args.interval,
+        "rows": rows,
+    }, indent=2) + "\n")
+
+
 def measurements(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(implementation, faults) to measure at each N, in this order."""
     return [(impl, faults) for impl in args.impl for faults in (args.events_faults if impl == "events" else ["none"])]
@@ -732,6 +747,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "with every event dropped)")
     parser.add_argument("--step-delay", type=float, default=0.2, help="emulator --step-delay")
     parser.add_argument("--threads", type=int, default=8, help="threads submitting the jobs")
+    parser.add_argument("--figures", type=Path,
+                        help="also write the figures the docs plot (DescribeJobs per interval and job end -> event "
+                        "against N, per trigger) to this JSON file, e.g. docs/data/triggerer_scale.json")
     parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -778,6 +796,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; emulator and children stopped", file=sys.stderr)
         return 130
     today = datetime.date.today().isoformat()
+    if args.figures:
+        write_figures(args, results, today)
     print(f"\n## Triggerer at scale ({today}, {os.cpu_count()} CPUs, total {time.monotonic() - started:.0f} s)\n")
     print(table(results))
     print("\n'Trigger knows': its final log read begins, i.e. the job's end reached the trigger; the event comes after "

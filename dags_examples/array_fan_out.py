@@ -60,10 +60,12 @@ with DAG(
         deferrable=True,
     )
 
+    # --8<-- [start:summarise]
     @task
     def summarise(result: dict[str, Any]) -> dict[str, Any]:
         """The children's outputs from the manifest: what an ``expand`` downstream would map over."""
         children = read_manifest(result, aws_conn_id="aws_default")
         return {"succeeded": len(children), "first": children[0]["output_files"]["line.txt"] if children else None}
+    # --8<-- [end:summarise]
 
     summarise(fan_out.output)  # type: ignore[arg-type]  # Airflow resolves the XComArg to the dict

@@ -47,7 +47,7 @@ with DAG(
         aws_conn_id="aws_default",
         deferrable=True,
         # A retry reattaches to the job (or collects its outputs): it also covers Airflow 3.3's scheduler
-        # failing a task whose trigger fired within seconds of the deferral (see the README).
+        # failing a task whose trigger fired within seconds of the deferral (docs/how-to/events.md).
         retries=2,
         retry_delay=timedelta(seconds=5),
     )
@@ -55,9 +55,11 @@ with DAG(
         """The commands for one word: its length into length.txt, and into the log."""
         return [f"printf %s {shlex.quote(word)} | wc -c > length.txt", "cat length.txt"]
 
+    # --8<-- [start:spend]
     @task
     def spend(results: list[dict[str, Any]]) -> float:
         """What the jobs cost at on-demand Fargate rates."""
         return sum(r["vcpu_seconds"] / 3600 * VCPU_HOUR + r["gib_seconds"] / 3600 * GB_HOUR for r in results)
+    # --8<-- [end:spend]
 
     spend(count.expand(word=words()))  # type: ignore[arg-type]  # Airflow resolves the XComArg to the list

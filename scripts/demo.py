@@ -41,6 +41,7 @@ def main() -> int:
 
     print(f"Airflow home: {home}")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env, capture_output=True)
+    # --8<-- [start:emulator]
     with running_emulator(step_delay=0.2) as url:
         print(f"Emulator: {url}")
         batch = boto3.client("batch", endpoint_url=url)
@@ -64,6 +65,7 @@ def main() -> int:
                 "AIRFLOW_VAR_REGION": "us-east-1",
             }
         )
+        # --8<-- [end:emulator]
         print(f"Running `airflow dags test {DAG_ID}` with file = {INPUT!r}")
         run = subprocess.run(
             [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, "-c", json.dumps({"file": INPUT})],

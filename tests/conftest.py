@@ -29,6 +29,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 
+# --8<-- [start:fixtures]
 @pytest.fixture(scope="session")
 def emulator_session_url() -> Iterator[str]:
     with running_emulator(step_delay=0.05) as url:
@@ -40,3 +41,4 @@ def emulator_url(emulator_session_url: str) -> str:
     """The endpoint of a freshly reset emulator."""
     control(emulator_session_url, "reset", {})
     return emulator_session_url
+# --8<-- [end:fixtures]

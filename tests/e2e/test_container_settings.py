@@ -1,7 +1,8 @@
 """ephemeral_storage, cpu_architecture, shared_memory, init_process, tmpfs and ulimits, end to end (a real Airflow,
-the emulator): the job gets what was asked, a job can check it (the emulator's stand-ins, README "Where the
-emulator differs"), each combination registers its job definition once, and what the platform refuses, or a bound
-AWS sets, fails the task naming the argument before anything is created."""
+the emulator): the job gets what was asked, a job can check it (the emulator's stand-ins,
+docs/reference/emulator.md "Where the emulator differs"), each combination registers its job definition once,
+and what the platform refuses, or a bound AWS sets, fails the task naming the argument before anything is
+created."""
 
 from __future__ import annotations
 

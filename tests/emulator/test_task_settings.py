@@ -1,7 +1,7 @@
 """Ephemeral storage, runtime platform, Linux parameters and ulimits, from the API reference (EphemeralStorage,
 RuntimePlatform, LinuxParameters, Tmpfs, Ulimit, ContainerProperties, TaskContainerProperties): what
 RegisterJobDefinition refuses on each platform, and what a job can see of what it was granted (the emulator's
-stand-ins: README, "Where the emulator differs")."""
+stand-ins: docs/reference/emulator.md, "Where the emulator differs")."""
 
 from __future__ import annotations
 

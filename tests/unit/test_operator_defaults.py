@@ -1,5 +1,5 @@
-"""The operator's defaults are the ones README.md's property table states: the table is read from the
-README itself, so neither can change without the other."""
+"""The operator's defaults are the ones the argument reference (docs/reference/arguments.md) states: the
+table is read from the page itself, so neither can change without the other."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-TABLE_HEADING = "### Kestra property → operator argument"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "arguments.md"
+TABLE_HEADING = "# Kestra property → operator argument"
 REQUIRED: dict[str, Any] = {"compute_environment_arn": "{{ var.value.compute_environment_arn }}", "commands": ["true"]}
 # Where the operator keeps an argument under another name (BaseOperator owns ``resources``).
 ATTRIBUTE = {"resources": "batch_resources"}
@@ -31,10 +31,10 @@ ARGUMENTS_WITH_A_DEFAULT = {
 UNITS = {"s": 1, "min": 60, "h": 3600}
 
 
-def readme_defaults() -> dict[str, str]:
+def reference_defaults() -> dict[str, str]:
     """Argument -> its default as the table writes it: the default column, or the parenthesis after
     the argument's name (``sts_role_session_duration`` (15 min)). Arguments with neither are left out."""
-    lines = README.read_text(encoding="utf-8").split(TABLE_HEADING, 1)[1].strip().splitlines()
+    lines = REFERENCE.read_text(encoding="utf-8").split(TABLE_HEADING, 1)[1].strip().splitlines()
     rows = []
     for line in lines:
         if not line.startswith("|"):
@@ -52,7 +52,7 @@ def readme_defaults() -> dict[str, str]:
 
 
 def meaning(text: str) -> Any:
-    """The Python value of a default as the README writes it."""
+    """The Python value of a default as the reference writes it."""
     if text in ("none", "the connection's"):
         return None  # region_name None: the hook takes the connection's region
     duration = re.fullmatch(r"(\d+) (s|min|h)", text)
@@ -66,7 +66,7 @@ def meaning(text: str) -> Any:
         if re.fullmatch(r"-?\d+", literal):
             return int(literal)
         return json.loads(literal) if literal.startswith("{") else literal
-    raise AssertionError(f"the README's default {text!r} has no meaning here yet")
+    raise AssertionError(f"the reference's default {text!r} has no meaning here yet")
 
 
 def operator(**kwargs: Any) -> BatchRunnerOperator:
@@ -74,11 +74,11 @@ def operator(**kwargs: Any) -> BatchRunnerOperator:
 
 
 def test_the_table_gives_a_default_to_the_expected_arguments() -> None:
-    assert set(readme_defaults()) == ARGUMENTS_WITH_A_DEFAULT
+    assert set(reference_defaults()) == ARGUMENTS_WITH_A_DEFAULT
 
 
-@pytest.mark.parametrize(("argument", "text"), sorted(readme_defaults().items()))
-def test_the_operator_has_the_default_the_readme_states(argument: str, text: str) -> None:
+@pytest.mark.parametrize(("argument", "text"), sorted(reference_defaults().items()))
+def test_the_operator_has_the_default_the_reference_states(argument: str, text: str) -> None:
     if text == "required":
         assert inspect.signature(BatchRunnerOperator.__init__).parameters[argument].default is inspect.Parameter.empty
         with pytest.raises(TypeError, match=argument):
@@ -87,9 +87,9 @@ def test_the_operator_has_the_default_the_readme_states(argument: str, text: str
     assert getattr(operator(), ATTRIBUTE.get(argument, argument)) == meaning(text)
 
 
-def test_the_readme_defaults_mean_what_the_operator_holds() -> None:
+def test_the_reference_defaults_mean_what_the_operator_holds() -> None:
     # The reading of the table itself, so that a parsing slip cannot make the test above vacuous.
-    defaults = {name: meaning(text) for name, text in readme_defaults().items() if text != "required"}
+    defaults = {name: meaning(text) for name, text in reference_defaults().items() if text != "required"}
     assert defaults == {
         "region_name": None, "resources": {"request": {"cpu": "1", "memory": "2048"}}, "delete": True,
         "resume": True, "access_key_id": None, "secret_key_id": None, "session_token": None, "bucket": None,
@@ -130,8 +130,8 @@ def test_deferrable_is_off_when_nothing_configures_it(monkeypatch: pytest.Monkey
     assert operator().deferrable is False
 
 
-def test_the_templated_fields_are_the_ones_the_readme_lists() -> None:
-    # README: compute_environment_arn, commands, container_image, input_files, output_files, env, bucket,
+def test_the_templated_fields_are_the_ones_the_reference_lists() -> None:
+    # The reference: compute_environment_arn, commands, container_image, input_files, output_files, env, bucket,
     # job_queue_arn, sidecar_image, tags, share_identifier, array_size, array_input_files, resources (kept as
     # batch_resources), sidecar_resources, retry_strategy, the durations, the role ARNs, the credential, endpoint
     # and STS fields, the container settings (ephemeral_storage, cpu_architecture, shared_memory, init_process,

@@ -28,8 +28,12 @@ def declared_floor(dist: str) -> str:
     return one(rf'^\s*"{re.escape(dist)}>=([0-9.]+)[,"]', "pyproject.toml")
 
 
-def compatibility_table_row(first_cell: str) -> str:
-    section = text("README.md").split("## Compatibility\n", 1)[1].split("\n## ", 1)[0]
+# The compatibility table stands in the README (for PyPI) and on the docs site's compatibility page.
+PAGES = {"README.md": "## Compatibility\n", "docs/reference/compatibility.md": "# Compatibility\n"}
+
+
+def compatibility_table_row(first_cell: str, page: str = "README.md") -> str:
+    section = text(page).split(PAGES[page], 1)[1].split("\n## ", 1)[0]
     (row,) = [line for line in section.splitlines() if line.startswith(f"| {first_cell} |")]
     return row
 
@@ -39,10 +43,11 @@ def test_make_test_floor_pins_the_declared_floor(dist: str) -> None:
     assert one(rf"^{re.escape(dist)}==([0-9.]+)$", ".ci/floor-constraints.txt") == declared_floor(dist)
 
 
+@pytest.mark.parametrize("page", PAGES)
 @pytest.mark.parametrize("dist", FLOORED)
-def test_the_readmes_compatibility_table_names_the_declared_floor(dist: str) -> None:
+def test_the_compatibility_tables_name_the_declared_floor(dist: str, page: str) -> None:
     floor = declared_floor(dist)
-    assert f"| **{floor}** (declared `>={floor}" in compatibility_table_row(f"`{dist}`")
+    assert f"| **{floor}** (declared `>={floor}" in compatibility_table_row(f"`{dist}`", page)
 
 
 def test_the_floor_runs_on_the_oldest_python_declared_and_the_classifiers_list_the_tested_ones() -> None:

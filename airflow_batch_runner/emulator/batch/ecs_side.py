@@ -6,7 +6,7 @@ says what they hold (no moto here).
 AWS documents that a job's attempt runs as an ECS task (``taskArn``) on the compute environment's cluster
 (``ecsClusterArn``), and Airflow's own system test deregisters ``<job definition name>:1`` after a job: the family
 is the job definition's name. The rest (one revision per job definition revision, registered when its first job
-starts; the fields copied) is this emulator's choice, listed in the README's differences.
+starts; the fields copied) is this emulator's choice, listed in the differences of docs/reference/emulator.md.
 """
 
 from __future__ import annotations

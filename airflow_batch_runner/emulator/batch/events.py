@@ -190,7 +190,7 @@ class BatchEvents:
                     continue  # only SQS targets are delivered by this emulator
                 if {"Input", "InputPath", "InputTransformer"} & set(target):
                     with self._lock:
-                        self.failed += 1  # not supported here: the README says so, nothing is delivered reshaped
+                        self.failed += 1  # not supported (docs/reference/emulator.md): nothing is delivered reshaped
                     continue
                 queue_region, queue_name = arn.split(":")[3], arn.rsplit(":", 1)[-1]
                 backend = sqs_backends[ACCOUNT_ID][queue_region]

@@ -1,4 +1,4 @@
-"""What the README says about AWS's and Airflow's own behaviour, held against the sources it cites."""
+"""What the docs say about AWS's and Airflow's own behaviour, held against the sources they cite."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ import pytest
 
 from tests.airflow_version import AIRFLOW
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def docs_text() -> str:
+    return "\n".join(page.read_text(encoding="utf-8") for page in sorted(DOCS.rglob("*.md")))
 
 
 def section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    body = text.split(f"### {title}\n", 1)[1]
-    return " ".join(re.split(r"\n#{2,3} ", body, maxsplit=1)[0].split())
+    text = docs_text()
+    body = text.split(f"# {title}\n", 1)[1]
+    return " ".join(re.split(r"\n#{1,3} ", body, maxsplit=1)[0].split())
 
 
 def paragraph(starting: str) -> str:
-    text = README.read_text(encoding="utf-8")
+    text = docs_text()
     start = text.index(starting)
     return " ".join(text[start:text.index("\n\n", start)].split())
 
@@ -40,9 +44,9 @@ def test_known_airflow_issue_names_the_fixed_and_the_open_variants() -> None:
     assert "#72716, #71580, fix proposed in #71579) are still open" in text
 
 
-@pytest.mark.skipif(AIRFLOW.release[:2] != (3, 3), reason=f"the README speaks of Airflow 3.3 (this is {AIRFLOW})")
+@pytest.mark.skipif(AIRFLOW.release[:2] != (3, 3), reason=f"the docs speak of Airflow 3.3 (this is {AIRFLOW})")
 def test_installed_scheduler_lacks_the_fixes_the_readme_says_it_lacks() -> None:
-    # The README says 3.3.2 has neither #68741 (queued) nor a fix for the running variants: only the
+    # The docs say 3.3.2 has neither #68741 (queued) nor a fix for the running variants: only the
     # scheduled resume-after-defer case is told apart from a state mismatch.
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 
