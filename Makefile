@@ -42,7 +42,7 @@ lint: install
 	$(VENV)/bin/mypy airflow_batch_runner tests bench scripts dags_examples docs
 
 test: lint
-	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL)
+	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL) --durations=25
 
 $(BENCH_DEPS)/.installed: $(VENV)/.installed
 	$(PIP) install -q --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
@@ -63,7 +63,7 @@ bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
 # tests are left out: they talk to the emulator alone, which the end-to-end tests run on the floor Python too.
 test-floor: install-floor
 	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
-	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) tests/unit tests/e2e
+	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) --durations=25 tests/unit tests/e2e
 
 # A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install; the docs site
 # in that browser.
