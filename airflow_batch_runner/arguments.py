@@ -145,6 +145,28 @@ def seconds(value: Any, argument: str) -> float:
     return amount
 
 
+def whole_number(value: Any, argument: str) -> Any:
+    """An int as is; a rendered string of one (``"{{ params.n }}"``) as the int; anything else as given, for the
+    argument's own check to refuse with its bounds."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
+
+
+def count_or_fraction(value: Any) -> Any:
+    """``allowed_failures`` rendered: a string of a whole number as the int (a count), of a decimal as the float
+    (a fraction); anything else as given, for ``array_spec.check_allowed_failures`` to judge."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
+
+
 def retry_strategy(value: Any) -> Any:
     """``retry_strategy`` with a rendered ``attempts`` string of a whole number (``"{{ params.attempts }}"``) as the
     number; anything else as given, for ``validation.check_retry_strategy`` to judge."""

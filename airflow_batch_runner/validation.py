@@ -235,17 +235,22 @@ def check_tags(tags: Any, ours: Mapping[str, str], propagated: Mapping[str, str]
     return checked
 
 
-def check_fair_share(
-    share_identifier: str | None, scheduling_priority: int | None, scheduling_policy_arn: str | None
-) -> None:
-    """Fair-share arguments against the queue: AWS requires a share identifier on a queue with a scheduling
-    policy and refuses one elsewhere; a priority is 0-9999 and only means something on such a queue."""
+def check_scheduling_priority(scheduling_priority: Any) -> None:
+    """None, or a whole number 0-9999 (SubmitJob's schedulingPriorityOverride)."""
     if scheduling_priority is not None and (
         isinstance(scheduling_priority, bool) or not isinstance(scheduling_priority, int)
         or not 0 <= scheduling_priority <= MAX_SCHEDULING_PRIORITY
     ):
         raise ValueError(f"scheduling_priority must be a whole number from 0 to {MAX_SCHEDULING_PRIORITY}; "
                          f"got {scheduling_priority!r}")
+
+
+def check_fair_share(
+    share_identifier: str | None, scheduling_priority: int | None, scheduling_policy_arn: str | None
+) -> None:
+    """Fair-share arguments against the queue: AWS requires a share identifier on a queue with a scheduling
+    policy and refuses one elsewhere; a priority is 0-9999 and only means something on such a queue."""
+    check_scheduling_priority(scheduling_priority)
     if share_identifier is not None and not (isinstance(share_identifier, str)
                                              and SHARE_IDENTIFIER_RE.fullmatch(share_identifier)):
         raise ValueError(

@@ -173,7 +173,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "sts_role_arn", "sts_role_external_id", "sts_role_session_name", "sts_endpoint_override",
         "array_size", "array_input_files",
         # ``resources`` is kept as batch_resources: BaseOperator.resources is Airflow's own (executor) notion.
-        "batch_resources", "sidecar_resources", "retry_strategy", *DURATIONS, *CONTAINER_SETTINGS,
+        "batch_resources", "sidecar_resources", "retry_strategy", "spot_retries", "scheduling_priority",
+        "allowed_failures", *DURATIONS, *CONTAINER_SETTINGS,
     )
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
                                  "sidecar_resources": "json", "retry_strategy": "json", "tmpfs": "json",
@@ -253,9 +254,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.tags = arguments.at_construction(tags, arguments.tags, templates_later=True)
         self.propagate_tags = propagate_tags
         self.share_identifier = share_identifier
-        self.scheduling_priority = scheduling_priority
+        self.scheduling_priority: Any = scheduling_priority
         self._scheduling_policy: str | None = None
-        self.spot_retries = spot_retries
+        self.spot_retries: Any = spot_retries
         self.retry_strategy = _copied(retry_strategy)
         self.sidecar_image = sidecar_image
         self.sidecar_resources = _copied(sidecar_resources)
@@ -279,7 +280,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.sts_endpoint_override = sts_endpoint_override
         self.array_size = array_size
         self.array_input_files = array_input_files
-        self.allowed_failures = array_spec.check_allowed_failures(allowed_failures)
+        self.allowed_failures: Any = allowed_failures
         self.ephemeral_storage: Any = ephemeral_storage
         self.cpu_architecture: Any = cpu_architecture
         self.shared_memory: Any = shared_memory
@@ -391,11 +392,19 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             self._resources = validation.parse_resources(self.batch_resources)
         if self.sidecar_resources is not None and now(self.sidecar_resources):
             self._sidecar_resources = validation.parse_resources(self.sidecar_resources, "sidecar_resources")
-        if now(self.retry_strategy):
-            strategy = arguments.retry_strategy(self.retry_strategy)
-            self._retry_strategy = validation.retry_strategy_for(self.spot_retries, strategy)
-        else:
-            validation.retry_strategy_for(self.spot_retries, None)  # spot_retries is known: checked now
+        if now(self.spot_retries):
+            self.spot_retries = arguments.whole_number(self.spot_retries, "spot_retries")
+            if now(self.retry_strategy):
+                strategy = arguments.retry_strategy(self.retry_strategy)
+                self._retry_strategy = validation.retry_strategy_for(self.spot_retries, strategy)
+            else:
+                validation.retry_strategy_for(self.spot_retries, None)  # spot_retries is known: checked now
+        if self.scheduling_priority is not None and now(self.scheduling_priority):
+            self.scheduling_priority = arguments.whole_number(self.scheduling_priority, "scheduling_priority")
+            validation.check_scheduling_priority(self.scheduling_priority)
+        if now(self.allowed_failures):
+            allowed = arguments.count_or_fraction(self.allowed_failures)
+            self.allowed_failures = array_spec.check_allowed_failures(allowed)
         for name in DURATIONS:
             value = getattr(self, name)
             if value is not None and now(value):

@@ -1,4 +1,5 @@
-"""The values a user might compute (``resources``, ``sidecar_resources``, ``retry_strategy`` and the durations) come
+"""The values a user might compute (``resources``, ``sidecar_resources``, ``retry_strategy``, ``spot_retries``,
+``scheduling_priority``, ``allowed_failures`` and the durations) come
 from params or from an upstream task like every other argument: rendered strings of numbers count as the numbers,
 and a bad rendered value fails the task naming the argument before anything is created in AWS (a real Airflow,
 the emulator)."""
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import AwsWorld, load_dag, run_dag
+from tests.e2e.test_array import array_dag
 from tests.e2e.test_failures import mutations, task_dag
+from tests.e2e.test_options import fair_share_queue
 
 # Params render to strings: "2", "4096", "3", "600", "0.2".
 PARAMS = {"cpu": 2, "memory": 4096, "sidecar_cpu": 0.25, "sidecar_memory": 256, "attempts": 3, "wait": 600,
@@ -110,12 +113,21 @@ def test_each_computed_argument_can_come_from_an_upstream_task(
         ("completion_check_interval", "{{ params.zero }}", "completion_check_interval must be positive; got '0'"),
         ("sts_role_session_duration", "{{ params.bad }}",
          "sts_role_session_duration must be a number of seconds or a timedelta; got str 'lots'"),
+        ("spot_retries", "{{ params.bad }}", "spot_retries must be a whole number from 0 to 9; got 'lots'"),
+        ("spot_retries", "{{ params.ten }}", "spot_retries must be a whole number from 0 to 9; got 10"),
+        ("scheduling_priority", "{{ params.bad }}",
+         "scheduling_priority must be a whole number from 0 to 9999; got 'lots'"),
+        ("scheduling_priority", "{{ params.big }}",
+         "scheduling_priority must be a whole number from 0 to 9999; got 10000"),
+        ("allowed_failures", "{{ params.bad }}", "allowed_failures must be a count .* got 'lots'"),
+        ("allowed_failures", "{{ params.much }}", "allowed_failures as a fraction must be from 0.0 to 1.0; got 1.5"),
     ],
 )
 def test_a_bad_rendered_value_fails_naming_its_argument_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], argument: str, value: Any, message: str
 ) -> None:
-    dag = task_dag(f"computed_bad_{argument}", params={"bad": "lots", "eleven": 11, "zero": 0},
+    dag = task_dag(f"computed_bad_{argument}", params={"bad": "lots", "eleven": 11, "zero": 0, "ten": 10, "big": 10000,
+                                                              "much": 1.5},
                    input_files={"in.txt": "x"}, commands=["true"], **{argument: value})  # parses: known only rendered
     before, batch_before = mutations(aws), aws.calls()
     result = run_dag(dag, capsys)
@@ -140,3 +152,22 @@ def test_a_bad_value_from_an_upstream_task_fails_naming_its_argument_before_anyt
     batch = aws.calls()
     assert (batch.get("SubmitJob", 0), batch.get("RegisterJobDefinition", 0)) == (
         batch_before.get("SubmitJob", 0), batch_before.get("RegisterJobDefinition", 0))
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_spot_retries_scheduling_priority_and_allowed_failures_come_from_params(
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], deferrable: bool
+) -> None:
+    queue = fair_share_queue(aws, f"computed-fair-{deferrable}")
+    dag = array_dag(f"computed_ints_{deferrable}", 2, deferrable=deferrable, job_queue_arn=queue,
+                    share_identifier="blue", params={"spot": 2, "priority": 7, "allowed": 1},
+                    spot_retries="{{ params.spot }}", scheduling_priority="{{ params.priority }}",
+                    allowed_failures="{{ params.allowed }}",
+                    commands=['[ "$AWS_BATCH_JOB_ARRAY_INDEX" != 1 ] || exit 7', "cp shared.txt out.txt"])
+    result = run_dag(dag, capsys)
+    assert result.state == "success", result.output[-3000:]  # one failed child, one allowed
+    assert result.xcom is not None
+    assert (result.xcom["failed"], result.xcom["allowed_failures"]) == (1, 1)
+    job = aws.client("batch").describe_jobs(jobs=[result.xcom["job_id"]])["jobs"][0]
+    assert job["retryStrategy"]["attempts"] == 3 and job["retryStrategy"]["evaluateOnExit"]
+    assert job["schedulingPriority"] == 7

@@ -194,3 +194,21 @@ def test_rendered_strings_of_numbers_are_shaped_as_numbers() -> None:
         Resources(2.0, 4096), Resources(0.25, 256), {"attempts": 2})
     assert (op.wait_until_completion, op.max_runnable_time, op.completion_check_interval,
             op.sts_role_session_duration) == (600.0, 30.0, 0.5, 1800)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), (" 12 ", 12), ("-1", -1), (4, 4), ("lots", "lots"),
+                                                 ("2.5", "2.5"), (None, None), (True, True)])
+def test_a_rendered_whole_number_is_the_number_and_the_rest_is_left_to_its_check(value: Any, expected: Any) -> None:
+    assert arguments.whole_number(value, "spot_retries") == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("0", 0), ("0.05", 0.05), (" 1.0 ", 1.0), ("lots", "lots"),
+                                                 (2, 2), (0.5, 0.5)])
+def test_a_rendered_allowed_failures_is_a_count_or_a_fraction(value: Any, expected: Any) -> None:
+    got = arguments.count_or_fraction(value)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("argument", ["spot_retries", "scheduling_priority", "allowed_failures"])
+def test_the_computed_whole_numbers_are_templated(argument: str) -> None:
+    assert argument in BatchRunnerOperator.template_fields

@@ -133,7 +133,8 @@ def test_deferrable_is_off_when_nothing_configures_it(monkeypatch: pytest.Monkey
 def test_the_templated_fields_are_the_ones_the_reference_lists() -> None:
     # The reference: compute_environment_arn, commands, container_image, input_files, output_files, env, bucket,
     # job_queue_arn, sidecar_image, tags, share_identifier, array_size, array_input_files, resources (kept as
-    # batch_resources), sidecar_resources, retry_strategy, the durations, the role ARNs, the credential, endpoint
+    # batch_resources), sidecar_resources, retry_strategy, spot_retries, scheduling_priority, allowed_failures, the
+    # durations, the role ARNs, the credential, endpoint
     # and STS fields, the container settings (ephemeral_storage, cpu_architecture, shared_memory, init_process,
     # tmpfs, ulimits), plus aws_conn_id, region_name, verify.
     assert set(BatchRunnerOperator.template_fields) == {
@@ -143,5 +144,6 @@ def test_the_templated_fields_are_the_ones_the_reference_lists() -> None:
         "aws_conn_id", "region_name", "verify", "sidecar_image", "tags", "share_identifier", "array_size",
         "array_input_files", "batch_resources", "sidecar_resources", "retry_strategy", "wait_until_completion",
         "max_runnable_time", "completion_check_interval", "sts_role_session_duration", "ephemeral_storage",
-        "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
+        "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits", "spot_retries",
+        "scheduling_priority", "allowed_failures",
     }
