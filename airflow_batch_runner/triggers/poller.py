@@ -17,7 +17,7 @@ import asyncio
 import functools
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ class SharedPoller:
     def __init__(self, hook: BatchRunnerHook, events: EventsSource | None = None, sweep: float = 60.0) -> None:
         self.hook = hook
         self.watches: set[Watch] = set()
+        self._by_job: dict[str, set[Watch]] = {}  # the watches of each job: an event finds its own in O(1)
         self.task: asyncio.Task[None] | None = None
         self.describe_calls = 0
         self.logs = LogReader(hook, process_budget(), ingestion_allowance())
@@ -80,7 +81,7 @@ class SharedPoller:
         self._wakeup = asyncio.Event()
 
     def watch(self, watch: Watch) -> None:
-        self.watches.add(watch)
+        self.add(watch)
         self._woken.setdefault(watch.job_id, [])  # a new watch is described at once, not at the next round
         self._wakeup.set()
         if self.events is not None:
@@ -88,8 +89,18 @@ class SharedPoller:
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
 
+    def add(self, watch: Watch) -> None:
+        """Count ``watch`` among the watched, without a turn of its own (``watch`` asks for one)."""
+        self.watches.add(watch)
+        self._by_job.setdefault(watch.job_id, set()).add(watch)
+
     def unwatch(self, watch: Watch) -> None:
         self.watches.discard(watch)
+        same_job = self._by_job.get(watch.job_id)
+        if same_job is not None:
+            same_job.discard(watch)
+            if not same_job:
+                del self._by_job[watch.job_id]
         self.logs.forget(watch)
         if self.events is not None and not self.watches_job(watch.job_id):
             self.events.ended(watch.job_id)
@@ -98,13 +109,12 @@ class SharedPoller:
         return bool(self.watches)
 
     def watches_job(self, job_id: str) -> bool:
-        return any(w.job_id == job_id for w in self.watches)
+        return job_id in self._by_job
 
     def wake(self, job_id: str, receipt_handle: str) -> None:
         """An event named the job: it is described at once (with the other jobs woken meanwhile)."""
-        for watch in self.watches:
-            if watch.job_id == job_id:
-                watch.announced = True
+        for watch in self._by_job.get(job_id, ()):
+            watch.announced = True
         self._woken.setdefault(job_id, []).append(receipt_handle)
         self._wakeup.set()
 
@@ -128,16 +138,19 @@ class SharedPoller:
             if started - last["interval"] >= interval:
                 last["interval"] = last["sweep"] = started
                 return list(self.watches), False
-            return [w for w in self.watches if w.job_id in woken], False
+            return self._watches_of(woken), False
         assert self.events is not None
         if started - last["sweep"] >= max(interval, self.sweep):
             last["interval"] = last["sweep"] = started
             return list(self.watches), True
-        due = [w for w in self.watches if w.job_id in woken]
+        due = self._watches_of(woken)
         if started - last["interval"] >= interval:
             last["interval"] = started
             due += [w for w in self.watches if w.job_id not in woken and not self.events.covers(w.last)]
         return due, False
+
+    def _watches_of(self, job_ids: Iterable[str]) -> list[Watch]:
+        return [watch for job_id in job_ids for watch in self._by_job.get(job_id, ())]
 
     def _next_turn(self, last: dict[str, float]) -> float:
         """Seconds until the next scheduled turn (an event or a new watch may come sooner)."""

@@ -51,7 +51,8 @@ def test_one_round_asks_once_per_hundred_jobs_and_tells_every_watch(emulator_url
     async def run() -> tuple[list[Watch], int]:
         shared = SharedPoller(hook_for(emulator_url))
         watches = [Watch(job_id, 5.0) for job_id in ids] + [Watch(real[0], 5.0)]  # two triggers, one job
-        shared.watches.update(watches)
+        for one in watches:
+            shared.add(one)
         before = await asyncio.to_thread(describe_calls, emulator_url)
         await shared.poll_once()
         return watches, await asyncio.to_thread(describe_calls, emulator_url) - before
@@ -67,7 +68,7 @@ def test_a_job_missing_from_three_answers_in_a_row_is_gone(emulator_url: str) ->
     async def run() -> list[list[Update]]:
         shared = SharedPoller(hook_for(emulator_url))
         watch = Watch(MISSING.format(1), 5.0)
-        shared.watches.add(watch)
+        shared.add(watch)
         seen = []
         for _ in range(poller.VANISHED_POLLS):
             await shared.poll_once()
@@ -120,7 +121,7 @@ def test_an_ended_jobs_lines_then_the_end_of_its_log_reach_the_watch(
     async def run() -> list[Update]:
         shared = SharedPoller(hook_for(emulator_url))
         watch = Watch(job_id, 0.1)
-        shared.watches.add(watch)
+        shared.add(watch)
         await shared.poll_once()
         assert watch.log_stream
         assert shared.read_last_lines(watch, time.time(), time.time() + 20)
@@ -181,7 +182,8 @@ def test_with_events_trusted_the_rounds_slow_to_the_sweep_but_new_and_named_jobs
         shared = SharedPoller(hook, events, sweep=600.0)
         last = {"interval": float("-inf"), "sweep": float("-inf"), "tick": float("-inf")}
         watches = [Watch(j, 1.0) for j in jobs]
-        shared.watches.update(watches)
+        for one in watches:
+            shared.add(one)
         first, sweep = shared._due(time.monotonic(), {}, last)
         assert sweep and len(first) == 2  # the first turn describes every job
         await shared.poll_once(sweep)
@@ -192,3 +194,20 @@ def test_with_events_trusted_the_rounds_slow_to_the_sweep_but_new_and_named_jobs
         return len(uncovered), len(covered), len([w for w in named if w.job_id == jobs[1]])
 
     assert asyncio.run(run()) == (2, 0, 1)
+
+
+def test_two_triggers_of_one_job_are_both_woken_and_the_job_is_watched_until_both_left(emulator_url: str) -> None:
+    async def run() -> None:
+        shared = SharedPoller(hook_for(emulator_url))
+        first, second, other = Watch("job-a", 5.0), Watch("job-a", 5.0), Watch("job-b", 5.0)
+        for one in (first, second, other):
+            shared.add(one)
+        shared.wake("job-a", "handle")
+        assert (first.announced, second.announced, other.announced) == (True, True, False)
+        assert [w.job_id for w in shared._watches_of(["job-a", "job-c"])] == ["job-a", "job-a"]
+        shared.unwatch(first)
+        assert shared.watches_job("job-a")
+        shared.unwatch(second)
+        assert not shared.watches_job("job-a") and shared.watches_job("job-b")
+
+    asyncio.run(run())
