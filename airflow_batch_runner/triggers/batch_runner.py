@@ -171,9 +171,11 @@ class BatchRunnerTrigger(BaseTrigger):
         began, told = time.time(), False
         wait = JobWait(Limits(self.deadline, self.limit, self.max_runnable_time))
         children: ChildLogs | None = None
+        seen: dict[str, Any] | None = None  # the job's last description
         try:
             while True:
-                update = await watch.queue.get()
+                update = await self._next_update(watch, seen)
+                seen = update.description or seen
                 self._show(update, children)
                 if update.error is not None:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": update.error,
@@ -230,6 +232,16 @@ class BatchRunnerTrigger(BaseTrigger):
             poller.unwatch(watch)
             if children is not None:
                 children.forget()
+
+    async def _next_update(self, watch: Watch, seen: dict[str, Any] | None) -> Update:
+        """The watch's next update; once the job was described, at its deadline at the latest: the deadline is
+        then decided on the last description (a loaded poller's late answer must not stretch the limit)."""
+        if self.deadline is None or seen is None:
+            return await watch.queue.get()
+        try:
+            return await within(watch.queue.get(), self.deadline - time.time())
+        except asyncio.TimeoutError:
+            return Update(description=seen)
 
     def _log_lines(self, lines: list[str], stream: str | None = None) -> None:
         self.main.show(self._out, lines, stream)

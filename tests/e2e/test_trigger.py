@@ -200,3 +200,31 @@ def test_throttled_polls_back_off_and_never_fail_the_wait(aws: AwsWorld) -> None
     assert event["status"] == "done"
     assert event["description"]["status"] == "SUCCEEDED"
     assert control(aws.url, "stats")["injected"]["batch:DescribeJobs"] == 3
+
+
+def test_the_deadline_is_kept_while_describe_jobs_answers_nothing(aws: AwsWorld) -> None:
+    """Once the job was described, DescribeJobs is held (a loaded or stuck endpoint): the deadline still ends the
+    wait at its time, on the last description, rather than when a late answer comes."""
+    (job_id,) = _submit(aws, "sleep 60")
+    before = aws.calls().get("DescribeJobs", 0)
+
+    async def run() -> tuple[dict[str, Any], float]:
+        deadline = time.time() + 4
+        trigger = _trigger(aws, job_id, poll_interval=0.5, deadline=deadline, limit="4 s")
+        waiting = asyncio.ensure_future(_first_event(trigger, timeout=25))
+        while aws.calls().get("DescribeJobs", 0) <= before:  # described once
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(control, aws.url, "faults", {"batch:DescribeJobs": {"delay": 60.0}})
+        event = await waiting
+        late = time.time() - deadline
+        await asyncio.to_thread(control, aws.url, "faults", {})  # the held call ends: the loop can close
+        return event, late
+
+    try:
+        event, late = asyncio.run(run())
+    finally:
+        control(aws.url, "faults", {})
+    assert event["status"] == "done" and event["timed_out"] is True
+    assert late < 4.0, late  # the terminate call and a short final read; not the 60 s hold
+    job = aws.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+    assert job["status"] == "FAILED"
