@@ -233,6 +233,8 @@ def build_submit_request(
             "command": commands.get(name) or single[name]["command"],
             "resourceRequirements": job_spec.requirements(shares[name]),
         }
+        if name == MAIN:
+            override["resourceRequirements"] += spec.settings.main_requirements()
         if name in (PREP, MAIN):
             override["environment"] = environment
         elif name in (CHILD_INPUTS, OUTPUTS):

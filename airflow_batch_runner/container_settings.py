@@ -1,11 +1,13 @@
 """Pure: what a job asks of its task and main container beyond image, commands and resources: ephemeral storage,
-CPU architecture, shared memory, an init process, tmpfs mounts and ulimits.
+CPU architecture, shared memory, an init process, tmpfs mounts, ulimits and GPUs.
 
 Each argument is put in shape and checked against AWS's own bounds (``parse``), then against what the compute
 environment's platform allows (``check_platform``): a ValueError naming the argument and the fix. AWS Batch takes
 none of them in SubmitJob's ``ecsPropertiesOverride`` (its task override holds only containers' command,
 environment and resources), so they go into the job definition, whose content-hash name then differs for each
-combination (registered once, then reused). No boto3, no Airflow runtime.
+combination (registered once, then reused). GPUs are the exception: a ``GPU`` resource requirement, which the task
+override does take, so they travel with the main container's VCPU and MEMORY in SubmitJob (``main_requirements``)
+and leave the definition alone. No boto3, no Airflow runtime.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ UNLIMITED = -1
 FARGATE_ONLY = ("ephemeral_storage", "cpu_architecture")
 # LinuxParameters: sharedMemorySize and tmpfs "isn't applicable to jobs that are running on Fargate resources".
 EC2_ONLY = ("shared_memory", "tmpfs")
+# ResourceRequirement type GPU: "GPUs aren't available for jobs that are running on Fargate resources."
+GPU_ONLY_ON_EC2 = "gpus"
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,15 @@ class ContainerSettings:
     init_process: bool | None = None
     tmpfs: tuple[Mapping[str, Any], ...] = ()
     ulimits: tuple[Mapping[str, Any], ...] = ()
+    gpus: int | None = None
 
     def given(self) -> list[str]:
-        return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits")
+        return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus")
                 if getattr(self, name) not in (None, ())]
+
+    def main_requirements(self) -> list[dict[str, str]]:
+        """What the main container asks for beside its VCPU and MEMORY: ``GPU``, in SubmitJob's override."""
+        return [{"type": "GPU", "value": str(self.gpus)}] if self.gpus is not None else []
 
     def task_fields(self) -> dict[str, Any]:
         """The job definition's task-level fields (ecsProperties.taskProperties[0])."""
@@ -134,6 +143,17 @@ def check_init_process(value: Any) -> bool | None:
     raise ValueError(f"init_process must be True or False (a rendered 'true' or 'false' too); got {value!r}")
 
 
+def check_gpus(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    what = "a whole number of GPUs, at least 1 (leave it out for none)"
+    count = _whole(value, "gpus", what)
+    if count < 1:
+        raise ValueError(f"gpus must be {what}: AWS's GPU resource requirement is the number of physical GPUs "
+                         f"reserved for the main container; got {count}")
+    return count
+
+
 def _entries(value: Any, argument: str, shape: str, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
              ) -> list[tuple[str, Mapping[str, Any]]]:
     """A list of AWS objects, each with its place (``tmpfs[0]``) for the messages; None or "" is none."""
@@ -207,7 +227,7 @@ def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
 
 
 def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
-          init_process: Any = None, tmpfs: Any = None, ulimits: Any = None) -> ContainerSettings:
+          init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None) -> ContainerSettings:
     """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
     return ContainerSettings(
         ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
@@ -216,6 +236,7 @@ def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared
         init_process=check_init_process(init_process),
         tmpfs=check_tmpfs(tmpfs),
         ulimits=check_ulimits(ulimits),
+        gpus=check_gpus(gpus),
     )
 
 
@@ -233,6 +254,10 @@ REFUSED: dict[str, tuple[tuple[str, ...], str, str]] = {
 
 def check_platform(settings: ContainerSettings, platform: Platform, compute_environment: str) -> None:
     """What the compute environment's platform refuses, as AWS Batch refuses it, naming the argument and the fix."""
+    if platform == "FARGATE" and settings.gpus is not None:
+        raise ValueError(f"gpus: GPUs aren't available for jobs that are running on Fargate resources (AWS Batch), and "
+                         f"{compute_environment} is a Fargate compute environment. Use an EC2 compute environment "
+                         "whose instance types have GPUs (instanceTypes such as g4dn, g5 or p3), or leave gpus out")
     refused, why, fix = REFUSED[platform]
     wrong = [name for name in refused if name in settings.given()]
     if wrong:

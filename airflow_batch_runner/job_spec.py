@@ -99,7 +99,8 @@ class JobSpec:
     sidecar_image: str = AWS_CLI_IMAGE
     # Each sidecar's share; None: the default share (see split_resources).
     sidecar_resources: Resources | None = None
-    # Ephemeral storage, architecture, Linux parameters and ulimits: in the job definition (no override takes them).
+    # Ephemeral storage, architecture, Linux parameters and ulimits: in the job definition (no override takes them);
+    # GPUs: in the main container's override.
     settings: ContainerSettings = field(default_factory=ContainerSettings)
 
     @property
@@ -309,6 +310,7 @@ def _container_overrides(spec: JobSpec) -> list[dict[str, Any]]:
             "resourceRequirements": requirements(shares[name]),
         }
         if name == MAIN:
+            override["resourceRequirements"] += spec.settings.main_requirements()
             override["environment"] = environment
         overrides.append(override)
     return overrides

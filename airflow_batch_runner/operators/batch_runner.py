@@ -70,7 +70,8 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 # Durations: a timedelta or seconds (a rendered string of a number too), each positive.
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
 # What the job asks of its task and main container beyond resources (see container_settings).
-CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits")
+CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
+                      "gpus")
 
 
 def _copied(value: Any) -> Any:
@@ -162,6 +163,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "size": 1024}]``, size in MiB; EC2 only).
     :param ulimits: ulimits of the main container, as AWS's ``Ulimit`` (``[{"name": "nofile", "softLimit": 4096,
         "hardLimit": 8192}]``, -1 for unlimited).
+    :param gpus: physical GPUs reserved for the main container, at least 1 (EC2 only).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -227,6 +229,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         init_process: bool | str | XComArg | None = None,
         tmpfs: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         ulimits: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
+        gpus: int | str | XComArg | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -286,6 +289,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.init_process: Any = init_process
         self.tmpfs: Any = tmpfs
         self.ulimits: Any = ulimits
+        self.gpus: Any = gpus
         self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None

@@ -227,3 +227,58 @@ def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed_a_template_when_it
     assert templated._settings == ContainerSettings()  # resolved in execute, once rendered
     with pytest.raises(ValueError, match="shared_memory must be at least 1 MiB"):  # the literal beside it: now
         BatchRunnerOperator(**required, ephemeral_storage="{{ params.gib }}", shared_memory=0)
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (2, 2), ("1", 1), (" 8 ", 8), (4.0, 4), (None, None), ("", None)])
+def test_gpus_is_a_whole_number_of_at_least_one(value: Any, expected: Any) -> None:
+    assert parse(gpus=value).gpus == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "0", 1.5, "two", True, [1]])
+def test_gpus_below_one_or_not_whole_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^gpus must be a whole number of GPUs, at least 1"):
+        parse(gpus=value)
+
+
+def test_gpus_are_refused_on_fargate_with_the_fix_and_taken_on_ec2() -> None:
+    settings = parse(gpus=1)
+    check_platform(settings, "EC2", CE)
+    with pytest.raises(ValueError, match=r"^gpus: GPUs aren't available for jobs that are running on Fargate "
+                                         r"resources .* is a Fargate compute environment\. Use an EC2 compute "
+                                         "environment whose instance types have GPUs"):
+        check_platform(settings, "FARGATE", CE)
+
+
+def test_gpus_travel_in_the_main_containers_override_and_leave_the_definition_alone() -> None:
+    plain = make_spec("inputs_main_outputs", platform="EC2")
+    spec = replace(plain, settings=ContainerSettings(gpus=2))
+    assert definition_name(spec) == definition_name(plain)  # no new definition per GPU count
+    assert build_job_definition(spec) == build_job_definition(plain)
+    request = build_submit_request(spec, TaskIdentity("d", "t", "r", -1, 1), "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    containers = {c["name"]: c for c in request["ecsPropertiesOverride"]["taskProperties"][0]["containers"]}
+    assert {"type": "GPU", "value": "2"} in containers["main"]["resourceRequirements"]
+    for sidecar in ("inputs", "outputs"):
+        assert all(r["type"] != "GPU" for r in containers[sidecar]["resourceRequirements"])
+
+
+def test_an_arrays_main_container_asks_for_the_gpus_in_every_child() -> None:
+    array = array_spec.resolve(3, None, 0)
+    assert array is not None
+    spec = make_spec("inputs_main_outputs", platform="EC2", settings=ContainerSettings(gpus=1))
+    request = array_spec.build_submit_request(spec, array, TaskIdentity("d", "t", "r", -1, 1), "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    with_gpu = [c["name"] for c in request["ecsPropertiesOverride"]["taskProperties"][0]["containers"]
+                if any(r["type"] == "GPU" for r in c["resourceRequirements"])]
+    assert with_gpu == ["main"]
+    assert array_spec.definition_name(spec, array) == array_spec.definition_name(
+        replace(spec, settings=ContainerSettings()), array)
+
+
+def test_a_literal_gpus_out_of_bounds_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    with pytest.raises(ValueError, match="gpus must be a whole number of GPUs, at least 1"):
+        BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"], gpus=0)
+    assert BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"],
+                               gpus=1)._settings == ContainerSettings(gpus=1)
