@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import retries, scheduling
+from airflow_batch_runner.emulator.batch import gpus, retries, scheduling
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.definitions import Definitions
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
@@ -139,6 +139,7 @@ class BatchBackend(Lifecycle, Definitions, Queues):
                 seq=next(self._submissions),
             )
             job.vcpus = self._vcpus(job)
+            job.gpus = gpus.job_gpus(job.containers)
             self.jobs[job_id] = job
             self.tags_by_arn[job.arn] = job.tags
             if size is None:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from airflow_batch_runner.emulator.batch import gpus
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.ecs_side import EcsTask
 from airflow_batch_runner.emulator.batch.holds import Holds
@@ -47,6 +48,8 @@ class Infrastructure(Protocol):
     def task_changed(self, region: str, task: EcsTask) -> None: ...
 
     def known_instance_type(self, name: str) -> bool: ...
+
+    def instance_gpus(self, name: str) -> list[tuple[int, int]]: ...
 
     def secret_value(self, region: str, value_from: str) -> str | None: ...
 
@@ -124,6 +127,7 @@ class Environments:
             )
             if "unmanagedvCpus" in params:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
+            ce.gpus = gpus.capacity(ce.compute_resources, self.infrastructure.instance_gpus)
             self.compute_environments[name] = ce
             self.tags_by_arn[ce.arn] = ce.tags
         self._later_compute_environment(ce, "VALID")
@@ -196,6 +200,7 @@ class Environments:
                 merged = {**ce.compute_resources, **update}
                 v.check_compute_resources(merged, self.infrastructure.known_instance_type)
                 ce.compute_resources = copy.deepcopy(merged)
+                ce.gpus = gpus.capacity(ce.compute_resources, self.infrastructure.instance_gpus)
             if "unmanagedvCpus" in params:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
             if "state" in params:

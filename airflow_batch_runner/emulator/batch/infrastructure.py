@@ -87,6 +87,17 @@ class MotoInfrastructure:
     def known_instance_type(self, name: str) -> bool:
         return name in INSTANCE_TYPES or name in INSTANCE_FAMILIES
 
+    def instance_gpus(self, name: str) -> list[tuple[int, int]]:
+        """(vCPUs, GPUs) of the instance type ``name``, or of each type of the family ``name``, from EC2's own
+        DescribeInstanceTypes data (moto's); ``optimal`` and ``default_*`` stand for no GPU type."""
+        names = [name] if name in INSTANCE_TYPES else [t for t in INSTANCE_TYPES if t.split(".", 1)[0] == name]
+        shapes = []
+        for each in names:
+            info = INSTANCE_TYPES[each]
+            count = sum(int(gpu.get("Count", 0)) for gpu in (info.get("GpuInfo") or {}).get("Gpus") or [])
+            shapes.append((int(info["VCpuInfo"]["DefaultVCpus"]), count))
+        return shapes
+
     def secret_value(self, region: str, value_from: str) -> str | None:
         """A container secret's ``valueFrom``, as the ECS agent reads it: a Secrets Manager ARN (optionally
         ``:json-key:version-stage:version-id``) or an SSM parameter name or ARN. None when it cannot be read."""

@@ -105,6 +105,7 @@ class Job:
     scheduling_priority: int | None = None
     compute_environment: str | None = None  # the name of the one its last attempt was placed on
     vcpus: float = 0.0  # its containers' VCPU total: what it holds of a compute environment once placed
+    gpus: int = 0  # its containers' GPU total, held likewise
     seq: int = 0  # submission order (an array's children share their parent's)
     # The compute environment it is placed on while STARTING or RUNNING, holding ``vcpus`` of it.
     holds: ComputeEnvironment | None = None

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_batch_runner.emulator.batch.gpus import GpuCapacity
+
 ACCOUNT_ID = "123456789012"
 FARGATE_TYPES = ("FARGATE", "FARGATE_SPOT")
 ECS_TYPES = ("EC2", "SPOT", *FARGATE_TYPES)
@@ -36,6 +38,9 @@ class ComputeEnvironment:
     status_reason: str = "Compute environment is being created"
     # vCPUs of the jobs placed on it (STARTING or RUNNING): never above capacity.
     used_vcpus: float = 0.0
+    # The GPUs its instance types give (gpus.py) and those its placed jobs hold.
+    gpus: GpuCapacity = field(default_factory=GpuCapacity)
+    used_gpus: int = 0
 
     @property
     def capacity(self) -> float:

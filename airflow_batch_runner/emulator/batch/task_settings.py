@@ -35,6 +35,7 @@ EPHEMERAL_VARIABLE = "EMULATOR_EPHEMERAL_STORAGE_GIB"
 ARCHITECTURE_VARIABLE = "EMULATOR_CPU_ARCHITECTURE"
 SHM_VARIABLE = "EMULATOR_SHM_SIZE_MIB"
 INIT_VARIABLE = "EMULATOR_INIT_PROCESS"
+GPUS_VARIABLE = "EMULATOR_GPUS"
 
 
 def _integer(value: Any) -> bool:
@@ -116,6 +117,9 @@ def exported(task: Mapping[str, Any], container: Mapping[str, Any], fargate: boo
         env[SHM_VARIABLE] = str(linux["sharedMemorySize"])
     if linux.get("initProcessEnabled") is not None:
         env[INIT_VARIABLE] = "true" if linux["initProcessEnabled"] else "false"
+    gpus = [r["value"] for r in container.get("resourceRequirements") or [] if r.get("type") == "GPU"]
+    if gpus:
+        env[GPUS_VARIABLE] = str(gpus[-1])
     return env
 
 
