@@ -74,6 +74,10 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
      r"ephemeral_storage must be a whole number of GiB from 21 to 200 .*got 20"),
     ({"ulimits": [{"name": "nofile", "softLimit": "{{ params.soft }}", "hardLimit": 1024}], "params": {"soft": 1025}},
      r"ulimits\[0\]: softLimit 1025 is above hardLimit 1024"),
+    ({"gpus": 1}, r"gpus: GPUs aren't available for jobs that are running on Fargate resources .*Use an EC2 "
+                  "compute environment whose instance types have GPUs"),
+    ({"gpus": "{{ params.gpus }}", "params": {"gpus": 0}, "ec2": True},
+     r"gpus must be a whole number of GPUs, at least 1 .*got 0"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -92,6 +96,7 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"cpu_architecture": "aarch64"}, "cpu_architecture must be 'X86_64' or 'ARM64'"),
     ({"shared_memory": 0}, "shared_memory must be at least 1 MiB"),
     ({"tmpfs": [{"containerPath": "/airflow-batch/work/tmp", "size": 64}]}, "would hide or lie in the runner's volume"),
+    ({"gpus": 0}, "gpus must be a whole number of GPUs, at least 1"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:
