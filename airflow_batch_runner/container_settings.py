@@ -1,5 +1,6 @@
 """Pure: what a job asks of its task and main container beyond image, commands and resources: ephemeral storage,
-CPU architecture, shared memory, an init process, tmpfs mounts, ulimits and GPUs.
+CPU architecture, shared memory, an init process, tmpfs mounts, ulimits, GPUs and the credentials of a private
+registry.
 
 Each argument is put in shape and checked against AWS's own bounds (``parse``), then against what the compute
 environment's platform allows (``check_platform``): a ValueError naming the argument and the fix. AWS Batch takes
@@ -12,6 +13,7 @@ and leave the definition alone. No boto3, no Airflow runtime.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -36,6 +38,15 @@ TMPFS_MOUNT_OPTIONS = (
     "runbindable", "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
     "strictatime", "nostrictatime", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol",
 )
+# RepositoryCredentials.credentialsParameter: "The Amazon Resource Name (ARN) of the secret containing the private
+# repository credentials", a Secrets Manager secret: arn:<partition>:secretsmanager:<region>:<account>:secret:<name>,
+# the name of 1 to 512 of the characters Secrets Manager allows (letters, digits, /_+=.@-), with or without the
+# 6-character suffix Secrets Manager adds to the ARN.
+MAX_SECRET_NAME = 512
+SECRET_ARN_RE = re.compile(
+    r"arn:aws(?:-[a-z]+)*:secretsmanager:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:secret:"
+    rf"[A-Za-z0-9/_+=.@-]{{1,{MAX_SECRET_NAME}}}"
+)
 # Docker's (and so ECS's) "unlimited" for a ulimit, as AWS's EFA examples use it for memlock.
 UNLIMITED = -1
 FARGATE_ONLY = ("ephemeral_storage", "cpu_architecture")
@@ -56,9 +67,11 @@ class ContainerSettings:
     tmpfs: tuple[Mapping[str, Any], ...] = ()
     ulimits: tuple[Mapping[str, Any], ...] = ()
     gpus: int | None = None
+    repository_credentials: str | None = None
 
     def given(self) -> list[str]:
-        return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus")
+        return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus",
+                                  "repository_credentials")
                 if getattr(self, name) not in (None, ())]
 
     def main_requirements(self) -> list[dict[str, str]]:
@@ -75,7 +88,7 @@ class ContainerSettings:
         return fields
 
     def main_container_fields(self) -> dict[str, Any]:
-        """The main container's ``linuxParameters`` and ``ulimits``."""
+        """The main container's ``linuxParameters``, ``ulimits`` and ``repositoryCredentials``."""
         linux: dict[str, Any] = {}
         if self.shared_memory is not None:
             linux["sharedMemorySize"] = self.shared_memory
@@ -86,6 +99,8 @@ class ContainerSettings:
         fields: dict[str, Any] = {"linuxParameters": linux} if linux else {}
         if self.ulimits:
             fields["ulimits"] = [dict(limit) for limit in self.ulimits]
+        if self.repository_credentials is not None:
+            fields["repositoryCredentials"] = {"credentialsParameter": self.repository_credentials}
         return fields
 
 
@@ -152,6 +167,29 @@ def check_gpus(value: Any) -> int | None:
         raise ValueError(f"gpus must be {what}: AWS's GPU resource requirement is the number of physical GPUs "
                          f"reserved for the main container; got {count}")
     return count
+
+
+def check_repository_credentials(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    arn = value.strip() if isinstance(value, str) else value
+    if not isinstance(arn, str) or not SECRET_ARN_RE.fullmatch(arn):
+        raise ValueError(
+            "repository_credentials must be the ARN of a Secrets Manager secret holding the private registry's "
+            '{"username": ..., "password": ...} (arn:aws:secretsmanager:<region>:<12-digit account>:secret:<name>, '
+            f"the name 1 to {MAX_SECRET_NAME} letters, digits or /_+=.@-); got {value!r}"
+        )
+    return arn
+
+
+def check_execution_role(settings: ContainerSettings, execution_role_arn: str | None) -> None:
+    """ECS pulls a private registry's image with the task execution role, which must be able to read the secret."""
+    if settings.repository_credentials is not None and not execution_role_arn:
+        raise ValueError(
+            "repository_credentials needs execution_role_arn: ECS reads the registry's secret with the task execution "
+            "role. Pass the ARN of a role with AmazonECSTaskExecutionRolePolicy and secretsmanager:GetSecretValue on "
+            f"{settings.repository_credentials} (and kms:Decrypt on its key if it has its own)"
+        )
 
 
 def _entries(value: Any, argument: str, shape: str, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
@@ -227,7 +265,8 @@ def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
 
 
 def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
-          init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None) -> ContainerSettings:
+          init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None,
+          repository_credentials: Any = None) -> ContainerSettings:
     """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
     return ContainerSettings(
         ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
@@ -237,6 +276,7 @@ def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared
         tmpfs=check_tmpfs(tmpfs),
         ulimits=check_ulimits(ulimits),
         gpus=check_gpus(gpus),
+        repository_credentials=check_repository_credentials(repository_credentials),
     )
 
 

@@ -71,7 +71,7 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
 # What the job asks of its task and main container beyond resources (see container_settings).
 CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
-                      "gpus")
+                      "gpus", "repository_credentials")
 
 
 def _copied(value: Any) -> Any:
@@ -164,6 +164,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param ulimits: ulimits of the main container, as AWS's ``Ulimit`` (``[{"name": "nofile", "softLimit": 4096,
         "hardLimit": 8192}]``, -1 for unlimited).
     :param gpus: physical GPUs reserved for the main container, at least 1 (EC2 only).
+    :param repository_credentials: the ARN of a Secrets Manager secret with the username and password of the private
+        registry of ``container_image`` (needs ``execution_role_arn``).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -230,6 +232,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         tmpfs: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         ulimits: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         gpus: int | str | XComArg | None = None,
+        repository_credentials: str | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -290,6 +293,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.tmpfs: Any = tmpfs
         self.ulimits: Any = ulimits
         self.gpus: Any = gpus
+        self.repository_credentials: Any = repository_credentials
         self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None
@@ -500,6 +504,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 )
             validation.check_fargate_resources(self._checked_resources)
         container_settings.check_platform(self._settings, platform, self.compute_environment_arn)
+        container_settings.check_execution_role(self._settings, self.execution_role_arn)
         queue = self._resolve_queue()
         validation.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.

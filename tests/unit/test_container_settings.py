@@ -282,3 +282,76 @@ def test_a_literal_gpus_out_of_bounds_fails_when_the_dag_is_parsed() -> None:
         BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"], gpus=0)
     assert BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"],
                                gpus=1)._settings == ContainerSettings(gpus=1)
+
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry/dockerhub-AbCdEf"
+
+
+@pytest.mark.parametrize("value", [
+    SECRET, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:r",
+    "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:a_b+c=d.e@f-g",
+    "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x",
+    f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{'n' * 512}", f" {SECRET} ",
+])
+def test_repository_credentials_is_a_secrets_manager_arn(value: str) -> None:
+    assert parse(repository_credentials=value).repository_credentials == value.strip()
+
+
+@pytest.mark.parametrize("value", [
+    "registry/dockerhub",  # a name: AWS Batch asks for the ARN
+    "arn:aws:ssm:us-east-1:123456789012:parameter/registry",
+    "arn:aws:secretsmanager:us-east-1:12345678901:secret:r",  # an 11-digit account
+    "arn:aws:secretsmanager:us-east-1:1234567890123:secret:r",  # a 13-digit account
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:",  # no name
+    f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{'n' * 513}",
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:my secret",
+    "arn:aws:secretsmanager:useast1:123456789012:secret:r",
+    "arn:aws:secretsmanager:us-east-1:123456789012:key:r",
+    42, ["arn"],
+])
+def test_anything_else_as_repository_credentials_is_refused_with_the_shape_it_must_have(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^repository_credentials must be the ARN of a Secrets Manager secret .*"
+                                         r"arn:aws:secretsmanager:<region>:<12-digit account>:secret:<name>"):
+        parse(repository_credentials=value)
+
+
+@pytest.mark.parametrize("platform", ["EC2", "FARGATE"])
+def test_repository_credentials_need_the_execution_role_on_both_platforms(platform: Any) -> None:
+    settings = parse(repository_credentials=SECRET)
+    check_platform(settings, platform, CE)
+    container_settings.check_execution_role(settings, "arn:aws:iam::123456789012:role/exec")
+    container_settings.check_execution_role(ContainerSettings(), None)
+    with pytest.raises(ValueError, match=r"^repository_credentials needs execution_role_arn: .*"
+                                         "secretsmanager:GetSecretValue on arn:aws:secretsmanager"):
+        container_settings.check_execution_role(settings, None)
+
+
+def test_repository_credentials_land_on_the_main_container_of_a_definition_of_their_own() -> None:
+    plain = make_spec("inputs_main_outputs", platform="EC2", execution_role_arn="arn:aws:iam::123456789012:role/x")
+    spec = replace(plain, settings=ContainerSettings(repository_credentials=SECRET))
+    definition = build_job_definition(spec)
+    assert_valid_for_botocore("RegisterJobDefinition", definition)
+    containers = {c["name"]: c for c in definition["ecsProperties"]["taskProperties"][0]["containers"]}
+    assert containers["main"]["repositoryCredentials"] == {"credentialsParameter": SECRET}
+    assert all("repositoryCredentials" not in containers[name] for name in ("inputs", "outputs"))  # the AWS CLI's
+    assert definition_name(spec) != definition_name(plain)
+    assert definition_name(spec) == definition_name(replace(plain, settings=ContainerSettings(
+        repository_credentials=SECRET)))
+    identity = TaskIdentity("d", "t", "r", -1, 1)
+    assert build_submit_request(spec, identity, "q", 600)["ecsPropertiesOverride"] == \
+        build_submit_request(plain, identity, "q", 600)["ecsPropertiesOverride"]
+    array = array_spec.resolve(2, None, 0)
+    assert array is not None
+    task = array_spec.build_job_definition(spec, array)["ecsProperties"]["taskProperties"][0]
+    # prep runs the main image too, so it pulls it with the same credentials
+    assert [c["name"] for c in task["containers"] if "repositoryCredentials" in c] == ["prep", "main"]
+
+
+def test_a_literal_repository_credentials_of_another_shape_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    required: dict[str, Any] = {"task_id": "shell", "compute_environment_arn": CE, "commands": ["true"]}
+    with pytest.raises(ValueError, match="repository_credentials must be the ARN of a Secrets Manager secret"):
+        BatchRunnerOperator(**required, repository_credentials="dockerhub")
+    operator = BatchRunnerOperator(**required, repository_credentials=SECRET)
+    assert operator._settings == ContainerSettings(repository_credentials=SECRET)
