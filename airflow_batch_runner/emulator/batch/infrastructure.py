@@ -115,6 +115,16 @@ class MotoInfrastructure:
         except Exception:  # not found, deleted, not JSON, no such key: the agent cannot read it either
             return None
 
+    def registry_credentials(self, region: str, ref: str) -> str | None:
+        """The SecretString of a container's ``repositoryCredentials.credentialsParameter`` (a secret's ARN, or its
+        name in the job's Region), as the ECS agent reads it to pull the image. None when it cannot be read."""
+        try:
+            secret_region = ref.split(":")[3] if ref.startswith("arn:") else region
+            backend = secretsmanager_backends[ACCOUNT_ID][secret_region or region]
+            return str(backend.get_secret_value(ref, None, None).get("SecretString") or "")  # type: ignore[arg-type]
+        except Exception:  # not found, deleted, no string: the agent cannot read it either
+            return None
+
     def role_exists(self, ref: str) -> bool:
         """An IAM role by ARN or by name (``/path/name`` for a role with a path), as Batch reads serviceRole."""
         iam = iam_backends[ACCOUNT_ID]["aws"]

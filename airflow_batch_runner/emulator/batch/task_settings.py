@@ -1,18 +1,18 @@
 """What a job definition asks of its task and containers beyond resources: ephemeral storage, runtime platform,
-Linux parameters and ulimits.
+Linux parameters, ulimits and a private registry's credentials.
 
 ``check`` is RegisterJobDefinition's: AWS's bounds and what each platform refuses, from the API reference
 (EphemeralStorage, RuntimePlatform, LinuxParameters, Tmpfs, Ulimit, ContainerProperties, TaskContainerProperties).
 The rest is what the emulator makes of them on this machine: the variables a container can check
 (``exported``), the ulimits applied to its process (``with_ulimits``), a directory standing in for each tmpfs
-mount (``tmpfs_paths``).
+mount (``tmpfs_paths``), the registry credentials read at task start (``registry_failure``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_batch_runner.container_settings import (
@@ -69,10 +69,43 @@ def check(task: Mapping[str, Any], containers: Iterable[Mapping[str, Any]], farg
             raise ClientException(f"{where}.runtimePlatform: Windows containers are not supported by this emulator")
     for container in containers:
         at = f"{where} container {container.get('name', 'default')!r}"
+        _check_repository_credentials(container.get("repositoryCredentials"), task, at)
         _check_linux(container.get("linuxParameters") or {}, fargate, at)
         if fargate and container_properties and container.get("ulimits"):
             raise ClientException(f"{at}: ulimits isn't applicable to jobs that are running on Fargate resources")
         _check_ulimits(container.get("ulimits") or [], at)
+
+
+def _check_repository_credentials(credentials: Any, task: Mapping[str, Any], at: str) -> None:
+    """RepositoryCredentials: credentialsParameter, the secret's ARN, is required; ECS reads it with the task execution
+    role ("Private registry authentication": the task execution role is required)."""
+    if credentials is None:
+        return
+    parameter = credentials.get("credentialsParameter") if isinstance(credentials, Mapping) else None
+    if not isinstance(parameter, str) or not parameter:
+        raise ClientException(f"{at}: repositoryCredentials.credentialsParameter must be the ARN of a secret")
+    if not task.get("executionRoleArn"):
+        raise ClientException(f"{at}: repositoryCredentials needs an executionRoleArn, with which the private "
+                              "registry's credentials are read")
+
+
+def registry_failure(container: Mapping[str, Any], read: Callable[[str], str | None]) -> str | None:
+    """The task's stop reason when the container's registry credentials cannot be read (``read``: the secret's
+    string, None when missing), or are not the ``{"username": ..., "password": ...}`` ECS pulls the image with."""
+    ref = (container.get("repositoryCredentials") or {}).get("credentialsParameter")
+    if not ref:
+        return None
+    text = read(str(ref))
+    prefix = f"ResourceInitializationError: unable to pull secrets or registry auth: container {container['name']!r}"
+    if text is None:
+        return f"{prefix}: unable to retrieve the registry credentials secret {ref!r}: not found"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("username", "password")):
+        return f"{prefix}: the secret {ref!r} is not a JSON object with a username and a password"
+    return None
 
 
 def _check_linux(linux: Mapping[str, Any], fargate: bool, at: str) -> None:
