@@ -78,6 +78,10 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
                   "compute environment whose instance types have GPUs"),
     ({"gpus": "{{ params.gpus }}", "params": {"gpus": 0}, "ec2": True},
      r"gpus must be a whole number of GPUs, at least 1 .*got 0"),
+    ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:123456789012:secret:r", "execution_role_arn": None,
+      "ec2": True}, r"repository_credentials needs execution_role_arn: ECS reads the registry's secret"),
+    ({"repository_credentials": "{{ params.secret }}", "params": {"secret": "dockerhub-login"}},
+     r"repository_credentials must be the ARN of a Secrets Manager secret .*got 'dockerhub-login'"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -97,6 +101,8 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"shared_memory": 0}, "shared_memory must be at least 1 MiB"),
     ({"tmpfs": [{"containerPath": "/airflow-batch/work/tmp", "size": 64}]}, "would hide or lie in the runner's volume"),
     ({"gpus": 0}, "gpus must be a whole number of GPUs, at least 1"),
+    ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:12345678901:secret:r"},
+     "repository_credentials must be the ARN of a Secrets Manager secret"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:

@@ -68,29 +68,30 @@ def test_every_child_of_an_array_gets_its_gpus(aws: AwsWorld, capsys: pytest.Cap
         assert aws.read(result.xcom["children"][index]["output_files"]["seen.txt"]) == "2\n"
 
 
-DECORATED = """
+def decorated_dag(dag_id: str, commands: list[str], **kwargs: Any) -> Any:
+    """A DAG of one ``@task.batch_runner`` "shell" returning ``commands``; kwargs are written with repr()."""
+    args = {"task_id": "shell", "completion_check_interval": 0.2, **kwargs}
+    rendered = ",\n            ".join(f"{k}={v!r}" for k, v in args.items())
+    return load_dag(dag_id, f"""
     import datetime
     from airflow.sdk import DAG, task
 
-    with DAG("decorated_gpus", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+    with DAG({dag_id!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
 
         @task.batch_runner(
-            task_id="shell",
-            compute_environment_arn=%r,
-            bucket="{{ var.value.bucket }}",
-            output_files=["seen.txt"],
-            completion_check_interval=0.2,
-            gpus=1,
+            {rendered},
         )
         def shell():
-            return [%r]
+            return {commands!r}
 
         shell()
-"""
+    """)
 
 
 def test_the_decorator_takes_gpus_as_the_operator_does(aws: AwsWorld, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_dag(load_dag("decorated_gpus", DECORATED % (gpu_ce(aws), SEEN)), capsys)
+    dag = decorated_dag("decorated_gpus", [SEEN], compute_environment_arn=gpu_ce(aws), bucket="{{ var.value.bucket }}",
+                        output_files=["seen.txt"], gpus=1)
+    result = run_dag(dag, capsys)
     assert result.state == "success", result.output[-3000:]
     assert result.xcom is not None
     assert aws.read(result.xcom["output_files"]["seen.txt"]) == "1\n"
