@@ -96,6 +96,8 @@ class Capacity(Environments):
                     ce = next((ce for ce in environments if ce.platform == job.definition.platform
                                and job.vcpus <= _room(ce) - ce.capacity * reserved + VCPU_EPSILON
                                and job.gpus <= ce.gpus.total - ce.used_gpus), None)
+                    if ce is not None and not self._consumables_free(job):
+                        continue  # it waits for its consumable resources; those behind it may still go
                     if ce is not None:
                         self._place(job, ce)
                         if reservation and job.share_identifier is not None:
@@ -118,6 +120,9 @@ class Capacity(Environments):
         del self.waiting[job.job_id]
         ce.used_vcpus += job.vcpus
         ce.used_gpus += job.gpus
+        for name, quantity in job.consumables.items():
+            if name in self.consumable_resources:
+                self.consumable_resources[name].in_use += quantity
         job.holds = ce
         if job.share_identifier is not None:
             key = (job.queue.arn, job.share_identifier)
@@ -131,11 +136,22 @@ class Capacity(Environments):
             return
         ce.used_vcpus = max(0.0, ce.used_vcpus - job.vcpus)
         ce.used_gpus = max(0, ce.used_gpus - job.gpus)
+        for name, quantity in job.consumables.items():
+            resource = self.consumable_resources.get(name)
+            if resource is not None:
+                resource.in_use = max(0, resource.in_use - quantity)
+                if resource.resource_type == "NON_REPLENISHABLE":  # used up: it never comes back
+                    resource.total = max(0, resource.total - quantity)
         if job.share_identifier is not None:
             key = (job.queue.arn, job.share_identifier)
             self.share_usage[key] = max(0.0, self.share_usage.get(key, 0.0) - job.vcpus)
         if self.waiting:
             self._wake()
+
+    def _consumables_free(self, job: Job) -> bool:
+        """Every consumable resource the job requires has its quantity available (a deleted one never will)."""
+        return all(name in self.consumable_resources and quantity <= self.consumable_resources[name].available
+                   for name, quantity in job.consumables.items())
 
     @staticmethod
     def _vcpus(job: Job) -> float:

@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_batch_runner.emulator.batch import retries, scheduling, task_settings
+from airflow_batch_runner.emulator.batch import consumables, retries, scheduling, task_settings
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.environments import Environments, Infrastructure
 from airflow_batch_runner.emulator.batch.resources import JobDefinition, name_of, tags_dict
@@ -30,6 +30,8 @@ class Definitions(Environments):
         priority = params.get("schedulingPriority")
         if priority is not None:
             scheduling.check_priority(priority, "schedulingPriority")
+        requirements = consumables.check_requirements(params.get("consumableResourceProperties"),
+                                                      "consumableResourceProperties")
         def_type = params["type"]
         if def_type not in ("container", "multinode"):
             raise ClientException("type must be container or multinode")
@@ -97,6 +99,7 @@ class Definitions(Environments):
                 propagate_tags=params.get("propagateTags"),
                 scheduling_priority=priority,
                 tags=tags_dict(params.get("tags")),
+                consumable_resources=requirements,
             )
             revisions.append(definition)
             self.tags_by_arn[definition.arn] = definition.tags

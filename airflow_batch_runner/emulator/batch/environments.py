@@ -23,6 +23,7 @@ from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
     ECS_TYPES,
     ComputeEnvironment,
+    ConsumableResource,
     JobQueue,
     SchedulingPolicy,
     name_of,
@@ -78,6 +79,7 @@ class Environments:
         self.compute_environments: dict[str, ComputeEnvironment] = {}
         self.queues: dict[str, JobQueue] = {}
         self.scheduling_policies: dict[str, SchedulingPolicy] = {}
+        self.consumable_resources: dict[str, ConsumableResource] = {}  # by name
         self.tags_by_arn: dict[str, dict[str, str]] = {}
         # Tests' holds on settling (CREATING/UPDATING/DELETING -> ...); the app shares one between its regions.
         self.holds = Holds()
