@@ -1,6 +1,6 @@
 """Pure: what a job asks of its task and main container beyond image, commands and resources: ephemeral storage,
-CPU architecture, shared memory, an init process, tmpfs mounts, ulimits, GPUs and the credentials of a private
-registry.
+CPU architecture, shared memory, an init process, tmpfs mounts, ulimits, GPUs, the credentials of a private
+registry and consumable resources.
 
 Each argument is put in shape and checked against AWS's own bounds (``parse``), then against what the compute
 environment's platform allows (``check_platform``): a ValueError naming the argument and the fix. AWS Batch takes
@@ -8,7 +8,8 @@ none of them in SubmitJob's ``ecsPropertiesOverride`` (its task override holds o
 environment and resources), so they go into the job definition, whose content-hash name then differs for each
 combination (registered once, then reused). GPUs are the exception: a ``GPU`` resource requirement, which the task
 override does take, so they travel with the main container's VCPU and MEMORY in SubmitJob (``main_requirements``)
-and leave the definition alone. No boto3, no Airflow runtime.
+and leave the definition alone; so do consumable resources, in SubmitJob's ``consumableResourcePropertiesOverride``
+(``submit_fields``). No boto3, no Airflow runtime.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ SECRET_ARN_RE = re.compile(
     r"arn:aws(?:-[a-z]+)*:secretsmanager:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:secret:"
     rf"[A-Za-z0-9/_+=.@-]{{1,{MAX_SECRET_NAME}}}"
 )
+# Resource-aware scheduling: "You can specify up to 5 resources for each job" (AWS Batch user guide). A resource is
+# named by its name (as Batch names its resources: up to 128 letters, digits, - and _) or its ARN.
+MAX_CONSUMABLE_RESOURCES = 5
+CONSUMABLE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+CONSUMABLE_ARN_RE = re.compile(r"arn:aws(?:-[a-z]+)*:batch:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:consumable-resource/"
+                               r"[A-Za-z0-9_-]{1,128}")
 # Docker's (and so ECS's) "unlimited" for a ulimit, as AWS's EFA examples use it for memlock.
 UNLIMITED = -1
 FARGATE_ONLY = ("ephemeral_storage", "cpu_architecture")
@@ -68,11 +75,19 @@ class ContainerSettings:
     ulimits: tuple[Mapping[str, Any], ...] = ()
     gpus: int | None = None
     repository_credentials: str | None = None
+    consumable_resources: tuple[tuple[str, int], ...] = ()  # (name or ARN, quantity)
 
     def given(self) -> list[str]:
         return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus",
-                                  "repository_credentials")
+                                  "repository_credentials", "consumable_resources")
                 if getattr(self, name) not in (None, ())]
+
+    def submit_fields(self) -> dict[str, Any]:
+        """SubmitJob's own fields: the consumable resources the job holds while it runs."""
+        if not self.consumable_resources:
+            return {}
+        return {"consumableResourcePropertiesOverride": {"consumableResourceList": [
+            {"consumableResource": name, "quantity": quantity} for name, quantity in self.consumable_resources]}}
 
     def main_requirements(self) -> list[dict[str, str]]:
         """What the main container asks for beside its VCPU and MEMORY: ``GPU``, in SubmitJob's override."""
@@ -182,6 +197,34 @@ def check_repository_credentials(value: Any) -> str | None:
     return arn
 
 
+def check_consumable_resources(value: Any) -> tuple[tuple[str, int], ...]:
+    """``{"licence-x": 1}``: each consumable resource (name or ARN) and the quantity the job holds while it runs."""
+    if value is None or value == "" or value == {}:
+        return ()
+    shape = 'a mapping of consumable resource (name or ARN) to quantity, e.g. {"licence-x": 1}'
+    if not isinstance(value, Mapping):
+        raise ValueError(f"consumable_resources must be {shape}; got {type(value).__name__} {value!r}")
+    if len(value) > MAX_CONSUMABLE_RESOURCES:
+        raise ValueError(f"consumable_resources: AWS Batch lets a job require at most {MAX_CONSUMABLE_RESOURCES} "
+                         f"consumable resources; got {len(value)}. Split the work, or combine resources")
+    resources: list[tuple[str, int]] = []
+    for name, quantity in value.items():
+        if not isinstance(name, str) or not (CONSUMABLE_NAME_RE.fullmatch(name) or CONSUMABLE_ARN_RE.fullmatch(name)):
+            raise ValueError(f"consumable_resources: {name!r} is neither a consumable resource name (1 to 128 "
+                             "letters, digits, - or _) nor its ARN "
+                             "(arn:aws:batch:<region>:<account>:consumable-resource/<name>)")
+        where = f"consumable_resources[{name!r}]"
+        amount = _whole(quantity, where, "a whole number of at least 1")
+        if amount < 1:
+            raise ValueError(f"{where} must be a whole number of at least 1 (the quantity the job holds while it "
+                             f"runs); got {amount}")
+        short = name.rsplit("/", 1)[-1]
+        if any(other.rsplit("/", 1)[-1] == short for other, _ in resources):
+            raise ValueError(f"consumable_resources: {short!r} is given twice (by name and by ARN)")
+        resources.append((name, amount))
+    return tuple(resources)
+
+
 def check_execution_role(settings: ContainerSettings, execution_role_arn: str | None) -> None:
     """ECS pulls a private registry's image with the task execution role, which must be able to read the secret."""
     if settings.repository_credentials is not None and not execution_role_arn:
@@ -266,7 +309,7 @@ def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
 
 def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
           init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None,
-          repository_credentials: Any = None) -> ContainerSettings:
+          repository_credentials: Any = None, consumable_resources: Any = None) -> ContainerSettings:
     """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
     return ContainerSettings(
         ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
@@ -277,6 +320,7 @@ def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared
         ulimits=check_ulimits(ulimits),
         gpus=check_gpus(gpus),
         repository_credentials=check_repository_credentials(repository_credentials),
+        consumable_resources=check_consumable_resources(consumable_resources),
     )
 
 

@@ -330,6 +330,7 @@ def build_submit_request(
         "ecsPropertiesOverride": {"taskProperties": [{"containers": _container_overrides(spec)}]},
         "tags": {**spec.tags, **identity.tags()},
         "propagateTags": spec.propagate_tags,
+        **spec.settings.submit_fields(),
     }
     if spec.retry_strategy:
         request["retryStrategy"] = spec.retry_strategy

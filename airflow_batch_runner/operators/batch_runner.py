@@ -71,7 +71,7 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
 # What the job asks of its task and main container beyond resources (see container_settings).
 CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
-                      "gpus", "repository_credentials")
+                      "gpus", "repository_credentials", "consumable_resources")
 
 
 def _copied(value: Any) -> Any:
@@ -166,6 +166,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param gpus: physical GPUs reserved for the main container, at least 1 (EC2 only).
     :param repository_credentials: the ARN of a Secrets Manager secret with the username and password of the private
         registry of ``container_image`` (needs ``execution_role_arn``).
+    :param consumable_resources: ``{"licence-x": 1}``: consumable resources (name or ARN) and the quantity the job
+        holds while it runs, at most 5; the job waits RUNNABLE until they are available.
     """
 
     aws_hook_class = BatchRunnerHook
@@ -181,7 +183,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     )
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
                                  "sidecar_resources": "json", "retry_strategy": "json", "tmpfs": "json",
-                                 "ulimits": "json"}
+                                 "ulimits": "json", "consumable_resources": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
     ui_color = "#f9c915"
 
@@ -233,6 +235,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         ulimits: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         gpus: int | str | XComArg | None = None,
         repository_credentials: str | None = None,
+        consumable_resources: Mapping[str, int | str] | str | XComArg | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -294,6 +297,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.ulimits: Any = ulimits
         self.gpus: Any = gpus
         self.repository_credentials: Any = repository_credentials
+        self.consumable_resources: Any = consumable_resources
         self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None

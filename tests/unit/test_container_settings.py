@@ -355,3 +355,63 @@ def test_a_literal_repository_credentials_of_another_shape_fails_when_the_dag_is
         BatchRunnerOperator(**required, repository_credentials="dockerhub")
     operator = BatchRunnerOperator(**required, repository_credentials=SECRET)
     assert operator._settings == ContainerSettings(repository_credentials=SECRET)
+
+
+CR_ARN = "arn:aws:batch:us-east-1:123456789012:consumable-resource/licence-y"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ({"licence-x": 1}, (("licence-x", 1),)),
+    ({"a": "2", CR_ARN: 3.0}, (("a", 2), (CR_ARN, 3))),
+    ({f"r{i}": 1 for i in range(5)}, tuple((f"r{i}", 1) for i in range(5))),  # 5: AWS's most
+    ({"n" * 128: 1}, (("n" * 128, 1),)),
+    (None, ()), ("", ()), ({}, ()),
+])
+def test_consumable_resources_map_up_to_five_resources_to_quantities(value: Any, expected: Any) -> None:
+    assert parse(consumable_resources=value).consumable_resources == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    ({f"r{i}": 1 for i in range(6)}, "at most 5 consumable resources; got 6"),
+    ({"licence-x": 0}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1 .*got 0"),
+    ({"licence-x": -1}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1"),
+    ({"licence-x": 1.5}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1"),
+    ({"licence-x": True}, r"consumable_resources\['licence-x'\] must be a whole number"),
+    ({"n" * 129: 1}, "is neither a consumable resource name"),
+    ({"licence x": 1}, "is neither a consumable resource name"),
+    ({"arn:aws:batch:us-east-1:123456789012:job-queue/q": 1}, "is neither a consumable resource name"),
+    ({"licence-y": 1, CR_ARN: 2}, "'licence-y' is given twice"),
+    ([("licence-x", 1)], "consumable_resources must be a mapping of consumable resource"),
+    ("licence-x", "consumable_resources must be a mapping of consumable resource"),
+])
+def test_bad_consumable_resources_are_refused_naming_the_entry(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(consumable_resources=value)
+
+
+@pytest.mark.parametrize("platform", ["EC2", "FARGATE"])
+def test_consumable_resources_travel_in_submit_jobs_override_on_both_platforms(platform: Any) -> None:
+    plain = make_spec("inputs_main_outputs", platform=platform)
+    spec = replace(plain, settings=parse(consumable_resources={"licence-x": 2, CR_ARN: 1}))
+    check_platform(spec.settings, platform, CE)
+    assert build_job_definition(spec) == build_job_definition(plain)  # the same definition
+    identity = TaskIdentity("d", "t", "r", -1, 1)
+    request = build_submit_request(spec, identity, "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    assert request["consumableResourcePropertiesOverride"] == {"consumableResourceList": [
+        {"consumableResource": "licence-x", "quantity": 2}, {"consumableResource": CR_ARN, "quantity": 1}]}
+    assert "consumableResourcePropertiesOverride" not in build_submit_request(plain, identity, "q", 600)
+    array = array_spec.resolve(3, None, 0)
+    assert array is not None
+    array_request = array_spec.build_submit_request(spec, array, identity, "q", 600)
+    assert array_request["consumableResourcePropertiesOverride"] == request["consumableResourcePropertiesOverride"]
+
+
+def test_a_literal_consumable_resources_beyond_aws_bounds_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    required: dict[str, Any] = {"task_id": "shell", "compute_environment_arn": CE, "commands": ["true"]}
+    with pytest.raises(ValueError, match="at most 5 consumable resources; got 6"):
+        BatchRunnerOperator(**required, consumable_resources={f"r{i}": 1 for i in range(6)})
+    operator = BatchRunnerOperator(**required, consumable_resources={"licence-x": 1})
+    assert operator._settings == ContainerSettings(consumable_resources=(("licence-x", 1),))
