@@ -82,6 +82,8 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
       "ec2": True}, r"repository_credentials needs execution_role_arn: ECS reads the registry's secret"),
     ({"repository_credentials": "{{ params.secret }}", "params": {"secret": "dockerhub-login"}},
      r"repository_credentials must be the ARN of a Secrets Manager secret .*got 'dockerhub-login'"),
+    ({"consumable_resources": {"licence-x": "{{ params.n }}"}, "params": {"n": 0}},
+     r"consumable_resources\['licence-x'\] must be a whole number of at least 1 .*got 0"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -103,6 +105,7 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"gpus": 0}, "gpus must be a whole number of GPUs, at least 1"),
     ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:12345678901:secret:r"},
      "repository_credentials must be the ARN of a Secrets Manager secret"),
+    ({"consumable_resources": {f"licence-{i}": 1 for i in range(6)}}, "at most 5 consumable resources; got 6"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:
