@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_runner import container_properties as properties
 from airflow_batch_runner.layout import VOLUME_ROOT
 
 if TYPE_CHECKING:
@@ -76,10 +77,11 @@ class ContainerSettings:
     gpus: int | None = None
     repository_credentials: str | None = None
     consumable_resources: tuple[tuple[str, int], ...] = ()  # (name or ARN, quantity)
+    container_properties: tuple[tuple[str, Any], ...] = ()  # the escape hatch's members (container_properties.py)
 
     def given(self) -> list[str]:
         return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus",
-                                  "repository_credentials", "consumable_resources")
+                                  "repository_credentials", "consumable_resources", "container_properties")
                 if getattr(self, name) not in (None, ())]
 
     def submit_fields(self) -> dict[str, Any]:
@@ -116,6 +118,7 @@ class ContainerSettings:
             fields["ulimits"] = [dict(limit) for limit in self.ulimits]
         if self.repository_credentials is not None:
             fields["repositoryCredentials"] = {"credentialsParameter": self.repository_credentials}
+        fields.update(dict(self.container_properties))
         return fields
 
 
@@ -309,7 +312,8 @@ def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
 
 def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
           init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None,
-          repository_credentials: Any = None, consumable_resources: Any = None) -> ContainerSettings:
+          repository_credentials: Any = None, consumable_resources: Any = None,
+          container_properties: Any = None) -> ContainerSettings:
     """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
     return ContainerSettings(
         ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
@@ -321,6 +325,7 @@ def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared
         gpus=check_gpus(gpus),
         repository_credentials=check_repository_credentials(repository_credentials),
         consumable_resources=check_consumable_resources(consumable_resources),
+        container_properties=properties.check(container_properties),
     )
 
 
@@ -338,6 +343,7 @@ REFUSED: dict[str, tuple[tuple[str, ...], str, str]] = {
 
 def check_platform(settings: ContainerSettings, platform: Platform, compute_environment: str) -> None:
     """What the compute environment's platform refuses, as AWS Batch refuses it, naming the argument and the fix."""
+    properties.check_platform(settings.container_properties, platform == "FARGATE")
     if platform == "FARGATE" and settings.gpus is not None:
         raise ValueError(f"gpus: GPUs aren't available for jobs that are running on Fargate resources (AWS Batch), and "
                          f"{compute_environment} is a Fargate compute environment. Use an EC2 compute environment "

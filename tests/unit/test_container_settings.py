@@ -334,17 +334,23 @@ def test_repository_credentials_land_on_the_main_container_of_a_definition_of_th
     containers = {c["name"]: c for c in definition["ecsProperties"]["taskProperties"][0]["containers"]}
     assert containers["main"]["repositoryCredentials"] == {"credentialsParameter": SECRET}
     assert all("repositoryCredentials" not in containers[name] for name in ("inputs", "outputs"))  # the AWS CLI's
-    assert definition_name(spec) != definition_name(plain)
-    assert definition_name(spec) == definition_name(replace(plain, settings=ContainerSettings(
+    array_containers = a_definition_of_its_own(plain, spec, replace(plain, settings=ContainerSettings(
         repository_credentials=SECRET)))
+    # prep runs the main image too, so it pulls it with the same credentials
+    assert [c["name"] for c in array_containers if "repositoryCredentials" in c] == ["prep", "main"]
+
+
+def a_definition_of_its_own(plain: Any, spec: Any, again: Any) -> list[dict[str, Any]]:
+    """``spec`` has a definition of its own, the one an equal ``again`` has, and ``plain``'s overrides; returns the
+    containers of its array's definition."""
+    assert definition_name(spec) != definition_name(plain)
+    assert definition_name(spec) == definition_name(again)
     identity = TaskIdentity("d", "t", "r", -1, 1)
     assert build_submit_request(spec, identity, "q", 600)["ecsPropertiesOverride"] == \
         build_submit_request(plain, identity, "q", 600)["ecsPropertiesOverride"]
     array = array_spec.resolve(2, None, 0)
     assert array is not None
-    task = array_spec.build_job_definition(spec, array)["ecsProperties"]["taskProperties"][0]
-    # prep runs the main image too, so it pulls it with the same credentials
-    assert [c["name"] for c in task["containers"] if "repositoryCredentials" in c] == ["prep", "main"]
+    return list(array_spec.build_job_definition(spec, array)["ecsProperties"]["taskProperties"][0]["containers"])
 
 
 def test_a_literal_repository_credentials_of_another_shape_fails_when_the_dag_is_parsed() -> None:
