@@ -29,6 +29,7 @@ OS_FAMILIES = ("LINUX", "WINDOWS_SERVER_2019_CORE", "WINDOWS_SERVER_2019_FULL", 
 # LinuxParameters: devices, maxSwap, sharedMemorySize, swappiness, tmpfs "isn't applicable to jobs that are running
 # on Fargate resources".
 NOT_ON_FARGATE = ("devices", "maxSwap", "sharedMemorySize", "swappiness", "tmpfs")
+MIN_TIMEOUT, MAX_FARGATE_TIMEOUT = 2, 120  # startTimeout, stopTimeout
 FARGATE_DEFAULT_EPHEMERAL_GIB = 20  # a Fargate task without ephemeralStorage
 # The variables the emulator sets in a container, standing in for what it cannot grant on this machine.
 EPHEMERAL_VARIABLE = "EMULATOR_EPHEMERAL_STORAGE_GIB"
@@ -70,6 +71,7 @@ def check(task: Mapping[str, Any], containers: Iterable[Mapping[str, Any]], farg
     for container in containers:
         at = f"{where} container {container.get('name', 'default')!r}"
         _check_repository_credentials(container.get("repositoryCredentials"), task, at)
+        _check_start_and_stop(container, fargate, at)
         _check_linux(container.get("linuxParameters") or {}, fargate, at)
         if fargate and container_properties and container.get("ulimits"):
             raise ClientException(f"{at}: ulimits isn't applicable to jobs that are running on Fargate resources")
@@ -87,6 +89,21 @@ def _check_repository_credentials(credentials: Any, task: Mapping[str, Any], at:
     if not task.get("executionRoleArn"):
         raise ClientException(f"{at}: repositoryCredentials needs an executionRoleArn, with which the private "
                               "registry's credentials are read")
+
+
+def _check_start_and_stop(container: Mapping[str, Any], fargate: bool, at: str) -> None:
+    """``privileged``: "not supported for ... tasks run on Fargate"; ``startTimeout``, ``stopTimeout``: "The minimum
+    value is 2 seconds and the maximum value for Fargate is 120 seconds"."""
+    if fargate and container.get("privileged"):
+        raise ClientException(f"{at}: privileged is not supported for jobs that are running on Fargate resources")
+    for name in ("startTimeout", "stopTimeout"):
+        value = container.get(name)
+        if value is None:
+            continue
+        high = MAX_FARGATE_TIMEOUT if fargate else None
+        if not _integer(value) or value < MIN_TIMEOUT or (high is not None and value > high):
+            bound = f"from {MIN_TIMEOUT} to {high}" if high else f"at least {MIN_TIMEOUT}"
+            raise ClientException(f"{at}: {name} must be a whole number of seconds {bound}; got {value!r}")
 
 
 def registry_failure(container: Mapping[str, Any], read: Callable[[str], str | None]) -> str | None:
