@@ -188,7 +188,7 @@ def test_privileged_is_refused_on_fargate_and_taken_on_ec2(batch: Any) -> None:
 @pytest.mark.parametrize("name", ["startTimeout", "stopTimeout"])
 def test_start_and_stop_timeouts_take_2_seconds_up_to_120_on_fargate(batch: Any, name: str) -> None:
     for value in (2, 120):
-        register_task(batch, True, **{name: value})
-    register_task(batch, False, **{name: 121})  # EC2: no maximum stated
+        register_task(batch, True, None, **{name: value})
+    register_task(batch, False, None, **{name: 121})  # EC2: no maximum stated
     for fargate, value in ((True, 1), (True, 121), (False, 1)):
-        assert name in refused(register_task, batch, fargate, **{name: value})
+        assert name in refused(register_task, batch, fargate, None, **{name: value})
