@@ -84,6 +84,10 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
      r"repository_credentials must be the ARN of a Secrets Manager secret .*got 'dockerhub-login'"),
     ({"consumable_resources": {"licence-x": "{{ params.n }}"}, "params": {"n": 0}},
      r"consumable_resources\['licence-x'\] must be a whole number of at least 1 .*got 0"),
+    ({"container_properties": {"privileged": True}},
+     r"container_properties\['privileged'\] is not supported for jobs on Fargate"),
+    ({"container_properties": {"secrets": [{"name": "TOKEN", "valueFrom": "/app/token"}]}, "env": {"TOKEN": "x"}},
+     r"container_properties\['secrets'\] and env both set TOKEN; keep one"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -106,6 +110,8 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:12345678901:secret:r"},
      "repository_credentials must be the ARN of a Secrets Manager secret"),
     ({"consumable_resources": {f"licence-{i}": 1 for i in range(6)}}, "at most 5 consumable resources; got 6"),
+    ({"container_properties": {"logConfiguration": {"logDriver": "splunk"}}},
+     r"container_properties\['logConfiguration'\] is the runner's: the runner sends"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:
