@@ -27,8 +27,7 @@ OWNED: Mapping[str, str] = {
     "linuxParameters": "use shared_memory, init_process and tmpfs",
     "ulimits": "use ulimits",
     "repositoryCredentials": "use repository_credentials",
-    "mountPoints": "the runner mounts its volume (the working and output dirs) at /airflow-batch; other volumes are "
-                   "not supported yet",
+    "mountPoints": "use volumes (the runner mounts its own volume, the working and output dirs, at /airflow-batch)",
     "logConfiguration": "the runner sends the main container's output to CloudWatch Logs (awslogs) and follows it "
                         "into the task log",
     "firelensConfiguration": "the runner sends the main container's output to CloudWatch Logs (awslogs) and follows "

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_runner import container_properties as properties
+from airflow_batch_runner import volumes as mounts
 from airflow_batch_runner.layout import VOLUME_ROOT
 
 if TYPE_CHECKING:
@@ -78,11 +79,21 @@ class ContainerSettings:
     repository_credentials: str | None = None
     consumable_resources: tuple[tuple[str, int], ...] = ()  # (name or ARN, quantity)
     container_properties: tuple[tuple[str, Any], ...] = ()  # the escape hatch's members (container_properties.py)
+    volumes: tuple[mounts.Mount, ...] = ()  # EFS file systems and host paths of the main container (volumes.py)
 
     def given(self) -> list[str]:
         return [name for name in (*FARGATE_ONLY, *EC2_ONLY, "init_process", "ulimits", "gpus",
-                                  "repository_credentials", "consumable_resources", "container_properties")
+                                  "repository_credentials", "consumable_resources", "container_properties",
+                                  "volumes")
                 if getattr(self, name) not in (None, ())]
+
+    def task_volumes(self) -> list[dict[str, Any]]:
+        """The task's volumes beside the runner's own."""
+        return mounts.task_volumes(self.volumes)
+
+    def mount_points(self) -> list[dict[str, Any]]:
+        """The main container's mount points beside the runner's own."""
+        return mounts.mount_points(self.volumes)
 
     def submit_fields(self) -> dict[str, Any]:
         """SubmitJob's own fields: the consumable resources the job holds while it runs."""
@@ -313,19 +324,21 @@ def check_ulimits(value: Any) -> tuple[dict[str, Any], ...]:
 def parse(*, ephemeral_storage: Any = None, cpu_architecture: Any = None, shared_memory: Any = None,
           init_process: Any = None, tmpfs: Any = None, ulimits: Any = None, gpus: Any = None,
           repository_credentials: Any = None, consumable_resources: Any = None,
-          container_properties: Any = None) -> ContainerSettings:
+          container_properties: Any = None, volumes: Any = None) -> ContainerSettings:
     """The arguments in shape, each within AWS's bounds, or a ValueError naming it."""
+    checked_tmpfs = check_tmpfs(tmpfs)
     return ContainerSettings(
         ephemeral_storage=check_ephemeral_storage(ephemeral_storage),
         cpu_architecture=check_cpu_architecture(cpu_architecture),
         shared_memory=check_shared_memory(shared_memory),
         init_process=check_init_process(init_process),
-        tmpfs=check_tmpfs(tmpfs),
+        tmpfs=checked_tmpfs,
         ulimits=check_ulimits(ulimits),
         gpus=check_gpus(gpus),
         repository_credentials=check_repository_credentials(repository_credentials),
         consumable_resources=check_consumable_resources(consumable_resources),
         container_properties=properties.check(container_properties),
+        volumes=mounts.check(volumes, [str(m["containerPath"]) for m in checked_tmpfs]),
     )
 
 
@@ -344,6 +357,7 @@ REFUSED: dict[str, tuple[tuple[str, ...], str, str]] = {
 def check_platform(settings: ContainerSettings, platform: Platform, compute_environment: str) -> None:
     """What the compute environment's platform refuses, as AWS Batch refuses it, naming the argument and the fix."""
     properties.check_platform(settings.container_properties, platform == "FARGATE")
+    mounts.check_platform(settings.volumes, platform == "FARGATE")
     if platform == "FARGATE" and settings.gpus is not None:
         raise ValueError(f"gpus: GPUs aren't available for jobs that are running on Fargate resources (AWS Batch), and "
                          f"{compute_environment} is a Fargate compute environment. Use an EC2 compute environment "

@@ -157,11 +157,13 @@ def _definition_body(spec: JobSpec) -> dict[str, Any]:
         }
         if name == MAIN:
             container.update(spec.settings.main_container_fields())
+            container["mountPoints"] = [*mount, *spec.settings.mount_points()]
         previous = names[names.index(name) - 1] if names.index(name) else None
         if previous:
             container["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
         containers.append(container)
-    task: dict[str, Any] = {"containers": containers, "volumes": [{"name": VOLUME_NAME}],
+    task: dict[str, Any] = {"containers": containers,
+                            "volumes": [{"name": VOLUME_NAME}, *spec.settings.task_volumes()],
                             **spec.settings.task_fields()}
     if spec.execution_role_arn:
         task["executionRoleArn"] = spec.execution_role_arn

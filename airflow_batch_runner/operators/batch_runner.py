@@ -72,7 +72,8 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
 # What the job asks of its task and main container beyond resources (see container_settings).
 CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
-                      "gpus", "repository_credentials", "consumable_resources", "container_properties")
+                      "gpus", "repository_credentials", "consumable_resources", "container_properties",
+                      "volumes")
 
 
 def _copied(value: Any) -> Any:
@@ -172,6 +173,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     :param container_properties: the escape hatch: AWS Batch container properties merged into the main container
         (``secrets``, ``user``, ``privileged``, ``readonlyRootFilesystem``, ``startTimeout``, ``stopTimeout``);
         what the runner owns or another argument covers is refused, naming the argument to use.
+    :param volumes: mounts of the main container: EFS file systems (``{"containerPath": "/data", "efs":
+        {"fileSystemId": "fs-..."}}``) and, on EC2, host paths (``{"containerPath": ..., "hostPath": ...}``).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -188,7 +191,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
                                  "sidecar_resources": "json", "retry_strategy": "json", "tmpfs": "json",
                                  "ulimits": "json", "consumable_resources": "json",
-                                 "container_properties": "json"}
+                                 "container_properties": "json", "volumes": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
     ui_color = "#f9c915"
 
@@ -242,6 +245,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         repository_credentials: str | None = None,
         consumable_resources: Mapping[str, int | str] | str | XComArg | None = None,
         container_properties: Mapping[str, Any] | str | XComArg | None = None,
+        volumes: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -305,6 +309,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.repository_credentials: Any = repository_credentials
         self.consumable_resources: Any = consumable_resources
         self.container_properties: Any = container_properties
+        self.volumes: Any = volumes
         self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None

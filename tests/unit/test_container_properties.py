@@ -31,7 +31,7 @@ def test_the_members_left_pass_as_given() -> None:
     ("image", "use container_image"), ("command", "use commands"), ("environment", "use env"),
     ("resourceRequirements", "use resources"), ("linuxParameters", "use shared_memory, init_process and tmpfs"),
     ("ulimits", "use ulimits"), ("repositoryCredentials", "use repository_credentials"),
-    ("mountPoints", "the runner mounts its volume"), ("logConfiguration", "CloudWatch Logs"),
+    ("mountPoints", "use volumes"), ("logConfiguration", "CloudWatch Logs"),
     ("firelensConfiguration", "CloudWatch Logs"), ("name", "names its containers"), ("essential", "ends the task"),
     ("dependsOn", "orders its containers"),
 ])

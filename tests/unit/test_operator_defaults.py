@@ -27,7 +27,7 @@ ARGUMENTS_WITH_A_DEFAULT = {
     "sidecar_image", "sidecar_resources", "spot_retries", "retry_strategy", "tags", "propagate_tags",
     "share_identifier", "scheduling_priority", "array_size", "array_input_files", "allowed_failures",
     "max_runnable_time", "ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
-    "gpus", "repository_credentials", "consumable_resources", "container_properties",
+    "gpus", "repository_credentials", "consumable_resources", "container_properties", "volumes",
 }
 UNITS = {"s": 1, "min": 60, "h": 3600}
 
@@ -103,6 +103,7 @@ def test_the_readme_defaults_mean_what_the_operator_holds() -> None:
         "max_runnable_time": None, "ephemeral_storage": None, "cpu_architecture": None, "shared_memory": None,
         "init_process": None, "tmpfs": None, "ulimits": None, "gpus": None,
         "repository_credentials": None, "consumable_resources": None, "container_properties": None,
+        "volumes": None,
     }
 
 
@@ -137,7 +138,8 @@ def test_the_templated_fields_are_the_ones_the_readme_lists() -> None:
     # job_queue_arn, sidecar_image, tags, share_identifier, array_size, array_input_files, resources (kept as
     # batch_resources), sidecar_resources, retry_strategy, the durations, the role ARNs, the credential, endpoint
     # and STS fields, the container settings (ephemeral_storage, cpu_architecture, shared_memory, init_process,
-    # tmpfs, ulimits, gpus, repository_credentials, consumable_resources, container_properties), plus aws_conn_id,
+    # tmpfs, ulimits, gpus, repository_credentials, consumable_resources, container_properties, volumes), plus
+    # aws_conn_id,
     # region_name, verify.
     assert set(BatchRunnerOperator.template_fields) == {
         "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env", "bucket",
@@ -147,5 +149,5 @@ def test_the_templated_fields_are_the_ones_the_readme_lists() -> None:
         "array_input_files", "batch_resources", "sidecar_resources", "retry_strategy", "wait_until_completion",
         "max_runnable_time", "completion_check_interval", "sts_role_session_duration", "ephemeral_storage",
         "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits", "gpus",
-        "repository_credentials", "consumable_resources", "container_properties",
+        "repository_credentials", "consumable_resources", "container_properties", "volumes",
     }
