@@ -8,6 +8,7 @@ from typing import Any
 
 from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
 from moto.ecs.models import ecs_backends
+from moto.efs.models import efs_backends
 from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
@@ -124,6 +125,10 @@ class MotoInfrastructure:
             return str(backend.get_secret_value(ref, None, None).get("SecretString") or "")  # type: ignore[arg-type]
         except Exception:  # not found, deleted, no string: the agent cannot read it either
             return None
+
+    def file_system_exists(self, region: str, file_system_id: str) -> bool:
+        """An EFS file system of the Region (created with EFS's CreateFileSystem at the emulator's endpoint)."""
+        return file_system_id in efs_backends[ACCOUNT_ID][region].file_systems_by_id
 
     def role_exists(self, ref: str) -> bool:
         """An IAM role by ARN or by name (``/path/name`` for a role with a path), as Batch reads serviceRole."""
