@@ -88,6 +88,8 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
      r"container_properties\['privileged'\] is not supported for jobs on Fargate"),
     ({"container_properties": {"secrets": [{"name": "TOKEN", "valueFrom": "/app/token"}]}, "env": {"TOKEN": "x"}},
      r"container_properties\['secrets'\] and env both set TOKEN; keep one"),
+    ({"volumes": [{"containerPath": "/data", "hostPath": "{{ params.path }}"}], "params": {"path": "/mnt/x"}},
+     r"volumes\[0\]: a hostPath is not available on Fargate .*Use an EFS file system"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -112,6 +114,8 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"consumable_resources": {f"licence-{i}": 1 for i in range(6)}}, "at most 5 consumable resources; got 6"),
     ({"container_properties": {"logConfiguration": {"logDriver": "splunk"}}},
      r"container_properties\['logConfiguration'\] is the runner's: the runner sends"),
+    ({"volumes": [{"containerPath": "/airflow-batch/work/data", "efs": {"fileSystemId": "fs-0123abcd"}}]},
+     r"volumes\[0\].containerPath '/airflow-batch/work/data' would hide or lie in the runner's volume"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:
