@@ -166,6 +166,8 @@ def build_job_definition(spec: JobSpec, array: ArraySpec) -> dict[str, Any]:
         container = dict(by_name.get(name) or template)
         container["name"] = name
         container["image"] = spec.image if name in (PREP, MAIN) else spec.sidecar_image
+        if name == PREP and spec.settings.repository_credentials is not None:  # the main image: its registry's
+            container["repositoryCredentials"] = {"credentialsParameter": spec.settings.repository_credentials}
         container["essential"] = position == len(names) - 1
         container["resourceRequirements"] = job_spec.requirements(shares[name])
         container["command"] = ["/bin/sh", "-c", "true"] if name in (PREP, MAIN) else ["--version"]
@@ -233,6 +235,8 @@ def build_submit_request(
             "command": commands.get(name) or single[name]["command"],
             "resourceRequirements": job_spec.requirements(shares[name]),
         }
+        if name == MAIN:
+            override["resourceRequirements"] += spec.settings.main_requirements()
         if name in (PREP, MAIN):
             override["environment"] = environment
         elif name in (CHILD_INPUTS, OUTPUTS):

@@ -99,7 +99,8 @@ class JobSpec:
     sidecar_image: str = AWS_CLI_IMAGE
     # Each sidecar's share; None: the default share (see split_resources).
     sidecar_resources: Resources | None = None
-    # Ephemeral storage, architecture, Linux parameters and ulimits: in the job definition (no override takes them).
+    # Ephemeral storage, architecture, Linux parameters and ulimits: in the job definition (no override takes them);
+    # GPUs: in the main container's override.
     settings: ContainerSettings = field(default_factory=ContainerSettings)
 
     @property
@@ -156,11 +157,13 @@ def _definition_body(spec: JobSpec) -> dict[str, Any]:
         }
         if name == MAIN:
             container.update(spec.settings.main_container_fields())
+            container["mountPoints"] = [*mount, *spec.settings.mount_points()]
         previous = names[names.index(name) - 1] if names.index(name) else None
         if previous:
             container["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
         containers.append(container)
-    task: dict[str, Any] = {"containers": containers, "volumes": [{"name": VOLUME_NAME}],
+    task: dict[str, Any] = {"containers": containers,
+                            "volumes": [{"name": VOLUME_NAME}, *spec.settings.task_volumes()],
                             **spec.settings.task_fields()}
     if spec.execution_role_arn:
         task["executionRoleArn"] = spec.execution_role_arn
@@ -309,6 +312,7 @@ def _container_overrides(spec: JobSpec) -> list[dict[str, Any]]:
             "resourceRequirements": requirements(shares[name]),
         }
         if name == MAIN:
+            override["resourceRequirements"] += spec.settings.main_requirements()
             override["environment"] = environment
         overrides.append(override)
     return overrides
@@ -328,6 +332,7 @@ def build_submit_request(
         "ecsPropertiesOverride": {"taskProperties": [{"containers": _container_overrides(spec)}]},
         "tags": {**spec.tags, **identity.tags()},
         "propagateTags": spec.propagate_tags,
+        **spec.settings.submit_fields(),
     }
     if spec.retry_strategy:
         request["retryStrategy"] = spec.retry_strategy

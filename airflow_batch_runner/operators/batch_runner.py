@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 from airflow_batch_runner import (
     arguments,
     array_spec,
+    container_properties,
     container_settings,
     job_spec,
     layout,
@@ -70,7 +71,9 @@ OUTPUT_DIR_MARKERS = (OUTPUT_DIR, "OUTPUT_DIR")
 # Durations: a timedelta or seconds (a rendered string of a number too), each positive.
 DURATIONS = ("wait_until_completion", "max_runnable_time", "completion_check_interval", "sts_role_session_duration")
 # What the job asks of its task and main container beyond resources (see container_settings).
-CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits")
+CONTAINER_SETTINGS = ("ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
+                      "gpus", "repository_credentials", "consumable_resources", "container_properties",
+                      "volumes")
 
 
 def _copied(value: Any) -> Any:
@@ -162,6 +165,16 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         "size": 1024}]``, size in MiB; EC2 only).
     :param ulimits: ulimits of the main container, as AWS's ``Ulimit`` (``[{"name": "nofile", "softLimit": 4096,
         "hardLimit": 8192}]``, -1 for unlimited).
+    :param gpus: physical GPUs reserved for the main container, at least 1 (EC2 only).
+    :param repository_credentials: the ARN of a Secrets Manager secret with the username and password of the private
+        registry of ``container_image`` (needs ``execution_role_arn``).
+    :param consumable_resources: ``{"licence-x": 1}``: consumable resources (name or ARN) and the quantity the job
+        holds while it runs, at most 5; the job waits RUNNABLE until they are available.
+    :param container_properties: the escape hatch: AWS Batch container properties merged into the main container
+        (``secrets``, ``user``, ``privileged``, ``readonlyRootFilesystem``, ``startTimeout``, ``stopTimeout``);
+        what the runner owns or another argument covers is refused, naming the argument to use.
+    :param volumes: mounts of the main container: EFS file systems (``{"containerPath": "/data", "efs":
+        {"fileSystemId": "fs-..."}}``) and, on EC2, host paths (``{"containerPath": ..., "hostPath": ...}``).
     """
 
     aws_hook_class = BatchRunnerHook
@@ -178,7 +191,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
     )
     template_fields_renderers = {"commands": "bash", "input_files": "json", "env": "json", "batch_resources": "json",
                                  "sidecar_resources": "json", "retry_strategy": "json", "tmpfs": "json",
-                                 "ulimits": "json"}
+                                 "ulimits": "json", "consumable_resources": "json",
+                                 "container_properties": "json", "volumes": "json"}
     operator_extra_links = (BatchJobDetailsLink(), CloudWatchEventsLink())
     ui_color = "#f9c915"
 
@@ -228,6 +242,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         init_process: bool | str | XComArg | None = None,
         tmpfs: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         ulimits: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
+        gpus: int | str | XComArg | None = None,
+        repository_credentials: str | None = None,
+        consumable_resources: Mapping[str, int | str] | str | XComArg | None = None,
+        container_properties: Mapping[str, Any] | str | XComArg | None = None,
+        volumes: Sequence[Mapping[str, Any]] | str | XComArg | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -287,6 +306,11 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self.init_process: Any = init_process
         self.tmpfs: Any = tmpfs
         self.ulimits: Any = ulimits
+        self.gpus: Any = gpus
+        self.repository_credentials: Any = repository_credentials
+        self.consumable_resources: Any = consumable_resources
+        self.container_properties: Any = container_properties
+        self.volumes: Any = volumes
         self._settings = container_settings.ContainerSettings()
         self._resources: job_spec.Resources | None = None
         self._sidecar_resources: job_spec.Resources | None = None
@@ -505,6 +529,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                 )
             validation.check_fargate_resources(self._checked_resources)
         container_settings.check_platform(self._settings, platform, self.compute_environment_arn)
+        container_settings.check_execution_role(self._settings, self.execution_role_arn)
+        container_properties.check_env(self._settings.container_properties, env)
         queue = self._resolve_queue()
         validation.check_fair_share(self.share_identifier or None, self.scheduling_priority, self._scheduling_policy)
         # With inputs to stage, the first upload finds a missing bucket (and creates nothing) on its own.

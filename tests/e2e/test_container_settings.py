@@ -75,6 +75,22 @@ def test_an_ec2_job_gets_its_shared_memory_and_tmpfs_and_a_second_run_reuses_the
      r"ephemeral_storage must be a whole number of GiB from 21 to 200 .*got 20"),
     ({"ulimits": [{"name": "nofile", "softLimit": "{{ params.soft }}", "hardLimit": 1024}], "params": {"soft": 1025}},
      r"ulimits\[0\]: softLimit 1025 is above hardLimit 1024"),
+    ({"gpus": 1}, r"gpus: GPUs aren't available for jobs that are running on Fargate resources .*Use an EC2 "
+                  "compute environment whose instance types have GPUs"),
+    ({"gpus": "{{ params.gpus }}", "params": {"gpus": 0}, "ec2": True},
+     r"gpus must be a whole number of GPUs, at least 1 .*got 0"),
+    ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:123456789012:secret:r", "execution_role_arn": None,
+      "ec2": True}, r"repository_credentials needs execution_role_arn: ECS reads the registry's secret"),
+    ({"repository_credentials": "{{ params.secret }}", "params": {"secret": "dockerhub-login"}},
+     r"repository_credentials must be the ARN of a Secrets Manager secret .*got 'dockerhub-login'"),
+    ({"consumable_resources": {"licence-x": "{{ params.n }}"}, "params": {"n": 0}},
+     r"consumable_resources\['licence-x'\] must be a whole number of at least 1 .*got 0"),
+    ({"container_properties": {"privileged": True}},
+     r"container_properties\['privileged'\] is not supported for jobs on Fargate"),
+    ({"container_properties": {"secrets": [{"name": "TOKEN", "valueFrom": "/app/token"}]}, "env": {"TOKEN": "x"}},
+     r"container_properties\['secrets'\] and env both set TOKEN; keep one"),
+    ({"volumes": [{"containerPath": "/data", "hostPath": "{{ params.path }}"}], "params": {"path": "/mnt/x"}},
+     r"volumes\[0\]: a hostPath is not available on Fargate .*Use an EFS file system"),
 ])
 def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anything_is_created(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], message: str
@@ -93,6 +109,14 @@ def test_what_the_platform_or_aws_refuses_fails_the_task_naming_it_before_anythi
     ({"cpu_architecture": "aarch64"}, "cpu_architecture must be 'X86_64' or 'ARM64'"),
     ({"shared_memory": 0}, "shared_memory must be at least 1 MiB"),
     ({"tmpfs": [{"containerPath": "/airflow-batch/work/tmp", "size": 64}]}, "would hide or lie in the runner's volume"),
+    ({"gpus": 0}, "gpus must be a whole number of GPUs, at least 1"),
+    ({"repository_credentials": "arn:aws:secretsmanager:us-east-1:12345678901:secret:r"},
+     "repository_credentials must be the ARN of a Secrets Manager secret"),
+    ({"consumable_resources": {f"licence-{i}": 1 for i in range(6)}}, "at most 5 consumable resources; got 6"),
+    ({"container_properties": {"logConfiguration": {"logDriver": "splunk"}}},
+     r"container_properties\['logConfiguration'\] is the runner's: the runner sends"),
+    ({"volumes": [{"containerPath": "/airflow-batch/work/data", "efs": {"fileSystemId": "fs-0123abcd"}}]},
+     r"volumes\[0\].containerPath '/airflow-batch/work/data' would hide or lie in the runner's volume"),
 ])
 def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed(aws: AwsWorld, kwargs: dict[str, Any],
                                                               message: str) -> None:

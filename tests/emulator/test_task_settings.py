@@ -172,3 +172,23 @@ def test_a_tmpfs_mount_is_a_writable_directory_of_its_own(batch: Any, logs: Any,
     definition = register_task(batch, False, command=["sh", "-c", script],
                                linuxParameters={"tmpfs": [{"containerPath": "/scratch", "size": 16}]})
     assert run_main(batch, logs, ec2_queue, definition) == ["kept", "ok"]
+
+
+# TaskContainerProperties.privileged: "This parameter is not supported for Windows containers or tasks run on
+# Fargate."; startTimeout, stopTimeout: "The minimum value is 2 seconds and the maximum value for Fargate is 120
+# seconds."
+
+
+def test_privileged_is_refused_on_fargate_and_taken_on_ec2(batch: Any) -> None:
+    assert "privileged" in refused(register_task, batch, True, privileged=True)
+    register_task(batch, True, privileged=False)
+    register_task(batch, False, privileged=True)
+
+
+@pytest.mark.parametrize("name", ["startTimeout", "stopTimeout"])
+def test_start_and_stop_timeouts_take_2_seconds_up_to_120_on_fargate(batch: Any, name: str) -> None:
+    for value in (2, 120):
+        register_task(batch, True, None, **{name: value})
+    register_task(batch, False, None, **{name: 121})  # EC2: no maximum stated
+    for fargate, value in ((True, 1), (True, 121), (False, 1)):
+        assert name in refused(register_task, batch, fargate, None, **{name: value})

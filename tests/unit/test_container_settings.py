@@ -227,3 +227,197 @@ def test_a_literal_out_of_bounds_fails_when_the_dag_is_parsed_a_template_when_it
     assert templated._settings == ContainerSettings()  # resolved in execute, once rendered
     with pytest.raises(ValueError, match="shared_memory must be at least 1 MiB"):  # the literal beside it: now
         BatchRunnerOperator(**required, ephemeral_storage="{{ params.gib }}", shared_memory=0)
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (2, 2), ("1", 1), (" 8 ", 8), (4.0, 4), (None, None), ("", None)])
+def test_gpus_is_a_whole_number_of_at_least_one(value: Any, expected: Any) -> None:
+    assert parse(gpus=value).gpus == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "0", 1.5, "two", True, [1]])
+def test_gpus_below_one_or_not_whole_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^gpus must be a whole number of GPUs, at least 1"):
+        parse(gpus=value)
+
+
+def test_gpus_are_refused_on_fargate_with_the_fix_and_taken_on_ec2() -> None:
+    settings = parse(gpus=1)
+    check_platform(settings, "EC2", CE)
+    with pytest.raises(ValueError, match=r"^gpus: GPUs aren't available for jobs that are running on Fargate "
+                                         r"resources .* is a Fargate compute environment\. Use an EC2 compute "
+                                         "environment whose instance types have GPUs"):
+        check_platform(settings, "FARGATE", CE)
+
+
+def test_gpus_travel_in_the_main_containers_override_and_leave_the_definition_alone() -> None:
+    plain = make_spec("inputs_main_outputs", platform="EC2")
+    spec = replace(plain, settings=ContainerSettings(gpus=2))
+    assert definition_name(spec) == definition_name(plain)  # no new definition per GPU count
+    assert build_job_definition(spec) == build_job_definition(plain)
+    request = build_submit_request(spec, TaskIdentity("d", "t", "r", -1, 1), "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    containers = {c["name"]: c for c in request["ecsPropertiesOverride"]["taskProperties"][0]["containers"]}
+    assert {"type": "GPU", "value": "2"} in containers["main"]["resourceRequirements"]
+    for sidecar in ("inputs", "outputs"):
+        assert all(r["type"] != "GPU" for r in containers[sidecar]["resourceRequirements"])
+
+
+def test_an_arrays_main_container_asks_for_the_gpus_in_every_child() -> None:
+    array = array_spec.resolve(3, None, 0)
+    assert array is not None
+    spec = make_spec("inputs_main_outputs", platform="EC2", settings=ContainerSettings(gpus=1))
+    request = array_spec.build_submit_request(spec, array, TaskIdentity("d", "t", "r", -1, 1), "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    with_gpu = [c["name"] for c in request["ecsPropertiesOverride"]["taskProperties"][0]["containers"]
+                if any(r["type"] == "GPU" for r in c["resourceRequirements"])]
+    assert with_gpu == ["main"]
+    assert array_spec.definition_name(spec, array) == array_spec.definition_name(
+        replace(spec, settings=ContainerSettings()), array)
+
+
+def test_a_literal_gpus_out_of_bounds_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    with pytest.raises(ValueError, match="gpus must be a whole number of GPUs, at least 1"):
+        BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"], gpus=0)
+    assert BatchRunnerOperator(task_id="shell", compute_environment_arn=CE, commands=["true"],
+                               gpus=1)._settings == ContainerSettings(gpus=1)
+
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry/dockerhub-AbCdEf"
+
+
+@pytest.mark.parametrize("value", [
+    SECRET, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:r",
+    "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:a_b+c=d.e@f-g",
+    "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x",
+    f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{'n' * 512}", f" {SECRET} ",
+])
+def test_repository_credentials_is_a_secrets_manager_arn(value: str) -> None:
+    assert parse(repository_credentials=value).repository_credentials == value.strip()
+
+
+@pytest.mark.parametrize("value", [
+    "registry/dockerhub",  # a name: AWS Batch asks for the ARN
+    "arn:aws:ssm:us-east-1:123456789012:parameter/registry",
+    "arn:aws:secretsmanager:us-east-1:12345678901:secret:r",  # an 11-digit account
+    "arn:aws:secretsmanager:us-east-1:1234567890123:secret:r",  # a 13-digit account
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:",  # no name
+    f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{'n' * 513}",
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:my secret",
+    "arn:aws:secretsmanager:useast1:123456789012:secret:r",
+    "arn:aws:secretsmanager:us-east-1:123456789012:key:r",
+    42, ["arn"],
+])
+def test_anything_else_as_repository_credentials_is_refused_with_the_shape_it_must_have(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^repository_credentials must be the ARN of a Secrets Manager secret .*"
+                                         r"arn:aws:secretsmanager:<region>:<12-digit account>:secret:<name>"):
+        parse(repository_credentials=value)
+
+
+@pytest.mark.parametrize("platform", ["EC2", "FARGATE"])
+def test_repository_credentials_need_the_execution_role_on_both_platforms(platform: Any) -> None:
+    settings = parse(repository_credentials=SECRET)
+    check_platform(settings, platform, CE)
+    container_settings.check_execution_role(settings, "arn:aws:iam::123456789012:role/exec")
+    container_settings.check_execution_role(ContainerSettings(), None)
+    with pytest.raises(ValueError, match=r"^repository_credentials needs execution_role_arn: .*"
+                                         "secretsmanager:GetSecretValue on arn:aws:secretsmanager"):
+        container_settings.check_execution_role(settings, None)
+
+
+def test_repository_credentials_land_on_the_main_container_of_a_definition_of_their_own() -> None:
+    plain = make_spec("inputs_main_outputs", platform="EC2", execution_role_arn="arn:aws:iam::123456789012:role/x")
+    spec = replace(plain, settings=ContainerSettings(repository_credentials=SECRET))
+    definition = build_job_definition(spec)
+    assert_valid_for_botocore("RegisterJobDefinition", definition)
+    containers = {c["name"]: c for c in definition["ecsProperties"]["taskProperties"][0]["containers"]}
+    assert containers["main"]["repositoryCredentials"] == {"credentialsParameter": SECRET}
+    assert all("repositoryCredentials" not in containers[name] for name in ("inputs", "outputs"))  # the AWS CLI's
+    array_containers = a_definition_of_its_own(plain, spec, replace(plain, settings=ContainerSettings(
+        repository_credentials=SECRET)))
+    # prep runs the main image too, so it pulls it with the same credentials
+    assert [c["name"] for c in array_containers if "repositoryCredentials" in c] == ["prep", "main"]
+
+
+def a_definition_of_its_own(plain: Any, spec: Any, again: Any) -> list[dict[str, Any]]:
+    """``spec`` has a definition of its own, the one an equal ``again`` has, and ``plain``'s overrides; returns the
+    containers of its array's definition."""
+    assert definition_name(spec) != definition_name(plain)
+    assert definition_name(spec) == definition_name(again)
+    identity = TaskIdentity("d", "t", "r", -1, 1)
+    assert build_submit_request(spec, identity, "q", 600)["ecsPropertiesOverride"] == \
+        build_submit_request(plain, identity, "q", 600)["ecsPropertiesOverride"]
+    array = array_spec.resolve(2, None, 0)
+    assert array is not None
+    return list(array_spec.build_job_definition(spec, array)["ecsProperties"]["taskProperties"][0]["containers"])
+
+
+def test_a_literal_repository_credentials_of_another_shape_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    required: dict[str, Any] = {"task_id": "shell", "compute_environment_arn": CE, "commands": ["true"]}
+    with pytest.raises(ValueError, match="repository_credentials must be the ARN of a Secrets Manager secret"):
+        BatchRunnerOperator(**required, repository_credentials="dockerhub")
+    operator = BatchRunnerOperator(**required, repository_credentials=SECRET)
+    assert operator._settings == ContainerSettings(repository_credentials=SECRET)
+
+
+CR_ARN = "arn:aws:batch:us-east-1:123456789012:consumable-resource/licence-y"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ({"licence-x": 1}, (("licence-x", 1),)),
+    ({"a": "2", CR_ARN: 3.0}, (("a", 2), (CR_ARN, 3))),
+    ({f"r{i}": 1 for i in range(5)}, tuple((f"r{i}", 1) for i in range(5))),  # 5: AWS's most
+    ({"n" * 128: 1}, (("n" * 128, 1),)),
+    (None, ()), ("", ()), ({}, ()),
+])
+def test_consumable_resources_map_up_to_five_resources_to_quantities(value: Any, expected: Any) -> None:
+    assert parse(consumable_resources=value).consumable_resources == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    ({f"r{i}": 1 for i in range(6)}, "at most 5 consumable resources; got 6"),
+    ({"licence-x": 0}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1 .*got 0"),
+    ({"licence-x": -1}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1"),
+    ({"licence-x": 1.5}, r"consumable_resources\['licence-x'\] must be a whole number of at least 1"),
+    ({"licence-x": True}, r"consumable_resources\['licence-x'\] must be a whole number"),
+    ({"n" * 129: 1}, "is neither a consumable resource name"),
+    ({"licence x": 1}, "is neither a consumable resource name"),
+    ({"arn:aws:batch:us-east-1:123456789012:job-queue/q": 1}, "is neither a consumable resource name"),
+    ({"licence-y": 1, CR_ARN: 2}, "'licence-y' is given twice"),
+    ([("licence-x", 1)], "consumable_resources must be a mapping of consumable resource"),
+    ("licence-x", "consumable_resources must be a mapping of consumable resource"),
+])
+def test_bad_consumable_resources_are_refused_naming_the_entry(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(consumable_resources=value)
+
+
+@pytest.mark.parametrize("platform", ["EC2", "FARGATE"])
+def test_consumable_resources_travel_in_submit_jobs_override_on_both_platforms(platform: Any) -> None:
+    plain = make_spec("inputs_main_outputs", platform=platform)
+    spec = replace(plain, settings=parse(consumable_resources={"licence-x": 2, CR_ARN: 1}))
+    check_platform(spec.settings, platform, CE)
+    assert build_job_definition(spec) == build_job_definition(plain)  # the same definition
+    identity = TaskIdentity("d", "t", "r", -1, 1)
+    request = build_submit_request(spec, identity, "q", 600)
+    assert_valid_for_botocore("SubmitJob", request)
+    assert request["consumableResourcePropertiesOverride"] == {"consumableResourceList": [
+        {"consumableResource": "licence-x", "quantity": 2}, {"consumableResource": CR_ARN, "quantity": 1}]}
+    assert "consumableResourcePropertiesOverride" not in build_submit_request(plain, identity, "q", 600)
+    array = array_spec.resolve(3, None, 0)
+    assert array is not None
+    array_request = array_spec.build_submit_request(spec, array, identity, "q", 600)
+    assert array_request["consumableResourcePropertiesOverride"] == request["consumableResourcePropertiesOverride"]
+
+
+def test_a_literal_consumable_resources_beyond_aws_bounds_fails_when_the_dag_is_parsed() -> None:
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+    required: dict[str, Any] = {"task_id": "shell", "compute_environment_arn": CE, "commands": ["true"]}
+    with pytest.raises(ValueError, match="at most 5 consumable resources; got 6"):
+        BatchRunnerOperator(**required, consumable_resources={f"r{i}": 1 for i in range(6)})
+    operator = BatchRunnerOperator(**required, consumable_resources={"licence-x": 1})
+    assert operator._settings == ContainerSettings(consumable_resources=(("licence-x", 1),))

@@ -27,6 +27,7 @@ ARGUMENTS_WITH_A_DEFAULT = {
     "sidecar_image", "sidecar_resources", "spot_retries", "retry_strategy", "tags", "propagate_tags",
     "share_identifier", "scheduling_priority", "array_size", "array_input_files", "allowed_failures",
     "max_runnable_time", "ephemeral_storage", "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits",
+    "gpus", "repository_credentials", "consumable_resources", "container_properties", "volumes",
 }
 UNITS = {"s": 1, "min": 60, "h": 3600}
 
@@ -100,7 +101,9 @@ def test_the_reference_defaults_mean_what_the_operator_holds() -> None:
         "spot_retries": 0, "retry_strategy": None, "tags": {}, "propagate_tags": True, "share_identifier": None,
         "scheduling_priority": None, "array_size": None, "array_input_files": None, "allowed_failures": 0,
         "max_runnable_time": None, "ephemeral_storage": None, "cpu_architecture": None, "shared_memory": None,
-        "init_process": None, "tmpfs": None, "ulimits": None,
+        "init_process": None, "tmpfs": None, "ulimits": None, "gpus": None,
+        "repository_credentials": None, "consumable_resources": None, "container_properties": None,
+        "volumes": None,
     }
 
 
@@ -136,7 +139,8 @@ def test_the_templated_fields_are_the_ones_the_reference_lists() -> None:
     # batch_resources), sidecar_resources, retry_strategy, spot_retries, scheduling_priority, allowed_failures, the
     # durations, the role ARNs, the credential, endpoint
     # and STS fields, the container settings (ephemeral_storage, cpu_architecture, shared_memory, init_process,
-    # tmpfs, ulimits), plus aws_conn_id, region_name, verify.
+    # tmpfs, ulimits, gpus, repository_credentials, consumable_resources, container_properties, volumes), plus
+    # aws_conn_id, region_name, verify.
     assert set(BatchRunnerOperator.template_fields) == {
         "compute_environment_arn", "commands", "container_image", "input_files", "output_files", "env", "bucket",
         "job_queue_arn", "execution_role_arn", "task_role_arn", "access_key_id", "secret_key_id", "session_token",
@@ -145,5 +149,6 @@ def test_the_templated_fields_are_the_ones_the_reference_lists() -> None:
         "array_input_files", "batch_resources", "sidecar_resources", "retry_strategy", "wait_until_completion",
         "max_runnable_time", "completion_check_interval", "sts_role_session_duration", "ephemeral_storage",
         "cpu_architecture", "shared_memory", "init_process", "tmpfs", "ulimits", "spot_retries",
-        "scheduling_priority", "allowed_failures",
+        "scheduling_priority", "allowed_failures", "gpus", "repository_credentials", "consumable_resources",
+        "container_properties", "volumes",
     }

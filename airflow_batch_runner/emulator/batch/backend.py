@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_batch_runner.emulator.batch import consumables, gpus, retries, scheduling
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import retries, scheduling
 from airflow_batch_runner.emulator.batch import validation as v
+from airflow_batch_runner.emulator.batch.consumables import ConsumableResources
 from airflow_batch_runner.emulator.batch.definitions import Definitions
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
 from airflow_batch_runner.emulator.batch.jobs import (
@@ -39,7 +40,7 @@ from airflow_batch_runner.emulator.batch.validation import ClientException, pagi
 MAX_FILTERED_PAGE = 100
 
 
-class BatchBackend(Lifecycle, Definitions, Queues):
+class BatchBackend(Lifecycle, Definitions, Queues, ConsumableResources):
     """One region's AWS Batch: compute environments, queues, scheduling policies, job definitions and jobs."""
 
     def __init__(
@@ -93,6 +94,8 @@ class BatchBackend(Lifecycle, Definitions, Queues):
         priority = params.get("schedulingPriorityOverride")
         if priority is not None:
             scheduling.check_priority(priority, "schedulingPriorityOverride")
+        override = consumables.check_requirements(params.get("consumableResourcePropertiesOverride"),
+                                                  "consumableResourcePropertiesOverride")
         with self.lock:
             queue = self.find_queue(params["jobQueue"])
             if queue is None:
@@ -108,6 +111,11 @@ class BatchBackend(Lifecycle, Definitions, Queues):
                 raise ClientException(f"Job definition {definition.arn} is INACTIVE")
             scheduling.check_job_share(queue.scheduling_policy_arn, queue.name, params.get("shareIdentifier"))
             self._check_platform(queue, definition)
+            requirements = consumables.merged(definition.consumable_resources, override)
+            if len(requirements) > consumables.MAX_PER_JOB:
+                raise ClientException(f"A job can require at most {consumables.MAX_PER_JOB} consumable resources; the "
+                                      f"definition and consumableResourcePropertiesOverride give {len(requirements)}")
+            held = self.resolve_requirements(requirements)
             targets = deps.resolve(depends_on, size, self.find_job)
             parameters = {**definition.parameters, **(params.get("parameters") or {})}
             ecs_task, container = self._effective_properties(definition, params, parameters)
@@ -139,6 +147,8 @@ class BatchBackend(Lifecycle, Definitions, Queues):
                 seq=next(self._submissions),
             )
             job.vcpus = self._vcpus(job)
+            job.gpus = gpus.job_gpus(job.containers)
+            job.consumables = held
             self.jobs[job_id] = job
             self.tags_by_arn[job.arn] = job.tags
             if size is None:

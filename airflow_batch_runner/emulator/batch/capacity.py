@@ -1,6 +1,7 @@
 """Capacity: which RUNNABLE job goes to which compute environment, and when.
 
-The vCPUs of the jobs STARTING or RUNNING on an environment never pass its ``maxvCpus``; queues sharing
+The vCPUs of the jobs STARTING or RUNNING on an environment never pass its ``maxvCpus``, nor their GPUs what its
+instance types give (``gpus.py``); queues sharing
 environments go by descending priority, each queue's jobs in its own order (FIFO or fair share,
 ``scheduling.py``). What happens to a job once placed is ``lifecycle.py``'s.
 """
@@ -42,7 +43,8 @@ class Capacity(Environments):
         queue = job.queue
         environments = [self.find_compute_environment(entry["computeEnvironment"])
                         for entry in sorted(queue.compute_environment_order, key=lambda e: e["order"])]
-        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, job.vcpus)
+        return stuck.blocked_reason(queue.state == "ENABLED", environments, job.definition.platform, job.vcpus,
+                                    job.gpus)
 
     def _wake(self, recheck: bool = False) -> None:
         """Run _dispatch soon, once for every event of this moment (jobs ending, jobs ready, an update)."""
@@ -92,7 +94,10 @@ class Capacity(Environments):
                     reserved = scheduling.reserved_ratio(reservation, len(active)) \
                         if job.share_identifier in active else 0.0
                     ce = next((ce for ce in environments if ce.platform == job.definition.platform
-                               and job.vcpus <= _room(ce) - ce.capacity * reserved + VCPU_EPSILON), None)
+                               and job.vcpus <= _room(ce) - ce.capacity * reserved + VCPU_EPSILON
+                               and job.gpus <= ce.gpus.total - ce.used_gpus), None)
+                    if ce is not None and not self._consumables_free(job):
+                        continue  # it waits for its consumable resources; those behind it may still go
                     if ce is not None:
                         self._place(job, ce)
                         if reservation and job.share_identifier is not None:
@@ -114,6 +119,10 @@ class Capacity(Environments):
     def _place(self, job: Job, ce: ComputeEnvironment) -> None:
         del self.waiting[job.job_id]
         ce.used_vcpus += job.vcpus
+        ce.used_gpus += job.gpus
+        for name, quantity in job.consumables.items():
+            if name in self.consumable_resources:
+                self.consumable_resources[name].in_use += quantity
         job.holds = ce
         if job.share_identifier is not None:
             key = (job.queue.arn, job.share_identifier)
@@ -126,11 +135,23 @@ class Capacity(Environments):
         if ce is None:
             return
         ce.used_vcpus = max(0.0, ce.used_vcpus - job.vcpus)
+        ce.used_gpus = max(0, ce.used_gpus - job.gpus)
+        for name, quantity in job.consumables.items():
+            resource = self.consumable_resources.get(name)
+            if resource is not None:
+                resource.in_use = max(0, resource.in_use - quantity)
+                if resource.resource_type == "NON_REPLENISHABLE":  # used up: it never comes back
+                    resource.total = max(0, resource.total - quantity)
         if job.share_identifier is not None:
             key = (job.queue.arn, job.share_identifier)
             self.share_usage[key] = max(0.0, self.share_usage.get(key, 0.0) - job.vcpus)
         if self.waiting:
             self._wake()
+
+    def _consumables_free(self, job: Job) -> bool:
+        """Every consumable resource the job requires has its quantity available (a deleted one never will)."""
+        return all(name in self.consumable_resources and quantity <= self.consumable_resources[name].available
+                   for name, quantity in job.consumables.items())
 
     @staticmethod
     def _vcpus(job: Job) -> float:

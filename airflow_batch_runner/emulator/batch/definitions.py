@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_batch_runner.emulator.batch import retries, scheduling, task_settings
+from airflow_batch_runner.emulator.batch import consumables, retries, scheduling, task_settings, volumes
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.environments import Environments, Infrastructure
 from airflow_batch_runner.emulator.batch.resources import JobDefinition, name_of, tags_dict
@@ -30,6 +30,8 @@ class Definitions(Environments):
         priority = params.get("schedulingPriority")
         if priority is not None:
             scheduling.check_priority(priority, "schedulingPriority")
+        requirements = consumables.check_requirements(params.get("consumableResourceProperties"),
+                                                      "consumableResourceProperties")
         def_type = params["type"]
         if def_type not in ("container", "multinode"):
             raise ClientException("type must be container or multinode")
@@ -59,6 +61,7 @@ class Definitions(Environments):
             v.check_platform_fields([container_props], container_props, fargate, "containerProperties")
             task_settings.check(container_props, [container_props], fargate, "containerProperties",
                                 container_properties=True)
+            volumes.check(container_props.get("volumes") or [], fargate, "containerProperties")
             if fargate:
                 v.check_fargate_task(
                     {
@@ -78,6 +81,7 @@ class Definitions(Environments):
                 v.check_environment(container.get("environment"), f"container {container['name']!r}")
             v.check_platform_fields(tasks[0]["containers"], tasks[0], fargate, "ecsProperties.taskProperties[0]")
             task_settings.check(tasks[0], tasks[0]["containers"], fargate, "ecsProperties.taskProperties[0]")
+            volumes.check(tasks[0].get("volumes") or [], fargate, "ecsProperties.taskProperties[0]")
             if fargate:
                 v.check_fargate_task(tasks[0], tasks[0]["containers"], "ecsProperties.taskProperties[0]")
         with self.lock:
@@ -97,6 +101,7 @@ class Definitions(Environments):
                 propagate_tags=params.get("propagateTags"),
                 scheduling_priority=priority,
                 tags=tags_dict(params.get("tags")),
+                consumable_resources=requirements,
             )
             revisions.append(definition)
             self.tags_by_arn[definition.arn] = definition.tags

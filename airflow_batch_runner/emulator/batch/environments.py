@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from airflow_batch_runner.emulator.batch import gpus
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.ecs_side import EcsTask
 from airflow_batch_runner.emulator.batch.holds import Holds
@@ -22,6 +23,7 @@ from airflow_batch_runner.emulator.batch.resources import (
     ACCOUNT_ID,
     ECS_TYPES,
     ComputeEnvironment,
+    ConsumableResource,
     JobQueue,
     SchedulingPolicy,
     name_of,
@@ -48,7 +50,13 @@ class Infrastructure(Protocol):
 
     def known_instance_type(self, name: str) -> bool: ...
 
+    def instance_gpus(self, name: str) -> list[tuple[int, int]]: ...
+
     def secret_value(self, region: str, value_from: str) -> str | None: ...
+
+    def registry_credentials(self, region: str, ref: str) -> str | None: ...
+
+    def file_system_exists(self, region: str, file_system_id: str) -> bool: ...
 
     def role_exists(self, ref: str) -> bool: ...
 
@@ -73,6 +81,7 @@ class Environments:
         self.compute_environments: dict[str, ComputeEnvironment] = {}
         self.queues: dict[str, JobQueue] = {}
         self.scheduling_policies: dict[str, SchedulingPolicy] = {}
+        self.consumable_resources: dict[str, ConsumableResource] = {}  # by name
         self.tags_by_arn: dict[str, dict[str, str]] = {}
         # Tests' holds on settling (CREATING/UPDATING/DELETING -> ...); the app shares one between its regions.
         self.holds = Holds()
@@ -124,6 +133,7 @@ class Environments:
             )
             if "unmanagedvCpus" in params:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
+            ce.gpus = gpus.capacity(ce.compute_resources, self.infrastructure.instance_gpus)
             self.compute_environments[name] = ce
             self.tags_by_arn[ce.arn] = ce.tags
         self._later_compute_environment(ce, "VALID")
@@ -196,6 +206,7 @@ class Environments:
                 merged = {**ce.compute_resources, **update}
                 v.check_compute_resources(merged, self.infrastructure.known_instance_type)
                 ce.compute_resources = copy.deepcopy(merged)
+                ce.gpus = gpus.capacity(ce.compute_resources, self.infrastructure.instance_gpus)
             if "unmanagedvCpus" in params:
                 ce.unmanaged_vcpus = _unmanaged_vcpus(ce.ce_type, params["unmanagedvCpus"])
             if "state" in params:

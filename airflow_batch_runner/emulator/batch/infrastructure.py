@@ -8,6 +8,7 @@ from typing import Any
 
 from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
 from moto.ecs.models import ecs_backends
+from moto.efs.models import efs_backends
 from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
@@ -87,6 +88,17 @@ class MotoInfrastructure:
     def known_instance_type(self, name: str) -> bool:
         return name in INSTANCE_TYPES or name in INSTANCE_FAMILIES
 
+    def instance_gpus(self, name: str) -> list[tuple[int, int]]:
+        """(vCPUs, GPUs) of the instance type ``name``, or of each type of the family ``name``, from EC2's own
+        DescribeInstanceTypes data (moto's); ``optimal`` and ``default_*`` stand for no GPU type."""
+        names = [name] if name in INSTANCE_TYPES else [t for t in INSTANCE_TYPES if t.split(".", 1)[0] == name]
+        shapes = []
+        for each in names:
+            info = INSTANCE_TYPES[each]
+            count = sum(int(gpu.get("Count", 0)) for gpu in (info.get("GpuInfo") or {}).get("Gpus") or [])
+            shapes.append((int(info["VCpuInfo"]["DefaultVCpus"]), count))
+        return shapes
+
     def secret_value(self, region: str, value_from: str) -> str | None:
         """A container secret's ``valueFrom``, as the ECS agent reads it: a Secrets Manager ARN (optionally
         ``:json-key:version-stage:version-id``) or an SSM parameter name or ARN. None when it cannot be read."""
@@ -103,6 +115,20 @@ class MotoInfrastructure:
             return None if parameter is None else parameter.decrypt(parameter.value)  # SecureString decrypted
         except Exception:  # not found, deleted, not JSON, no such key: the agent cannot read it either
             return None
+
+    def registry_credentials(self, region: str, ref: str) -> str | None:
+        """The SecretString of a container's ``repositoryCredentials.credentialsParameter`` (a secret's ARN, or its
+        name in the job's Region), as the ECS agent reads it to pull the image. None when it cannot be read."""
+        try:
+            secret_region = ref.split(":")[3] if ref.startswith("arn:") else region
+            backend = secretsmanager_backends[ACCOUNT_ID][secret_region or region]
+            return str(backend.get_secret_value(ref, None, None).get("SecretString") or "")  # type: ignore[arg-type]
+        except Exception:  # not found, deleted, no string: the agent cannot read it either
+            return None
+
+    def file_system_exists(self, region: str, file_system_id: str) -> bool:
+        """An EFS file system of the Region (created with EFS's CreateFileSystem at the emulator's endpoint)."""
+        return file_system_id in efs_backends[ACCOUNT_ID][region].file_systems_by_id
 
     def role_exists(self, ref: str) -> bool:
         """An IAM role by ARN or by name (``/path/name`` for a role with a path), as Batch reads serviceRole."""

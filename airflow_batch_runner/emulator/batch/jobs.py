@@ -105,6 +105,8 @@ class Job:
     scheduling_priority: int | None = None
     compute_environment: str | None = None  # the name of the one its last attempt was placed on
     vcpus: float = 0.0  # its containers' VCPU total: what it holds of a compute environment once placed
+    gpus: int = 0  # its containers' GPU total, held likewise
+    consumables: dict[str, int] = field(default_factory=dict)  # consumable resource name -> quantity, held likewise
     seq: int = 0  # submission order (an array's children share their parent's)
     # The compute environment it is placed on while STARTING or RUNNING, holding ``vcpus`` of it.
     holds: ComputeEnvironment | None = None
@@ -174,6 +176,9 @@ class Job:
             out["timeout"] = self.timeout
         if self.scheduling_priority is not None:
             out["schedulingPriority"] = self.scheduling_priority
+        if self.consumables:
+            out["consumableResourceProperties"] = {"consumableResourceList": [
+                {"consumableResource": name, "quantity": quantity} for name, quantity in self.consumables.items()]}
         # AWS gives each container its log stream name once the attempt reaches RUNNING, so that
         # clients can read the logs while the job runs; the runner reports it again when it stops.
         running = self.attempts[-1] if self.status == "RUNNING" and self.attempts else None

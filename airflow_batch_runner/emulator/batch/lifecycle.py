@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from airflow_batch_runner.emulator.batch import dependencies as deps
-from airflow_batch_runner.emulator.batch import ecs_side, events, retries, stuck
+from airflow_batch_runner.emulator.batch import ecs_side, events, retries, stuck, task_settings, volumes
 from airflow_batch_runner.emulator.batch import validation as v
 from airflow_batch_runner.emulator.batch.capacity import Capacity
 from airflow_batch_runner.emulator.batch.environments import Infrastructure
@@ -120,9 +120,18 @@ class Lifecycle(Capacity):
                     )
 
     def _read_secrets(self, job: Job, attempt: Attempt) -> str | None:
-        """Each container's ``secrets`` from Secrets Manager or SSM, as the ECS agent reads them at task start;
-        the task's stop reason when one cannot be read."""
+        """The task's EFS file systems, each container's ``secrets`` from Secrets Manager or SSM and its private
+        registry's credentials, as the ECS agent reads them at task start; the task's stop reason when one cannot be
+        read."""
+        failure = volumes.start_failure((job.ecs_task or job.container or {}).get("volumes") or [],
+                                        lambda fs: self.infrastructure.file_system_exists(job.region, fs))
+        if failure:
+            return failure
         for spec in job.containers:
+            failure = task_settings.registry_failure(
+                spec, lambda ref: self.infrastructure.registry_credentials(job.region, ref))
+            if failure:
+                return failure
             values = {}
             for secret in spec.get("secrets") or []:
                 value = self.infrastructure.secret_value(job.region, str(secret.get("valueFrom", "")))

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_batch_runner.emulator.batch.gpus import GpuCapacity
+
 ACCOUNT_ID = "123456789012"
 FARGATE_TYPES = ("FARGATE", "FARGATE_SPOT")
 ECS_TYPES = ("EC2", "SPOT", *FARGATE_TYPES)
@@ -36,6 +38,9 @@ class ComputeEnvironment:
     status_reason: str = "Compute environment is being created"
     # vCPUs of the jobs placed on it (STARTING or RUNNING): never above capacity.
     used_vcpus: float = 0.0
+    # The GPUs its instance types give (gpus.py) and those its placed jobs hold.
+    gpus: GpuCapacity = field(default_factory=GpuCapacity)
+    used_gpus: int = 0
 
     @property
     def capacity(self) -> float:
@@ -124,6 +129,7 @@ class JobDefinition:
     tags: dict[str, str]
     scheduling_priority: int | None = None
     status: str = "ACTIVE"
+    consumable_resources: list[dict[str, Any]] = field(default_factory=list)  # consumableResourceList
 
     @property
     def platform(self) -> str:
@@ -148,10 +154,37 @@ class JobDefinition:
             ("retryStrategy", self.retry_strategy),
             ("propagateTags", self.propagate_tags),
             ("schedulingPriority", self.scheduling_priority),
+            ("consumableResourceProperties",
+             {"consumableResourceList": self.consumable_resources} if self.consumable_resources else None),
         ):
             if value is not None:
                 out[key] = value
         return out
+
+
+@dataclass
+class ConsumableResource:
+    """A consumable resource (consumables.py): its quantity, and what the jobs placed hold of it."""
+
+    name: str
+    arn: str
+    total: int
+    resource_type: str
+    tags: dict[str, str]
+    in_use: int = 0
+    created_at: int = field(default_factory=now_ms)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.total - self.in_use)
+
+    def summary(self) -> dict[str, Any]:
+        return {"consumableResourceArn": self.arn, "consumableResourceName": self.name, "totalQuantity": self.total,
+                "inUseQuantity": self.in_use, "resourceType": self.resource_type}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.summary(), "availableQuantity": self.available, "createdAt": self.created_at,
+                "tags": self.tags}
 
 
 def tags_dict(value: Any) -> dict[str, str]:

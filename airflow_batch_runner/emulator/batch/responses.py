@@ -35,6 +35,12 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "listschedulingpolicies": ("ListSchedulingPolicies", "list_scheduling_policies"),
     "updateschedulingpolicy": ("UpdateSchedulingPolicy", "update_scheduling_policy"),
     "deleteschedulingpolicy": ("DeleteSchedulingPolicy", "delete_scheduling_policy"),
+    "createconsumableresource": ("CreateConsumableResource", "create_consumable_resource"),
+    "describeconsumableresource": ("DescribeConsumableResource", "describe_consumable_resource"),
+    "listconsumableresources": ("ListConsumableResources", "list_consumable_resources"),
+    "updateconsumableresource": ("UpdateConsumableResource", "update_consumable_resource"),
+    "deleteconsumableresource": ("DeleteConsumableResource", "delete_consumable_resource"),
+    "listjobsbyconsumableresource": ("ListJobsByConsumableResource", "list_jobs_by_consumable_resource"),
 }
 TAGS_PREFIX = "/v1/tags/"
 
@@ -50,12 +56,10 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
     "RegisterJobDefinition": {
         "nodeProperties": "multi-node parallel jobs",
         "eksProperties": "EKS jobs",
-        "consumableResourceProperties": "consumable resources",
     },
     "SubmitJob": {
         "nodeOverrides": "multi-node parallel jobs",
         "eksPropertiesOverride": "EKS jobs",
-        "consumableResourcePropertiesOverride": "consumable resources",
     },
     "CreateSchedulingPolicy": {"quotaSharePolicy": "quota share policies"},
     "UpdateSchedulingPolicy": {"quotaSharePolicy": "quota share policies"},

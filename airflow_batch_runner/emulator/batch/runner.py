@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_batch_runner.emulator.batch import awscli, task_settings
+from airflow_batch_runner.emulator.batch import volumes as batch_volumes
 from airflow_batch_runner.emulator.batch.containers import (
     ContainerRuntime,
     TaskRuntime,
@@ -138,7 +139,7 @@ class ProcessRunner:
         volumes = (job.ecs_task or job.container or {}).get("volumes") or []
         volume_dirs = {}
         for volume in volumes:
-            path = task.root / "volumes" / volume["name"]
+            path = batch_volumes.directory(self._root, volume) or task.root / "volumes" / volume["name"]
             path.mkdir(parents=True, exist_ok=True)
             volume_dirs[volume["name"]] = str(path)
         for container in task.containers.values():

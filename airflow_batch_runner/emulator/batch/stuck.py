@@ -53,7 +53,8 @@ def check_time_limit_actions(actions: Any) -> list[dict[str, Any]]:
 
 
 def blocked_reason(
-    queue_enabled: bool, environments: Iterable[ComputeEnvironment | None], platform: str, vcpus: float
+    queue_enabled: bool, environments: Iterable[ComputeEnvironment | None], platform: str, vcpus: float,
+    gpus: int = 0,
 ) -> str | None:
     """Why a RUNNABLE job cannot be placed, as its statusReason; ``""`` when it just waits (a disabled queue
     schedules nothing and says nothing); None when a compute environment can take it."""
@@ -70,6 +71,9 @@ def blocked_reason(
     if not any(vcpus <= float((ce.compute_resources or {}).get("maxvCpus", vcpus)) for ce in same_platform):
         return (f"{MAX_RESOURCE} - the job asks for {vcpus:g} vCPUs, more than maxvCpus of every compute "
                 "environment of the job queue")
+    if gpus and not any(gpus <= ce.gpus.per_instance for ce in same_platform):
+        return (f"{RESOURCE_REQUIREMENT} - the job asks for {gpus} GPUs, more than any instance type of the job "
+                "queue's compute environments has (within maxvCpus)")
     return None
 
 

@@ -1,18 +1,18 @@
 """What a job definition asks of its task and containers beyond resources: ephemeral storage, runtime platform,
-Linux parameters and ulimits.
+Linux parameters, ulimits and a private registry's credentials.
 
 ``check`` is RegisterJobDefinition's: AWS's bounds and what each platform refuses, from the API reference
 (EphemeralStorage, RuntimePlatform, LinuxParameters, Tmpfs, Ulimit, ContainerProperties, TaskContainerProperties).
 The rest is what the emulator makes of them on this machine: the variables a container can check
 (``exported``), the ulimits applied to its process (``with_ulimits``), a directory standing in for each tmpfs
-mount (``tmpfs_paths``).
+mount (``tmpfs_paths``), the registry credentials read at task start (``registry_failure``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_batch_runner.container_settings import (
@@ -29,12 +29,14 @@ OS_FAMILIES = ("LINUX", "WINDOWS_SERVER_2019_CORE", "WINDOWS_SERVER_2019_FULL", 
 # LinuxParameters: devices, maxSwap, sharedMemorySize, swappiness, tmpfs "isn't applicable to jobs that are running
 # on Fargate resources".
 NOT_ON_FARGATE = ("devices", "maxSwap", "sharedMemorySize", "swappiness", "tmpfs")
+MIN_TIMEOUT, MAX_FARGATE_TIMEOUT = 2, 120  # startTimeout, stopTimeout
 FARGATE_DEFAULT_EPHEMERAL_GIB = 20  # a Fargate task without ephemeralStorage
 # The variables the emulator sets in a container, standing in for what it cannot grant on this machine.
 EPHEMERAL_VARIABLE = "EMULATOR_EPHEMERAL_STORAGE_GIB"
 ARCHITECTURE_VARIABLE = "EMULATOR_CPU_ARCHITECTURE"
 SHM_VARIABLE = "EMULATOR_SHM_SIZE_MIB"
 INIT_VARIABLE = "EMULATOR_INIT_PROCESS"
+GPUS_VARIABLE = "EMULATOR_GPUS"
 
 
 def _integer(value: Any) -> bool:
@@ -68,10 +70,59 @@ def check(task: Mapping[str, Any], containers: Iterable[Mapping[str, Any]], farg
             raise ClientException(f"{where}.runtimePlatform: Windows containers are not supported by this emulator")
     for container in containers:
         at = f"{where} container {container.get('name', 'default')!r}"
+        _check_repository_credentials(container.get("repositoryCredentials"), task, at)
+        _check_start_and_stop(container, fargate, at)
         _check_linux(container.get("linuxParameters") or {}, fargate, at)
         if fargate and container_properties and container.get("ulimits"):
             raise ClientException(f"{at}: ulimits isn't applicable to jobs that are running on Fargate resources")
         _check_ulimits(container.get("ulimits") or [], at)
+
+
+def _check_repository_credentials(credentials: Any, task: Mapping[str, Any], at: str) -> None:
+    """RepositoryCredentials: credentialsParameter, the secret's ARN, is required; ECS reads it with the task execution
+    role ("Private registry authentication": the task execution role is required)."""
+    if credentials is None:
+        return
+    parameter = credentials.get("credentialsParameter") if isinstance(credentials, Mapping) else None
+    if not isinstance(parameter, str) or not parameter:
+        raise ClientException(f"{at}: repositoryCredentials.credentialsParameter must be the ARN of a secret")
+    if not task.get("executionRoleArn"):
+        raise ClientException(f"{at}: repositoryCredentials needs an executionRoleArn, with which the private "
+                              "registry's credentials are read")
+
+
+def _check_start_and_stop(container: Mapping[str, Any], fargate: bool, at: str) -> None:
+    """``privileged``: "not supported for ... tasks run on Fargate"; ``startTimeout``, ``stopTimeout``: "The minimum
+    value is 2 seconds and the maximum value for Fargate is 120 seconds"."""
+    if fargate and container.get("privileged"):
+        raise ClientException(f"{at}: privileged is not supported for jobs that are running on Fargate resources")
+    for name in ("startTimeout", "stopTimeout"):
+        value = container.get(name)
+        if value is None:
+            continue
+        high = MAX_FARGATE_TIMEOUT if fargate else None
+        if not _integer(value) or value < MIN_TIMEOUT or (high is not None and value > high):
+            bound = f"from {MIN_TIMEOUT} to {high}" if high else f"at least {MIN_TIMEOUT}"
+            raise ClientException(f"{at}: {name} must be a whole number of seconds {bound}; got {value!r}")
+
+
+def registry_failure(container: Mapping[str, Any], read: Callable[[str], str | None]) -> str | None:
+    """The task's stop reason when the container's registry credentials cannot be read (``read``: the secret's
+    string, None when missing), or are not the ``{"username": ..., "password": ...}`` ECS pulls the image with."""
+    ref = (container.get("repositoryCredentials") or {}).get("credentialsParameter")
+    if not ref:
+        return None
+    text = read(str(ref))
+    prefix = f"ResourceInitializationError: unable to pull secrets or registry auth: container {container['name']!r}"
+    if text is None:
+        return f"{prefix}: unable to retrieve the registry credentials secret {ref!r}: not found"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("username", "password")):
+        return f"{prefix}: the secret {ref!r} is not a JSON object with a username and a password"
+    return None
 
 
 def _check_linux(linux: Mapping[str, Any], fargate: bool, at: str) -> None:
@@ -116,6 +167,9 @@ def exported(task: Mapping[str, Any], container: Mapping[str, Any], fargate: boo
         env[SHM_VARIABLE] = str(linux["sharedMemorySize"])
     if linux.get("initProcessEnabled") is not None:
         env[INIT_VARIABLE] = "true" if linux["initProcessEnabled"] else "false"
+    gpus = [r["value"] for r in container.get("resourceRequirements") or [] if r.get("type") == "GPU"]
+    if gpus:
+        env[GPUS_VARIABLE] = str(gpus[-1])
     return env
 
 

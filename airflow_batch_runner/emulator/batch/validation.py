@@ -313,6 +313,9 @@ def check_platform_fields(
 ) -> None:
     """At RegisterJobDefinition: what the API reference says each platform must not be given. ``task`` holds the
     task-level fields (an ecsProperties task, or containerProperties itself)."""
+    containers = list(containers)
+    for spec in containers:
+        check_gpu_values(spec.get("resourceRequirements"), where)
     if not fargate:
         for name in ("fargatePlatformConfiguration", "networkConfiguration"):
             if task.get(name):
@@ -327,6 +330,15 @@ def check_platform_fields(
                     f"{where}.{legacy} is not supported for jobs running on Fargate resources; use resourceRequirements"
                 )
         _check_no_gpu(spec.get("resourceRequirements"), where)
+
+
+def check_gpu_values(requirements: Iterable[Mapping[str, Any]] | None, where: str) -> None:
+    """A GPU requirement's value is "the number of physical GPUs to reserve for the container"."""
+    for req in requirements or []:
+        value = req.get("value")
+        if req.get("type") == "GPU" and not (isinstance(value, str) and value.isdigit() and int(value) > 0):
+            raise ClientException(f"{where}: resourceRequirements of type GPU must have a value that is a whole "
+                                  f"number of GPUs, at least 1; got {value!r}")
 
 
 def _check_no_gpu(requirements: Iterable[Mapping[str, Any]] | None, where: str) -> None:
@@ -344,6 +356,7 @@ def check_overrides(overrides: Iterable[tuple[Mapping[str, Any], str]], fargate:
                 f"{where}.instanceType is only for multi-node parallel jobs; it isn't applicable to single-node "
                 "container jobs or jobs that run on Fargate resources"
             )
+        check_gpu_values(override.get("resourceRequirements"), where)
         if fargate:
             for legacy in ("vcpus", "memory"):
                 if override.get(legacy) is not None:
