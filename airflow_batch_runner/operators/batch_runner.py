@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 from airflow_batch_runner import (
     arguments,
     array_spec,
+    asset_events,
     container_settings,
     job_spec,
     layout,
@@ -622,7 +623,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                          shape=shapes.of_job(state, self.allowed_failures))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
-        return self._finish(state, verdict, description)
+        return self._finish(context, state, verdict, description)
 
     def _resolve_queue(self) -> str:
         if self.job_queue_arn:
@@ -699,7 +700,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             self._limits(run.deadline), self.log, self._log_lines, run.log_stream,
             on_log_stream=lambda stream: self._persist_logs_link(context, stream),
         )
-        return self._finish(step.state, step.verdict, description)
+        return self._finish(context, step.state, step.verdict, description)
 
     def _limits(self, deadline: float | None) -> Limits:
         return Limits(deadline=deadline, limit=self._limit, max_runnable_time=self.max_runnable_time)
@@ -710,13 +711,15 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run.main.show(self.log, lines, stream)
 
     def _finish(
-        self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
+        self, context: Context, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
     ) -> dict[str, Any]:
         run = self._run
         assert run is not None
         end = Ending(self.hook, self.log, self._limit, run.main, self._killed,
                      cleanup=lambda bucket_path: self._cleanup(bucket_path, run.shape))
-        return run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
+        result = run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
+        asset_events.emit(context, self.outlets, result, self.log)  # outlets=[AssetAlias(...)]: one per file
+        return result
 
     def _cleanup(self, bucket_path: str | None, shape: JobShape) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to.
