@@ -7,6 +7,7 @@ AWS call goes through ``BatchRunnerHook``.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,11 +24,13 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_batch_runner import (
     arguments,
+    array_run,
     array_spec,
     asset_events,
     container_settings,
     job_spec,
     layout,
+    lineage,
     outcome,
     resume,
     shapes,
@@ -296,6 +299,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
         self._run: _Run | None = None
+        self._ended: Mapping[str, Any] | None = None  # the job's last DescribeJobs entry, once it ended
+        self._result: dict[str, Any] | None = None  # the XCom, once the job succeeded
         self._killed = False
         self._started = time.time()
 
@@ -481,7 +486,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         commands = validation.check_commands(self.commands)
         image = validation.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
-        env = validation.check_env(self.env)
+        env = {**self._lineage_env(context), **validation.check_env(self.env)}  # the user's own names win
         shape = shapes.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         shape.check()
         project = self._project_file_paths()
@@ -717,7 +722,9 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         assert run is not None
         end = Ending(self.hook, self.log, self._limit, run.main, self._killed,
                      cleanup=lambda bucket_path: self._cleanup(bucket_path, run.shape))
+        self._ended = description
         result = run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
+        self._result = result
         asset_events.emit(context, self.outlets, result, self.log)  # outlets=[AssetAlias(...)]: one per file
         return result
 
@@ -740,6 +747,63 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return
         if removed:
             self.log.info("Deleted %d staged input file(s)", removed)
+
+    # OpenLineage: the provider calls these when it is installed and enabled; nothing here imports it otherwise.
+
+    @staticmethod
+    def _lineage_env(context: Context) -> dict[str, str]:
+        """The container's environment naming the task's OpenLineage run, when the provider is installed and
+        enabled (``lineage_facets.identity_env``)."""
+        if importlib.util.find_spec("airflow.providers.openlineage") is None:
+            return {}
+        from airflow_batch_runner import lineage_facets
+
+        return lineage_facets.identity_env(context["ti"])
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The S3 objects the job will read that exist before it (the ``s3://`` inputs); no job yet."""
+        from airflow_batch_runner import lineage_facets
+
+        return lineage_facets.operator_lineage(self._job_files(None), None, None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """What the job read (its staged inputs too) and wrote, and the job's run facet."""
+        from airflow_batch_runner import lineage_facets
+
+        bucket_path = self._run.bucket_path if self._run else None
+        console_url = None
+        if self._ended:
+            console_url = BatchJobDetailsLink.format_str.format(
+                aws_domain=BatchJobDetailsLink.get_aws_domain(self.hook.conn_partition),
+                region_name=self.hook.conn_region_name, job_id=self._ended.get("jobId"))
+        return lineage_facets.operator_lineage(self._job_files(bucket_path), self._ended, console_url)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion: a failed job wrote no collected file; its inputs and run facet stand."""
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+    def _job_files(self, bucket_path: str | None) -> lineage.JobFiles:
+        """What the job reads and writes, as far as known: staged inputs once it has a bucket path, outputs once
+        it succeeded (an array's children read from its manifest when the XCom does not hold them)."""
+        array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
+        outputs: list[str] = []
+        prefixes: list[str] = []
+        result = self._result or {}
+        if "array_size" in result and bucket_path:
+            children = lineage.inline_children(result)
+            if children is None:
+                children = array_run.read_manifest(result, status=None, hook=self.hook)
+            prefixes = lineage.child_prefixes(bucket_path, children)
+        else:
+            outputs = [str(uri) for uri in (result.get("output_files") or {}).values()]
+        return lineage.JobFiles(
+            input_files=validation.check_input_files(arguments.input_files(self.input_files)),
+            project_files=sorted(self._project_file_paths()) if bucket_path else (),
+            child_inputs=array.child_inputs if array else (),
+            bucket_path=bucket_path,
+            output_files=outputs,
+            child_prefixes=prefixes,
+        )
 
     def on_kill(self) -> None:
         self._killed = True
