@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,61 @@ def test_events_name_what_each_job_read_and_wrote(aws: AwsWorld, tmp_path: Path)
     assert fail["outputs"] == []
     assert fail["run"]["facets"]["awsBatchJob"]["status"] == "FAILED"
 
+
+
+RESUMED = """
+from datetime import datetime
+
+from airflow.sdk import DAG, AssetAlias
+
+from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+
+with DAG(dag_id="lineage_resumed", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+    BatchRunnerOperator(
+        task_id="shell", compute_environment_arn="{{ var.value.compute_environment_arn }}",
+        execution_role_arn="{{ var.value.execution_role_arn }}", bucket="{{ var.value.bucket }}",
+        region_name="us-east-1", completion_check_interval=0.2, outlets=[AssetAlias("resumed_files")],
+        output_files=["parent.txt", "out.txt"],
+        commands=["printenv OPENLINEAGE_PARENT_ID > parent.txt", "sleep 3", "echo resumed > out.txt"])
+"""
+
+
+def test_a_retry_that_reattaches_reports_the_job_of_the_first_try(
+    aws: AwsWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.e2e.test_asset_events import asset_events
+    from tests.e2e.test_resume import FIRST_TRY, RETRY, _running, _start, _until
+
+    events_file = tmp_path / "events.jsonl"
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT",
+                       json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}))
+    dag_id = "lineage_resumed"
+    (dags_folder() / f"{dag_id}.py").write_text(RESUMED)
+    first = _start(dag_id, FIRST_TRY)  # the worker dies while the job runs
+    try:
+        _until(lambda: _running(aws, dag_id))
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert _start(dag_id, RETRY).wait(timeout=180) == 0
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (run_id,) = [run.run_id for run in session.query(DagRun).filter(DagRun.dag_id == dag_id)]
+    xcom = xcom_value(dag_id, run_id, "shell")
+    assert xcom is not None
+    events = [e for e in json.loads("[" + ",".join(events_file.read_text().splitlines()) + "]")
+              if e["job"]["name"] == f"{dag_id}.shell"]
+    first_start, retry_start = [e for e in events if e["eventType"] == "START"]
+    complete = last(events, "COMPLETE")
+    assert complete["run"]["runId"] == retry_start["run"]["runId"] != first_start["run"]["runId"]
+    assert uris(complete["outputs"]) == sorted(xcom["output_files"].values())
+    assert complete["run"]["facets"]["awsBatchJob"]["jobId"] == xcom["job_id"]
+    # The job started in the first try: its container names that try's run, the retry reports the same job.
+    parent = aws.read(xcom["output_files"]["parent.txt"]).strip()
+    assert parent == f"{first_start['job']['namespace']}/{dag_id}.shell/{first_start['run']['runId']}"
+    assert asset_events(dag_id) == {"shell": sorted(
+        (uri, {"job_id": xcom["job_id"], "job_name": xcom["job_name"], "output": name})
+        for name, uri in xcom["output_files"].items())}
