@@ -7,7 +7,6 @@ AWS call goes through ``BatchRunnerHook``.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,13 +23,11 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from airflow_batch_runner import (
     arguments,
-    array_run,
     array_spec,
     asset_events,
     container_settings,
     job_spec,
     layout,
-    lineage,
     outcome,
     resume,
     shapes,
@@ -53,6 +50,7 @@ from airflow_batch_runner.masking import (
     redact_value,
     reveal,
 )
+from airflow_batch_runner.operators import lineage_view
 from airflow_batch_runner.operators.worker_wait import wait_for_job
 from airflow_batch_runner.results import Collected
 from airflow_batch_runner.shapes import Ending, JobShape
@@ -486,7 +484,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         commands = validation.check_commands(self.commands)
         image = validation.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
-        env = {**self._lineage_env(context), **validation.check_env(self.env)}  # the user's own names win
+        # The container's OpenLineage identity when the provider is on; the user's own names win.
+        env = {**lineage_view.container_env(self, context), **validation.check_env(self.env)}
         shape = shapes.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         shape.check()
         project = self._project_file_paths()
@@ -750,60 +749,23 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
 
     # OpenLineage: the provider calls these when it is installed and enabled; nothing here imports it otherwise.
 
-    @staticmethod
-    def _lineage_env(context: Context) -> dict[str, str]:
-        """The container's environment naming the task's OpenLineage run, when the provider is installed and
-        enabled (``lineage_facets.identity_env``)."""
-        if importlib.util.find_spec("airflow.providers.openlineage") is None:
-            return {}
-        from airflow_batch_runner import lineage_facets
-
-        return lineage_facets.identity_env(context["ti"])
-
     def get_openlineage_facets_on_start(self) -> Any:
         """The S3 objects the job will read that exist before it (the ``s3://`` inputs); no job yet."""
         from airflow_batch_runner import lineage_facets
 
-        return lineage_facets.operator_lineage(self._job_files(None), None, None)
+        return lineage_facets.operator_lineage(lineage_view.job_files(self, None), None, None)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """What the job read (its staged inputs too) and wrote, and the job's run facet."""
         from airflow_batch_runner import lineage_facets
 
-        bucket_path = self._run.bucket_path if self._run else None
-        console_url = None
-        if self._ended:
-            console_url = BatchJobDetailsLink.format_str.format(
-                aws_domain=BatchJobDetailsLink.get_aws_domain(self.hook.conn_partition),
-                region_name=self.hook.conn_region_name, job_id=self._ended.get("jobId"))
-        return lineage_facets.operator_lineage(self._job_files(bucket_path), self._ended, console_url)
+        files = lineage_view.job_files(self, self._run.bucket_path if self._run else None)
+        console = lineage_view.console_url(self, self._ended["jobId"]) if self._ended else None
+        return lineage_facets.operator_lineage(files, self._ended, console)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         """As on completion: a failed job wrote no collected file; its inputs and run facet stand."""
         return self.get_openlineage_facets_on_complete(task_instance)
-
-    def _job_files(self, bucket_path: str | None) -> lineage.JobFiles:
-        """What the job reads and writes, as far as known: staged inputs once it has a bucket path, outputs once
-        it succeeded (an array's children read from its manifest when the XCom does not hold them)."""
-        array = array_spec.resolve(self.array_size, self.array_input_files, self.allowed_failures)
-        outputs: list[str] = []
-        prefixes: list[str] = []
-        result = self._result or {}
-        if "array_size" in result and bucket_path:
-            children = lineage.inline_children(result)
-            if children is None:
-                children = array_run.read_manifest(result, status=None, hook=self.hook)
-            prefixes = lineage.child_prefixes(bucket_path, children)
-        else:
-            outputs = [str(uri) for uri in (result.get("output_files") or {}).values()]
-        return lineage.JobFiles(
-            input_files=validation.check_input_files(arguments.input_files(self.input_files)),
-            project_files=sorted(self._project_file_paths()) if bucket_path else (),
-            child_inputs=array.child_inputs if array else (),
-            bucket_path=bucket_path,
-            output_files=outputs,
-            child_prefixes=prefixes,
-        )
 
     def on_kill(self) -> None:
         self._killed = True
