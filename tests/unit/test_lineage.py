@@ -88,3 +88,29 @@ def test_a_file_airflow_would_read_as_another_uri_gets_no_event() -> None:
     assert [uri for uri, _ in accessors.by_name["files"]] == ["s3://x/ok.txt"]
     assert log.warnings == ["No asset event for s3://x/a#1.txt: Airflow reads that URI as s3://x/a (a '?' or '#' "
                             "in the name)"]
+
+
+def test_an_array_too_big_for_its_xcom_has_its_child_prefixes_read_from_the_manifest() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from airflow_batch_runner.operators import lineage_view
+
+    manifest = {"children": [{"index": i, "status": "SUCCEEDED" if i else "FAILED",
+                              "output_files": {"o.txt": f"{PATH}children/{i}/output/o.txt"} if i != 5 else {}}
+                             for i in range(150)]}
+    read: list[str] = []
+
+    def read_text(uri: str, max_bytes: int) -> str:
+        read.append(uri)
+        return json.dumps(manifest)
+
+    task = SimpleNamespace(
+        array_size=150, array_input_files=None, allowed_failures=0, input_files={}, _project_file_paths=dict,
+        _result={"job_id": "j", "array_size": 150, "manifest": f"{PATH}manifest.json"},
+        hook=SimpleNamespace(read_text=read_text),
+    )
+    files = lineage_view.job_files(cast(Any, task), PATH)
+    assert read == [f"{PATH}manifest.json"]
+    # Every child the manifest lists files for, whatever its status; child 5 wrote none.
+    assert lineage.written(files) == [f"{PATH}children/{i}/" for i in range(150) if i != 5]
