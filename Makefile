@@ -24,7 +24,7 @@ BENCH := $(NO_AIRFLOW_ENV) PYTHONPATH=$(BENCH_DEPS) $(PY) -m
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,openlineage]'
 	touch $@
 
 install: $(VENV)/.installed

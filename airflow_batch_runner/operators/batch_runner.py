@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowException, conf
 from airflow_batch_runner import (
     arguments,
     array_spec,
+    asset_events,
     container_properties,
     container_settings,
     job_spec,
@@ -50,6 +51,7 @@ from airflow_batch_runner.masking import (
     redact_value,
     reveal,
 )
+from airflow_batch_runner.operators import lineage_view
 from airflow_batch_runner.operators.worker_wait import wait_for_job
 from airflow_batch_runner.results import Collected
 from airflow_batch_runner.shapes import Ending, JobShape
@@ -320,6 +322,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         self._check_files_need_bucket(raw=True)
         self._submission_id = uuid.uuid4().hex[:12]
         self._run: _Run | None = None
+        self._ended: Mapping[str, Any] | None = None  # the job's last DescribeJobs entry, once it ended
+        self._result: dict[str, Any] | None = None  # the XCom, once the job succeeded
         self._killed = False
         self._started = time.time()
 
@@ -513,7 +517,8 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         commands = validation.check_commands(self.commands)
         image = validation.check_image(self.container_image)
         inputs, output_patterns = self._checked_names()
-        env = validation.check_env(self.env)
+        # The container's OpenLineage identity when the provider is on; the user's own names win.
+        env = {**lineage_view.container_env(self, context), **validation.check_env(self.env)}
         shape = shapes.resolve(self.array_size, self.array_input_files, self.allowed_failures)
         shape.check()
         project = self._project_file_paths()
@@ -657,7 +662,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
                          shape=shapes.of_job(state, self.allowed_failures))
         if state.log_stream:
             self._persist_logs_link(context, state.log_stream)
-        return self._finish(state, verdict, description)
+        return self._finish(context, state, verdict, description)
 
     def _resolve_queue(self) -> str:
         if self.job_queue_arn:
@@ -734,7 +739,7 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             self._limits(run.deadline), self.log, self._log_lines, run.log_stream,
             on_log_stream=lambda stream: self._persist_logs_link(context, stream),
         )
-        return self._finish(step.state, step.verdict, description)
+        return self._finish(context, step.state, step.verdict, description)
 
     def _limits(self, deadline: float | None) -> Limits:
         return Limits(deadline=deadline, limit=self._limit, max_runnable_time=self.max_runnable_time)
@@ -745,13 +750,17 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
         run.main.show(self.log, lines, stream)
 
     def _finish(
-        self, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
+        self, context: Context, state: outcome.JobState, verdict: outcome.Verdict, description: Mapping[str, Any]
     ) -> dict[str, Any]:
         run = self._run
         assert run is not None
         end = Ending(self.hook, self.log, self._limit, run.main, self._killed,
                      cleanup=lambda bucket_path: self._cleanup(bucket_path, run.shape))
-        return run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
+        self._ended = description
+        result = run.shape.finish(end, state, verdict, description, state.bucket_path or run.bucket_path)
+        self._result = result
+        asset_events.emit(context, self.outlets, result, self.log)  # outlets=[AssetAlias(...)]: one per file
+        return result
 
     def _cleanup(self, bucket_path: str | None, shape: JobShape) -> None:
         """``delete`` removes the staged inputs: this run's alone, never what XCom points to.
@@ -772,6 +781,26 @@ class BatchRunnerOperator(AwsBaseOperator[BatchRunnerHook]):
             return
         if removed:
             self.log.info("Deleted %d staged input file(s)", removed)
+
+    # OpenLineage: the provider calls these when it is installed and enabled; nothing here imports it otherwise.
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The S3 objects the job will read that exist before it (the ``s3://`` inputs); no job yet."""
+        from airflow_batch_runner import lineage_facets
+
+        return lineage_facets.operator_lineage(lineage_view.job_files(self, None), None, None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """What the job read (its staged inputs too) and wrote, and the job's run facet."""
+        from airflow_batch_runner import lineage_facets
+
+        files = lineage_view.job_files(self, self._run.bucket_path if self._run else None)
+        console = lineage_view.console_url(self, self._ended["jobId"]) if self._ended else None
+        return lineage_facets.operator_lineage(files, self._ended, console)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion: a failed job wrote no collected file; its inputs and run facet stand."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def on_kill(self) -> None:
         self._killed = True

@@ -311,3 +311,43 @@ def test_ui_array_fan_out_form_sets_the_number_of_children(airflow: Cluster, wor
         save(page, directory, "8-array-extra-link")
     assert airflow.xcom(ARRAY_DAG, run_id, "summarise")["succeeded"] == 7
     assert world.read(airflow.xcom(ARRAY_DAG, run_id, "summarise")["first"]) == "child 0 of 7: item 0\n"
+
+
+PRODUCER, CONSUMER = "asset_events_producer", "asset_events_consumer"
+
+
+def test_ui_a_file_the_producer_job_wrote_runs_the_consumer_and_shows_on_its_asset_page(
+    airflow: Cluster, world: World, browser: Browser
+) -> None:
+    """The asset events example in a running Airflow: the producer's job writes report.csv, the task's asset
+    event through the alias makes the scheduler start the consumer, whose own job reads that file; the asset's
+    page in the UI shows the file's URI, the event from the producer and the consumer's run it triggered."""
+    airflow.wait_for_dag(CONSUMER)  # parsed, and not paused (the example says so)
+    run_id = airflow.trigger(PRODUCER)
+    assert airflow.wait_for_run(PRODUCER, run_id) == "success"
+    uri = airflow.xcom(PRODUCER, run_id, "report")["output_files"]["report.csv"]
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not (runs := airflow.api("GET", f"/dags/{CONSUMER}/dagRuns")["dag_runs"]):
+        assert time.monotonic() < deadline, f"no run of {CONSUMER} after the asset event"
+        time.sleep(1)
+    (consumer_run,) = runs
+    assert consumer_run["run_type"] == "asset_triggered"
+    assert airflow.wait_for_run(CONSUMER, consumer_run["dag_run_id"]) == "success"
+    assert "3 report.csv" in airflow.task_log(CONSUMER, consumer_run["dag_run_id"], "count_rows")
+
+    # An asset made at run time (through an alias) is not "active" (no DAG names it): listed when asked.
+    listed = airflow.api("GET", "/assets?only_active=false&limit=100")["assets"]
+    (asset,) = [a for a in listed if a["uri"] == uri]
+    directory = screenshot_dir()
+    with browsing(browser, airflow, directory) as page:
+        log_in(page, airflow)
+        page.goto(f"{airflow.url}/assets/{asset['id']}")
+        expect(page.get_by_text(uri, exact=True).first).to_be_visible()
+        # The event card: its source (the producing task), and the consumer's run it triggered.
+        event = page.get_by_test_id("card-list")
+        expect(event.get_by_role("link", name=PRODUCER, exact=True)).to_have_attribute(
+            "href", re.compile(rf"^/dags/{PRODUCER}/runs/.+/tasks/report$"))
+        expect(event.get_by_role("link", name=CONSUMER, exact=True)).to_have_attribute(
+            "href", re.compile(rf"^/dags/{CONSUMER}/runs/{re.escape(consumer_run['dag_run_id'])}$"))
+        save(page, directory, "9-asset-page")
