@@ -59,11 +59,12 @@ bench-smoke: $(VENV)/.installed $(BENCH_DEPS)/.installed
 	$(BENCH) bench.log_scale --jobs 5 --duration 4 --interval 1
 	$(BENCH) bench.fan_out --sizes 3
 
-# The unit and end-to-end tests on the floor versions (tests of newer Airflow behaviour skip). The emulator
+# The unit and end-to-end tests on the floor versions (tests of newer Airflow behaviour skip; the "scale" sizes too,
+# which only our own code's scaling depends on). The emulator
 # tests are left out: they talk to the emulator alone, which the end-to-end tests run on the floor Python too.
 test-floor: install-floor
 	$(FLOOR_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(apache-airflow|apache-airflow-providers-amazon)=='
-	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system" -p no:cacheprovider $(PARALLEL) --durations=25 tests/unit tests/e2e
+	$(NO_AIRFLOW_ENV) $(FLOOR_VENV)/bin/pytest -m "not system and not scale" -p no:cacheprovider $(PARALLEL) --durations=25 tests/unit tests/e2e
 
 # A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install; the docs site
 # in that browser.

@@ -130,7 +130,9 @@ def test_bad_array_arguments_fail_before_anything_is_created(
 
 
 THOUSAND = 1000
-SIZES = [2, THOUSAND]
+# The 1,000-children runs show our own paging and batching at scale, which no Airflow version changes: the floor run
+# (make test-floor) leaves them out (marker "scale") and keeps the 2-children runs of the same Airflow surfaces.
+SIZES = [2, pytest.param(THOUSAND, marks=pytest.mark.scale)]
 # Children that fail in the allowed-failures cases: 1 of 2, 101 of 1,000.
 FAILING = 'case "$AWS_BATCH_JOB_ARRAY_INDEX" in *7|1) echo "bad item $AWS_BATCH_JOB_ARRAY_INDEX"; exit 5;; esac'
 
