@@ -99,14 +99,15 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
 def test_a_child_that_ended_gives_its_place_to_a_running_one_at_the_next_sampling(
     aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool
 ) -> None:
-    """Two places, four children: 0 and 1 end after 3 s, 2 and 3 run past the next sampling (30 s later),
-    which finds 0 and 1 over and follows 2 and 3 from their start."""
+    """Two places, four children: 0 and 1 end after 10 s, 2 and 3 run past the next sampling (30 s later),
+    which finds 0 and 1 over and follows 2 and 3 from their start. (10 s: on a loaded host a deferred task's
+    first sampling came after children of 3 s had ended.)"""
     monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__ARRAY_LOG_CHILDREN", "2")
     long = SAMPLE_PERIOD + 6
     dag = task_dag(f"array_replaced_{'deferred' if deferrable else 'worker'}", array_size=4,
                    deferrable=deferrable, completion_check_interval=1.0,
                    env={"I_SLEEP": f"{long:g}"},
-                   commands=['i=$AWS_BATCH_JOB_ARRAY_INDEX; echo "first-$i"; sleep 3',
+                   commands=['i=$AWS_BATCH_JOB_ARRAY_INDEX; echo "first-$i"; sleep 10',
                              'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" -ge 2 ]; then sleep "$I_SLEEP"; fi',
                              'echo "last-$AWS_BATCH_JOB_ARRAY_INDEX"'])
     result = run_dag(dag, capsys)
