@@ -4,6 +4,9 @@ A page asks for one with a marker line, replaced on each build:
 - ``<!-- generated: configuration -->``: every ``[batch_runner]`` option as ``get_provider_info`` publishes it;
 - ``<!-- generated: job single -->`` / ``<!-- generated: job array -->``: the job's containers, their order and
   the shared volume, drawn (Mermaid) from the job definition that ``job_spec`` / ``array_spec`` build;
+- ``<!-- generated: lifecycle -->``: the task's lifecycle (submit or reattach, wait in the worker or the triggerer,
+  each poll's verdict, finish), drawn from the operator's ``execute``, the functions it calls, the branches of
+  ``outcome.decide`` and the events of ``BatchRunnerTrigger.run`` (see ``lifecycle_diagram``);
 - ``<!-- generated: exit codes -->`` / ``<!-- generated: exceptions -->``: ``outcome.EXIT_CODES`` and the classes
   of ``airflow_batch_runner.exceptions`` with their docstrings;
 - ``<!-- generated: plot triggerer_scale -->``: the triggerer benchmark's figures against N, plotted (matplotlib,
@@ -14,10 +17,13 @@ strict).
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import json
 import logging
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +145,6 @@ def exit_codes_table() -> str:
 
 
 def exceptions_list() -> str:
-    import inspect
-
     from airflow_batch_runner import exceptions
 
     classes = [value for _, value in inspect.getmembers(exceptions, inspect.isclass)
@@ -150,6 +154,209 @@ def exceptions_list() -> str:
         f"{' '.join((cls.__doc__ or '').split())}"
         for cls in sorted(classes, key=lambda cls: inspect.getsourcelines(cls)[1])
     )
+
+
+
+# The task's lifecycle, drawn from the code that runs it (``<!-- generated: lifecycle -->``). The nodes are functions;
+# an edge is drawn only where the caller's source calls the callee, labelled with the ``if`` it sits under; the
+# verdicts are the branches of ``outcome.decide``, the terminations those ``JobWait.step`` ends the job on, the
+# events the dicts ``BatchRunnerTrigger.run`` yields. Renaming, adding or dropping one changes the picture; a label
+# below for a function the code no longer calls fails the build.
+LIFECYCLE_LABELS = {
+    "execute": "task starts: <b>execute</b><br/>check the arguments (before any AWS call),<br/>"
+               "place the job: compute environment, queue, platform",
+    "find_existing_job": "<b>resume.find_existing_job</b><br/>an earlier try's job: active or SUCCEEDED<br/>"
+                         "(task state store, else ListJobs by name and run key)",
+    "_reattach": "<b>_reattach</b><br/>its own deadline, its bucket path",
+    "_submit": "<b>_submit</b><br/>stage inputs, SubmitJob<br/>(definition and queue made only if missing)",
+    "_defer": "<b>_defer</b>: free the worker slot",
+    "BatchRunnerTrigger": "<b>BatchRunnerTrigger.run</b> in the triggerer<br/>one shared poller per process",
+    "_wait_and_finish": "<b>_wait_and_finish</b> in the worker",
+    "wait_for_job": "<b>worker_wait.wait_for_job</b><br/>DescribeJobs each interval, a thread follows the log",
+    "step": "<b>JobWait.step</b>, each poll<br/>lines to log, <b>outcome.decide</b>",
+    "execute_complete": "<b>execute_complete</b><br/>takes the event's verdict, never decides again",
+    "_finish": "<b>_finish</b><br/>collect outputs and results, XCom, delete staged inputs",
+}
+
+
+def source_tree(function: Any) -> ast.Module:
+    return ast.parse(textwrap.dedent(inspect.getsource(function)))
+
+
+def definition(function: Any) -> ast.FunctionDef:
+    (found,) = source_tree(function).body
+    assert isinstance(found, ast.FunctionDef), function
+    return found
+
+
+def code(node: ast.AST) -> str:
+    """A condition as the code writes it, made safe for a Mermaid label."""
+    text = ast.unparse(node)
+    return "".join({'"': "#quot;", "<": "#60;", ">": "#62;"}.get(c, c) for c in text)
+
+
+def called_names(tree: ast.AST) -> set[str]:
+    return {call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id for call in ast.walk(tree)
+            if isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name))}
+
+
+def calls(caller: Any, callee: str) -> bool:
+    return callee in called_names(source_tree(caller))
+
+
+def verdict_branches(decide: Any) -> list[tuple[str, dict[str, str]]]:
+    """``decide``'s ``if <condition>: return Verdict(...)`` branches, in order, then its last return (``"else"``):
+    each condition with the verdict's keywords."""
+    branches = []
+    for statement in definition(decide).body:
+        test, body = (code(statement.test), statement.body) if isinstance(statement, ast.If) else ("else", [statement])
+        for returned in body:
+            if isinstance(returned, ast.Return) and isinstance(returned.value, ast.Call):
+                branches.append((test, {k.arg: ast.unparse(k.value) for k in returned.value.keywords if k.arg}))
+    return branches
+
+
+def terminating_fields(step: Any) -> list[str]:
+    """The verdict's fields on which ``JobWait.step`` gives a reason to terminate the job with."""
+    fields = []
+    for node in ast.walk(source_tree(step)):
+        if not (isinstance(node, ast.If) and isinstance(node.test, ast.Attribute)):
+            continue
+        assigns = any(isinstance(t, ast.Name) and t.id == "terminate"
+                      for s in node.body if isinstance(s, ast.Assign) for t in s.targets)
+        if assigns and ast.unparse(node.test.value) == "verdict":
+            fields.append(node.test.attr)
+    return fields
+
+
+def event_statuses(run: Any) -> dict[str, set[str]]:
+    """Each ``status`` of the dicts the trigger's ``run`` yields, with the dict's keys."""
+    statuses: dict[str, set[str]] = {}
+    for node in ast.walk(source_tree(run)):
+        if isinstance(node, ast.Dict):
+            keys = {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "status" and isinstance(value, ast.Constant):
+                    statuses.setdefault(str(value.value), set()).update(keys)
+    return statuses
+
+
+def execute_decisions(execute: Any, drawn: set[str]) -> list[tuple[str | None, list[str], list[str]]]:
+    """The drawn calls of ``execute`` in order: ``(None, [name], [])`` for a plain call, ``(condition, [called if
+    it holds], [called otherwise])`` for an ``if``."""
+    stages: list[tuple[str | None, list[str], list[str]]] = []
+    for statement in definition(execute).body:
+        if isinstance(statement, ast.If):
+            then = [n for s in statement.body for n in sorted(called_names(s) & drawn)]
+            other = [n for s in statement.orelse for n in sorted(called_names(s) & drawn)]
+            if then or other:
+                stages.append((code(statement.test), then, other))
+        else:
+            stages.extend((None, [name], []) for name in sorted(called_names(statement) & drawn))
+    return stages
+
+
+def lifecycle_diagram() -> str:
+    from airflow_batch_runner import lifecycle, outcome
+    from airflow_batch_runner.operators import worker_wait
+    from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
+    from airflow_batch_runner.triggers.batch_runner import BatchRunnerTrigger
+
+    operator = BatchRunnerOperator
+    labels = dict(LIFECYCLE_LABELS)
+    lines = ["```mermaid", "flowchart TD"]
+    drawn: set[str] = set()
+
+    def box(name: str, shape: str = '["{}"]') -> str:
+        if name not in drawn:
+            drawn.add(name)
+            label = labels.get(name) or f"<b>{name}</b>"
+            lines.append(f"  {name}{shape.format(label)}")
+        return name
+
+    def edge(a: str, b: str, label: str | None = None) -> None:
+        lines.append(f'  {a} -->|"{label}"| {b}' if label else f"  {a} --> {b}")
+
+    # execute, as a story: its calls to these functions, in order, and the ``if``s that choose between them.
+    previous: list[tuple[str, str | None]] = [(box("execute", '(["{}"])'), None)]
+    in_execute = {"find_existing_job", "_reattach", "_submit", "_defer", "_wait_and_finish"}
+    for index, (condition, then, other) in enumerate(execute_decisions(operator.execute, in_execute)):
+        if condition is None:
+            for a, label in previous:
+                edge(a, box(then[0]), label)
+            previous = [(then[0], None)]
+            continue
+        decision = f"if{index}"
+        lines.append(f'  {decision}{{"if {condition}"}}')
+        for a, label in previous:
+            edge(a, decision, label)
+        for name in then:
+            edge(decision, box(name), "yes")
+        for name in other:
+            edge(decision, box(name), "no")
+        # A branch that defers leaves execute (Airflow's ``defer`` raises TaskDeferred); without an else, "no" goes on.
+        previous = [(n, None) for n in then + other if not calls(getattr(operator, n), "defer")]
+        if not other:
+            previous.append((decision, "no"))
+    # Who waits, and who takes each poll's step.
+    waits: tuple[tuple[Any, Any], ...] = (
+        (operator._defer, BatchRunnerTrigger), (operator._wait_and_finish, worker_wait.wait_for_job))
+    for caller, callee in waits:
+        if caller.__name__ in drawn and calls(caller, callee.__name__):
+            edge(caller.__name__, box(callee.__name__))
+    for waiter, name in ((BatchRunnerTrigger.run, "BatchRunnerTrigger"), (worker_wait.wait_for_job, "wait_for_job")):
+        if name in drawn and calls(waiter, "step"):
+            edge(name, box("step"))
+    # Each poll's verdict: the branches of outcome.decide.
+    terminating = terminating_fields(lifecycle.JobWait.step)
+    ends = []
+    for index, (condition, verdict) in enumerate(verdict_branches(outcome.decide)):
+        shown = ", ".join(f"{k}={v}" for k, v in verdict.items() if k != "exit_code" or len(verdict) == 1)
+        name = f"verdict{index}"
+        lines.append(f'  {name}["Verdict({shown})"]')
+        edge("step", name, condition)
+        if verdict.get("done") == "False":
+            edge(name, "step", "next poll")
+            continue
+        if any(verdict.get(field) not in (None, "False", "None") for field in terminating):
+            if "terminate" not in drawn:
+                drawn.add("terminate")
+                lines.append('  terminate["TerminateJob, with a reason naming the limit"]')
+            edge(name, "terminate")
+            name = "terminate"
+        if name not in ends:
+            ends.append(name)
+    lines.append('  over{"the wait is over: where?"}')
+    for name in ends:
+        edge(name, "over")
+    if calls(operator._wait_and_finish, "_finish"):
+        edge("over", box("_finish"), "in the worker")
+    statuses = event_statuses(BatchRunnerTrigger.run)
+    for status, keys in sorted(statuses.items()):
+        if "verdict" in keys:
+            edge("over", box("execute_complete"), f"in the triggerer: event status #quot;{status}#quot; and verdict")
+        else:
+            edge("BatchRunnerTrigger", box("execute_complete"), f"event status #quot;{status}#quot;")
+    if calls(operator.execute_complete, "_finish"):
+        edge("execute_complete", box("_finish"))
+    (returned,) = definition(outcome.Verdict.__dict__["succeeded"].fget).body
+    assert isinstance(returned, ast.Return) and returned.value is not None
+    lines.append('  ok(["task succeeds: XCom return_value"])')
+    lines.append('  failed(["task fails: BatchJobFailed, the mapped exit code"])')
+    edge("_finish", "ok", f"verdict.succeeded: {code(returned.value)}")
+    edge("_finish", "failed", "not succeeded")
+    for node in ast.walk(source_tree(operator.execute_complete)):
+        if isinstance(node, ast.If) and any(isinstance(s, ast.Raise) for s in node.body):
+            (raised,) = [s for s in node.body if isinstance(s, ast.Raise)]
+            name = ast.unparse(raised.exc.func) if isinstance(raised.exc, ast.Call) else "an error"
+            lines.append(f'  error(["task fails: {name}, with the message"])')
+            edge("execute_complete", "error", code(node.test))
+    unused = set(LIFECYCLE_LABELS) - drawn
+    if unused:
+        log.warning("the lifecycle diagram no longer draws %s: the code changed; update LIFECYCLE_LABELS",
+                    sorted(unused))
+    lines.append("```")
+    return "\n".join(lines)
 
 
 def node(name: str) -> str:
@@ -167,6 +374,8 @@ def generated(kind: str) -> str:
         return exceptions_list()
     if kind == "plot triggerer_scale":
         return triggerer_plot()
+    if kind == "lifecycle":
+        return lifecycle_diagram()
     if kind == "job array":
         return job_diagram(array_spec.build_job_definition(EXAMPLE, ARRAY), "each child of an array job")
     log.warning("unknown generated block %r", kind)

@@ -1,6 +1,8 @@
 """The built docs site in the real browser the UI test uses: the getting-started page and the job's diagrams
 render from ``file://`` with the network closed (Mermaid's script is the site's own), and screenshots of both
-are kept (``$ABR_SCREENSHOTS`` or ``build/screenshots/``: ``docs-getting-started.png``, ``docs-job-diagram.png``).
+are kept (``$ABR_SCREENSHOTS`` or ``build/screenshots/``: ``docs-getting-started.png``, ``docs-job-diagram.png``,
+``docs-lifecycle-diagram.png``). The lifecycle diagram is generated from the code: a diagram Mermaid cannot parse is
+not drawn (no visible ``div.mermaid``), and this test fails.
 
 ``make test-system`` builds the site first (``make docs``); run alone, build it with ``make docs``.
 """
@@ -25,7 +27,7 @@ def page_url(path: str) -> str:
     return page.as_uri()
 
 
-def test_the_getting_started_page_and_the_job_diagrams_render_offline(browser: Browser) -> None:  # noqa: F811
+def test_the_getting_started_page_and_the_diagrams_render_offline(browser: Browser) -> None:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     requested: list[str] = []
 
@@ -55,6 +57,15 @@ def test_the_getting_started_page_and_the_job_diagrams_render_offline(browser: B
             assert box is not None and box["height"] > 150, box
         diagrams.first.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "docs-job-diagram.png"), full_page=True)
+
+        page.goto(page_url("explanations/waiting-and-logs.html"))
+        lifecycle = page.locator("div.mermaid")
+        expect(lifecycle).to_have_count(1)
+        expect(page.locator("pre.mermaid")).to_have_count(0)
+        # Material draws inside a closed shadow root: the picture is checked by its size (about 1,700 px high).
+        box = lifecycle.bounding_box()
+        assert box is not None and box["height"] > 600, box
+        lifecycle.screenshot(path=str(shots / "docs-lifecycle-diagram.png"))
     finally:
         context.close()
     outside = [url for url in requested if not url.startswith("file://")]
