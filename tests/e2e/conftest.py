@@ -24,6 +24,69 @@ from tests.emulator.helpers import wait_until
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
 
 
+# make test-floor repeats, on the oldest Airflow and Amazon provider the package accepts, the end-to-end modules that
+# go through a surface those versions implement differently. The others test our own code's logic on surfaces no
+# Airflow version changes (marker "own_logic", left out of the floor run; make test runs them all). A new module must
+# be put in one of the two, or collection fails.
+AIRFLOW_SURFACES: dict[str, str] = {
+    "test_array.py": "an array task deferred, killed and retried after a worker crash",
+    "test_asset_events.py": "asset aliases, asset events and the DAG runs they schedule",
+    "test_computed_arguments.py": "template rendering of params and XComArgs",
+    "test_decorator.py": "the TaskFlow decorator, mapping and the Rendered Templates of a deferred task",
+    "test_deferred.py": "deferral: the triggerer, the event and execute_complete",
+    "test_failures.py": "failure callbacks and their context",
+    "test_hook.py": "the Amazon provider's base hook and connection",
+    "test_links.py": "extra links and their persisted XComs",
+    "test_openlineage.py": "the OpenLineage provider's listener (skipped where it is not installed)",
+    "test_reference_examples.py": "the example DAGs: XCom between tasks, dynamic task mapping",
+    "test_result_secrets.py": "the Task SDK's secrets masker, in the worker and a triggerer process",
+    "test_resume.py": "retries after a worker crash, the task state store (Airflow 3.3) or its absence",
+    "test_resume_lookup.py": "a retry's lookup of its earlier try's job",
+    "test_runs.py": "the task log, on_kill of a running task, connections with assumed roles",
+    "test_secrets.py": "what Airflow persists: every table of the metadata database",
+    "test_templated_names.py": "template rendering of dict keys, mapped tasks",
+    "test_trigger.py": "a trigger's on_kill and the task instance's state it asks for",
+    "test_trigger_logs.py": "what a trigger logs reaching the task log",
+    "test_xcomarg_fields.py": "XComArgs in templated fields, expand",
+}
+OWN_LOGIC: dict[str, str] = {
+    "test_amazon_batch_operator.py": "the peer operator against the emulator",
+    "test_argument_errors.py": "our argument checks",
+    "test_array_logs.py": "our sampling of running children",
+    "test_cleanup_errors.py": "our cleanup's outcome",
+    "test_consumable_resources.py": "a container property",
+    "test_container_properties.py": "a container property",
+    "test_container_settings.py": "container properties",
+    "test_events.py": "our events queue reader",
+    "test_failure_messages.py": "our failure message",
+    "test_gpus.py": "a container property",
+    "test_hostile_output.py": "our result and log readers",
+    "test_input_values.py": "our staging",
+    "test_options.py": "our sidecars",
+    "test_outputs_and_limits.py": "our outputs and request limits",
+    "test_repository_credentials.py": "a container property",
+    "test_results.py": "our results and timings",
+    "test_runnable.py": "our stuck-job limit",
+    "test_spot.py": "our Spot retries",
+    "test_volumes.py": "a container property",
+    "test_worker_logs.py": "our worker's log thread",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        if item.path.parent != Path(__file__).parent:
+            continue
+        if name in OWN_LOGIC:
+            item.add_marker(pytest.mark.own_logic)
+        elif name not in AIRFLOW_SURFACES:
+            raise pytest.UsageError(
+                f"tests/e2e/{name} is in neither AIRFLOW_SURFACES nor OWN_LOGIC of tests/e2e/conftest.py: put it in "
+                "the first if it goes through a surface of Airflow or the Amazon provider (make test-floor runs it), "
+                "in the second otherwise")
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     subprocess.run(
