@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 JINJA_MARKERS = ("{{", "{%")
+
+# A whole number as a rendered template spells it: ASCII digits (str.isdigit also takes "²", which int() refuses).
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 def resolved_later(value: Any) -> bool:
@@ -145,23 +149,29 @@ def seconds(value: Any, argument: str) -> float:
     return amount
 
 
-def whole_number(value: Any, argument: str) -> Any:
-    """An int as is; a rendered string of one (``"{{ params.n }}"``) as the int; anything else as given, for the
-    argument's own check to refuse with its bounds."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+def _whole(value: Any) -> int | None:
+    """The int a rendered string spells (``"{{ params.n }}"`` gives ``"3"``), or None when it spells none."""
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         return int(value.strip())
-    return value
+    return None
+
+
+def whole_number(value: Any, argument: str) -> Any:
+    """An int as is; a rendered string of one as the int; anything else as given, for the argument's own check
+    to refuse with its bounds."""
+    number = _whole(value)
+    return value if number is None else number
 
 
 def count_or_fraction(value: Any) -> Any:
     """``allowed_failures`` rendered: a string of a whole number as the int (a count), of a decimal as the float
     (a fraction); anything else as given, for ``array_spec.check_allowed_failures`` to judge."""
+    number = _whole(value)
+    if number is not None:
+        return number
     if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
         try:
-            return float(text)
+            return float(value.strip())
         except ValueError:
             return value
     return value
@@ -170,6 +180,5 @@ def count_or_fraction(value: Any) -> Any:
 def retry_strategy(value: Any) -> Any:
     """``retry_strategy`` with a rendered ``attempts`` string of a whole number (``"{{ params.attempts }}"``) as the
     number; anything else as given, for ``validation.check_retry_strategy`` to judge."""
-    if isinstance(value, Mapping) and isinstance(value.get("attempts"), str) and value["attempts"].strip().isdigit():
-        return {**value, "attempts": int(value["attempts"])}
-    return value
+    attempts = _whole(value.get("attempts")) if isinstance(value, Mapping) else None
+    return value if attempts is None else {**value, "attempts": attempts}

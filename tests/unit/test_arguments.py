@@ -11,7 +11,7 @@ import pytest
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, XComArg, task
 
-from airflow_batch_runner import arguments
+from airflow_batch_runner import arguments, validation
 from airflow_batch_runner.job_spec import Resources
 from airflow_batch_runner.operators.batch_runner import BatchRunnerOperator
 
@@ -212,3 +212,14 @@ def test_a_rendered_allowed_failures_is_a_count_or_a_fraction(value: Any, expect
 @pytest.mark.parametrize("argument", ["spot_retries", "scheduling_priority", "allowed_failures"])
 def test_the_computed_whole_numbers_are_templated(argument: str) -> None:
     assert argument in BatchRunnerOperator.template_fields
+
+
+@pytest.mark.parametrize("value", ["--5", "²", "٣"])
+@pytest.mark.parametrize("argument", ["spot_retries", "scheduling_priority"])
+def test_a_rendered_string_that_only_looks_like_a_whole_number_is_refused_naming_its_argument(
+    value: str, argument: str
+) -> None:
+    check = {"spot_retries": lambda n: validation.retry_strategy_for(n, None),
+             "scheduling_priority": validation.check_scheduling_priority}[argument]
+    with pytest.raises(ValueError, match=f"^{argument} must be a whole number"):
+        check(arguments.whole_number(value, argument))
