@@ -83,14 +83,25 @@ def _describe_calls(aws: AwsWorld) -> int:
 
 
 def test_with_events_a_jobs_end_reaches_its_task_long_before_its_poll_interval(
-    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     world = EventsWorld(aws, monkeypatch, capsys, sweep=600)
-    job_ids = world.submit(seconds=2, count=6)
+    # The jobs end only once the triggers watch them and the queue is read: on a loaded host, triggers that started
+    # late would find the jobs ended at their first DescribeJobs, and no event would be needed.
+    gate = tmp_path / "queue-read"
+    job_ids = world.submit(seconds=2, count=6, gate=gate)
     before = _describe_calls(aws)
 
     async def run() -> tuple[list[tuple[dict[str, Any], float]], int]:
-        results = await _ends([_trigger(aws, j, poll_interval=30) for j in job_ids])
+        ends = asyncio.ensure_future(_ends([_trigger(aws, j, poll_interval=30) for j in job_ids]))
+        deadline = time.monotonic() + 60
+        while not events._SOURCES.get(asyncio.get_running_loop()) or any(
+            s.down is not None for s in events._SOURCES[asyncio.get_running_loop()].values()
+        ):
+            assert time.monotonic() < deadline and not ends.done(), "the events queue was never read"
+            await asyncio.sleep(0.05)
+        gate.touch()
+        results = await ends
         (source,) = events._SOURCES[asyncio.get_running_loop()].values()
         return results, source.deleted
 

@@ -9,16 +9,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.layout import VOLUME_ROOT
-from tests.e2e.conftest import AwsWorld, DagResult, dags_folder, run_dag
+from tests.e2e.conftest import AwsWorld, DagResult, dags_folder, run_dag, structlog_messages
 from tests.e2e.test_failures import staged_inputs, task_dag
 
 ACCESS_KEY_ID = "AKIAEMULATORKEY12345"
@@ -38,16 +40,34 @@ def test_main_container_lines_reach_the_task_log_in_order_each_once(
 
 
 def test_main_container_lines_reach_the_task_log_while_the_job_runs(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str]
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    dag = task_dag("live_logs", bucket=None, commands=["echo early", "sleep 3", "echo late"])
-    result = run_dag(dag, capsys)
+    """The job cannot end before the task logged its first line: it waits for a file the test writes once that line
+    is in the task log (or after two minutes, which fails the test). Read only once the job ended, the line
+    would never come while the job runs."""
+    gate = tmp_path / "early-logged"
+    dag = task_dag("live_logs", bucket=None,
+                   commands=["echo early", f"while [ ! -e {gate} ]; do sleep 0.1; done", "echo late"])
+    seen: dict[str, float] = {}
+
+    def open_gate_once_logged(logged: list[str]) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("[main] early" in message for message in logged):
+            time.sleep(0.05)
+        if any("[main] early" in message for message in logged):
+            seen["early"] = time.time()
+        gate.touch()
+
+    with structlog_messages() as logged:
+        opener = threading.Thread(target=open_gate_once_logged, args=(logged,), daemon=True)
+        opener.start()
+        result = run_dag(dag, capsys)
+        opener.join(timeout=130)
     assert result.state == "success", result.output[-2000:]
+    assert "early" in seen, "the task did not log the job's first line while the job ran"
     lines = _main_lines(result.output)
     assert [text for _, text in lines] == ["early", "late"]
-    logged_early_ms = lines[0][0].timestamp() * 1000
-    # Read once after the job ended, "early" would be logged after stoppedAt; followed live, about 3 s before.
-    assert _job(aws, result)["stoppedAt"] - logged_early_ms >= 2000
+    assert seen["early"] * 1000 < _job(aws, result)["stoppedAt"]
 
 
 def _main_lines(output: str) -> list[tuple[datetime, str]]:
