@@ -22,6 +22,7 @@ from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.layout import VOLUME_ROOT
 from tests.e2e.conftest import AwsWorld, DagResult, dags_folder, run_dag, structlog_messages
 from tests.e2e.test_failures import staged_inputs, task_dag
+from tests.emulator.helpers import wait_until
 
 ACCESS_KEY_ID = "AKIAEMULATORKEY12345"
 SECRET = "s3cr3t-value-that-must-never-leak"
@@ -51,12 +52,11 @@ def test_main_container_lines_reach_the_task_log_while_the_job_runs(
     seen: dict[str, float] = {}
 
     def open_gate_once_logged(logged: list[str]) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("[main] early" in message for message in logged):
-            time.sleep(0.05)
-        if any("[main] early" in message for message in logged):
+        try:  # a timeout leaves "early" unseen, which fails the test below
+            wait_until(lambda: any("[main] early" in message for message in logged), timeout=120, interval=0.05)
             seen["early"] = time.time()
-        gate.touch()
+        finally:
+            gate.touch()
 
     with structlog_messages() as logged:
         opener = threading.Thread(target=open_gate_once_logged, args=(logged,), daemon=True)
