@@ -19,12 +19,12 @@ NO_AIRFLOW_ENV := env -u AIRFLOW_HOME -u AIRFLOW__CORE__DAGS_FOLDER -u AIRFLOW__
 BENCH_DEPS := $(CURDIR)/build/bench-deps
 BENCH := $(NO_AIRFLOW_ENV) PYTHONPATH=$(BENCH_DEPS) $(PY) -m
 
-.PHONY: install install-floor lint test test-floor test-system dist-check demo emulator clean bench-smoke docs
+.PHONY: install install-floor install-bench install-docs install-browser lint test test-floor test-system dist-check demo emulator clean bench-smoke docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test,openlineage]'
+	$(PIP) install -q --no-compile -e '.[test,openlineage]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 $(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR_PINS)
 	test -x $(FLOOR_VENV)/bin/python || $(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/pip install -q --upgrade pip
-	$(FLOOR_VENV)/bin/pip install -q --constraint $(FLOOR_PINS) -e '.[test]'
+	$(FLOOR_VENV)/bin/pip install -q --no-compile --constraint $(FLOOR_PINS) -e '.[test]'
 	touch $@
 
 install-floor: $(FLOOR_VENV)/.installed
@@ -45,8 +45,10 @@ test: lint
 	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL) --durations=25
 
 $(BENCH_DEPS)/.installed: $(VENV)/.installed
-	$(PIP) install -q --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
+	$(PIP) install -q --no-compile --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
 	touch $@
+
+install-bench: $(BENCH_DEPS)/.installed
 
 # Every benchmark under bench/ at a small N, so that none rots unseen: it must run to its end and pass its own
 # checks (the figures' targets are for large N and are not checked here). About 4 minutes on 2 CPUs.
@@ -69,8 +71,10 @@ test-floor: install-floor
 
 # A running Airflow (API server, scheduler, DAG processor, triggerer), a real browser, a wheel install; the docs site
 # in that browser.
-test-system: install docs
+install-browser:
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test-system: install docs install-browser
 	$(VENV)/bin/pytest -m system --durations=15 tests/system
 
 # The docs site, into build/site: strict (any warning fails it: a broken link or anchor, a missing included example,
@@ -83,8 +87,10 @@ docs/javascripts/mermaid.min.js:
 	cp build/mermaid/package/dist/mermaid.min.js $@
 
 $(VENV)/.docs-installed: $(VENV)/.installed
-	$(PIP) install -q -e '.[docs]'
+	$(PIP) install -q --no-compile -e '.[docs]'
 	touch $@
+
+install-docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js
 
 docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

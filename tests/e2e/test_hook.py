@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
 
 from airflow_batch_runner.emulator.testing import control
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, ConnectionOverrides
@@ -80,3 +83,20 @@ def test_the_log_readers_calls_are_tried_once_not_retried_by_botocore(aws: AwsWo
     finally:
         control(aws.url, "faults", {})
     assert (calls.get("FilterLogEvents"), calls.get("GetLogEvents")) == (1, 1)
+
+
+def test_the_tasks_of_one_process_parse_botocores_models_once(
+    aws: AwsWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each task's hook has its own session, but its clients read the API models through the process's one loader
+    (a loader per session parsed them again for every task); a different AWS_DATA_PATH gets a loader of its own."""
+    first, second = _hook(aws), _hook(aws)
+    assert first.batch is not None and second.logs.conn is not None
+    loaders = [h.get_session(h.region_name)._session.get_component("data_loader") for h in (first, second)]
+    assert loaders[0] is loaders[1]
+    assert first.get_session(first.region_name) is not second.get_session(second.region_name)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    custom = _hook(aws)
+    assert custom.batch is not None
+    own = custom.get_session(custom.region_name)._session.get_component("data_loader")
+    assert own is not loaders[0] and str(tmp_path) in own.search_paths
