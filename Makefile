@@ -24,7 +24,7 @@ BENCH := $(NO_AIRFLOW_ENV) PYTHONPATH=$(BENCH_DEPS) $(PY) -m
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q --no-compile -e '.[test,openlineage]'
+	$(PIP) install -q -e '.[test,openlineage]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 $(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR_PINS)
 	test -x $(FLOOR_VENV)/bin/python || $(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/pip install -q --upgrade pip
-	$(FLOOR_VENV)/bin/pip install -q --no-compile --constraint $(FLOOR_PINS) -e '.[test]'
+	$(FLOOR_VENV)/bin/pip install -q --constraint $(FLOOR_PINS) -e '.[test]'
 	touch $@
 
 install-floor: $(FLOOR_VENV)/.installed
@@ -87,7 +87,7 @@ docs/javascripts/mermaid.min.js:
 	cp build/mermaid/package/dist/mermaid.min.js $@
 
 $(VENV)/.docs-installed: $(VENV)/.installed
-	$(PIP) install -q --no-compile -e '.[docs]'
+	$(PIP) install -q -e '.[docs]'
 	touch $@
 
 install-docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_runner.outcome import KILL_REASON
+from airflow_batch_runner.triggers.log_marker import MARKER_KEY
 from tests.system.cluster import Cluster, another_triggerer, stalled
 from tests.system.conftest import World
 
@@ -41,6 +42,13 @@ def _triggerers(airflow: Cluster, run_id: str) -> dict[str, int | None] | None:
     return found
 
 
+def _marker_left(airflow: Cluster, run_id: str, task_id: str) -> bool:
+    """The task's trigger recorded that it showed the job's lines (an XCom it sets in the background once a line
+    was shown; empty until then)."""
+    entry = airflow.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{MARKER_KEY}")
+    return str(entry.get("value") or "").strip('"') != ""
+
+
 def _on_kill_calls(airflow: Cluster) -> int:
     """How many triggers Airflow cancelled "by user action" so far, in every log of the cluster."""
     logs = [*airflow.home.glob("*.log"), *(airflow.home / "logs").rglob("*")]
@@ -61,6 +69,10 @@ def test_a_stalled_triggerer_whose_triggers_moved_away_terminates_no_job(
     (first_id,) = set(owners.values())
     _wait("the first triggerer showed each job's first line",
           lambda: all("[main] waiting" in airflow.task_log(DAG_ID, run_id, task_id) for task_id in TASKS))
+    # The marker is set after the line is shown: a stall before it is set (a loaded host) would leave the second
+    # triggerer nothing to say why lines repeat.
+    _wait("the first triggerer recorded that it showed them",
+          lambda: all(_marker_left(airflow, run_id, task_id) for task_id in TASKS))
     kills_before = _on_kill_calls(airflow)
     with another_triggerer(airflow, triggerer_health_check_threshold=str(THRESHOLD)):
         with stalled(first):
