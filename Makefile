@@ -45,7 +45,7 @@ test: lint
 	$(NO_AIRFLOW_ENV) $(VENV)/bin/pytest -m "not system" $(PARALLEL) --durations=25
 
 $(BENCH_DEPS)/.installed: $(VENV)/.installed
-	$(PIP) install -q --no-compile --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
+	$(PIP) install -q --no-deps --target $(BENCH_DEPS) aiobotocore==3.10.0 aioitertools
 	touch $@
 
 install-bench: $(BENCH_DEPS)/.installed
@@ -92,7 +92,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 
 install-docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js
 
-docs: $(VENV)/.docs-installed docs/javascripts/mermaid.min.js
+docs: install-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # What would be uploaded: the sdist and the wheel, their metadata and the README as PyPI renders it.
