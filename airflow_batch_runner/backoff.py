@@ -4,6 +4,7 @@ timings of a job's final log read, the same for the worker and the triggerer."""
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass
 
 LOGS_CEILING = 30.0  # s: the longest wait between failed CloudWatch Logs reads
@@ -16,6 +17,13 @@ FINAL_READ_RETRY = 0.2
 # while it is seen to progress (the trigger's FINAL_READ_LONGEST_WAIT, and the reader's answer patience).
 FINAL_READ_PATIENCE = 2.0
 TRIGGER_FINAL_READ_PATIENCE = 0.5
+# A call unanswered this long is slow: a job's end stops waiting for its final read. A Logs endpoint that
+# answers every call slowly (a loaded host, a distant region) is slow only past ANSWER_SLOWDOWN times its
+# slowest recent answer, up to ANSWER_PATIENCE_CEILING.
+ANSWER_PATIENCE = 2.0
+ANSWER_SLOWDOWN = 3.0
+ANSWER_PATIENCE_CEILING = 15.0
+RECENT_ANSWERS = 20
 
 
 @dataclass
@@ -33,3 +41,18 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.seconds = 0.0
+
+
+class AnswerTimes:
+    """How long the recent CloudWatch Logs calls took to be answered, and so how long a call sent and not yet
+    answered is still worth waiting for: ``ANSWER_PATIENCE``, or longer when the recent answers all took long."""
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=RECENT_ANSWERS)
+
+    def answered(self, seconds: float) -> None:
+        self._recent.append(seconds)
+
+    def patience(self) -> float:
+        usual = max(self._recent, default=0.0) * ANSWER_SLOWDOWN
+        return min(ANSWER_PATIENCE_CEILING, max(ANSWER_PATIENCE, usual))

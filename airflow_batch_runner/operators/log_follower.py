@@ -4,7 +4,8 @@ The operator's loop only asks DescribeJobs and decides; this thread reads the st
 tokens (each line once, in order), backs off when CloudWatch Logs throttles or fails, and at the job's
 end makes one final read once the ingestion allowance, or the largest ingestion lag seen on the stream
 plus a margin when that is more, has passed. A slow or failing Logs never holds
-the job's end longer than that final read's short patience.
+the job's end longer than that final read's short patience: 2 s, or three times the slowest recent
+answer (up to 15 s) when Logs answered slowly all along, as the triggerer's reader does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from airflow_batch_runner.backoff import FINAL_READ_PATIENCE, FINAL_READ_RETRY, LOGS_CEILING, Backoff
+from airflow_batch_runner.backoff import FINAL_READ_PATIENCE, FINAL_READ_RETRY, LOGS_CEILING, AnswerTimes, Backoff
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import lookback
 
@@ -36,6 +37,8 @@ class LogFollower:
         self._ended_at = 0.0
         self._finished = threading.Event()
         self._abandoned = False
+        self._answers = AnswerTimes()
+        self._sent_at: float | None = None  # wall time the read under way was sent
         self._thread: threading.Thread | None = None
 
     def follow(self, stream: str) -> None:
@@ -66,18 +69,30 @@ class LogFollower:
             failing = self.problem is not None  # CloudWatch Logs is failing now: one try at once
             self._ended_at = now
             self._final_after = now if failing else not_before
-            self._give_up_at = now if failing else max(now, not_before) + FINAL_READ_PATIENCE
+            # A Logs that answered slowly all along (a loaded host, a distant region) is given longer.
+            patience = max(FINAL_READ_PATIENCE, self._answers.patience())
+            self._give_up_at = now if failing else max(now, not_before) + patience
             self._wake.notify()
 
     def wait_for_end(self) -> str | None:
         """After ``end``: the final read's outcome, as ``finish`` tells it."""
         if self._thread is None:
             return None
-        if not self._finished.wait(max(0.0, self._give_up_at + 0.2 - time.time())):
-            with self._wake:
-                self._abandoned = True  # a late answer is not logged after the task went on
-            return f"no answer from CloudWatch Logs within {self._give_up_at - self._ended_at:.1f} s"
+        while not self._finished.wait(max(0.0, self._deadline() - time.time())):
+            if time.time() >= self._deadline():
+                with self._wake:
+                    self._abandoned = True  # a late answer is not logged after the task went on
+                return f"no answer from CloudWatch Logs within {time.time() - self._ended_at:.1f} s"
         return self.problem
+
+    def _deadline(self) -> float:
+        """When the wait for the final read ends: shortly past ``give_up_at``, or later while a read sent
+        before then is not yet answered but is still within the patience the recent answers earned it."""
+        deadline = self._give_up_at + 0.2
+        sent = self._sent_at
+        if sent is not None and sent < self._give_up_at:
+            deadline = max(deadline, sent + self._answers.patience())
+        return deadline
 
     def _run(self) -> None:
         backoff = Backoff(LOGS_CEILING)
@@ -95,10 +110,11 @@ class LogFollower:
                     self._wake.wait(max(0.0, until - now))
                 stream, token = self.stream, self.token
             assert stream is not None
-            started = time.time()
+            started = self._sent_at = time.time()
             try:
                 lines, token, lag = self.hook.read_log_lines(stream, token)
             except Exception as exc:
+                self._sent_at = None
                 self.problem = f"{type(exc).__name__}: {exc}"
                 if self._abandoned:
                     return
@@ -113,6 +129,8 @@ class LogFollower:
                     with self._wake:
                         self._final_after = time.time() + FINAL_READ_RETRY
                 continue
+            self._sent_at = None
+            self._answers.answered(time.time() - started)
             backoff.succeeded()
             self.problem = None
             self.lag = max(self.lag, lag)

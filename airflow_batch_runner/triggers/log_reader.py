@@ -13,25 +13,17 @@ import heapq
 import itertools
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_batch_runner import log_positions
-from airflow_batch_runner.backoff import FINAL_READ_RETRY, LOGS_CEILING, Backoff
+from airflow_batch_runner.backoff import FINAL_READ_RETRY, LOGS_CEILING, AnswerTimes, Backoff
 from airflow_batch_runner.config import calls_per_second
 from airflow_batch_runner.hooks.batch_runner import BatchRunnerHook, is_throttling
 from airflow_batch_runner.log_positions import Cursor
 from airflow_batch_runner.triggers.timeouts import within
 
-# A call unanswered this long is slow: a job's end stops waiting for its final read. A Logs endpoint that
-# answers every call slowly (a loaded host, a distant region) is slow only past ANSWER_SLOWDOWN times its
-# slowest recent answer, up to ANSWER_PATIENCE_CEILING.
-ANSWER_PATIENCE = 2.0
-ANSWER_SLOWDOWN = 3.0
-ANSWER_PATIENCE_CEILING = 15.0
-RECENT_ANSWERS = 20
 # Final reads' calls under way at once: a job whose end is found while one is being answered need not
 # wait for it (the budget still spaces the calls).
 FINAL_LANE_NAMES = ("final", "final-2")
@@ -151,7 +143,7 @@ class LogReader:
         self.failures = 0
         self.last_problem: str | None = None
         self._sent: dict[int, float] = {}  # wall time each call being answered was sent
-        self._answered_in: deque[float] = deque(maxlen=RECENT_ANSWERS)  # s each recent answer took
+        self._answers = AnswerTimes()
         self._call_ids = itertools.count()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._picking: set[str] = set()  # lanes waiting for their slot of the budget, nothing chosen yet
@@ -200,17 +192,15 @@ class LogReader:
 
     def progressing(self, now: float) -> bool:
         """Logs is healthy and the reader is waiting for a slot of the budget (which grants them at its
-        rate, final reads first) or for an answer sent less than ``ANSWER_PATIENCE`` ago: a final read
-        is worth waiting for a little longer."""
+        rate, final reads first) or for an answer sent less than its patience ago: a final read is worth
+        waiting for a little longer."""
         if now < self.backoff_until:
             return False
         return not self._sent or now - min(self._sent.values()) < self.answer_patience()
 
     def answer_patience(self) -> float:
-        """How long a call may go unanswered before Logs counts as slow: ``ANSWER_PATIENCE``, or longer when
-        the recent answers all took long (bounded by ``ANSWER_PATIENCE_CEILING``)."""
-        usual = max(self._answered_in, default=0.0) * ANSWER_SLOWDOWN
-        return min(ANSWER_PATIENCE_CEILING, max(ANSWER_PATIENCE, usual))
+        """How long a call may go unanswered before Logs counts as slow (``backoff.AnswerTimes``)."""
+        return self._answers.patience()
 
     def forget(self, key: Any) -> None:
         self.follows.pop(key, None)
@@ -310,7 +300,7 @@ class LogReader:
                     page, token = await asyncio.to_thread(self.hook.filter_log_events_page, names, start, token)
                 finally:
                     del self._sent[call]
-                self._answered_in.append(time.time() - sent)
+                self._answers.answered(time.time() - sent)
                 events.extend(page)
                 if not token:
                     break

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -44,6 +46,16 @@ def write(logs: Any, stream: str, *lines: str) -> None:
     now = int(time.time() * 1000)
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
                         logEvents=[{"timestamp": now, "message": line} for line in lines])
+
+
+@contextmanager
+def faults(emulator_url: str, spec: dict[str, Any]) -> Iterator[None]:
+    """The emulator's faults ``spec`` meanwhile (replacing them also releases any call a delay holds)."""
+    control(emulator_url, "faults", spec)
+    try:
+        yield
+    finally:
+        control(emulator_url, "faults", {})
 
 
 def test_every_line_is_emitted_once_in_order_and_the_end_reads_the_last_ones(
@@ -107,8 +119,7 @@ def test_while_logs_fails_the_end_makes_one_try_and_says_why(
     hook: BatchRunnerHook, logs: Any, emulator_url: str
 ) -> None:
     write(logs, "job/main/1", "unread")
-    control(emulator_url, "faults", {"logs:GetLogEvents": {"throttle_rate": 1.0}})
-    try:
+    with faults(emulator_url, {"logs:GetLogEvents": {"throttle_rate": 1.0}}):
         emitted = Emitted()
         follower = LogFollower(hook, interval=0.05, allowance=60.0, emit=emitted)
         follower.follow("job/main/1")
@@ -117,9 +128,24 @@ def test_while_logs_fails_the_end_makes_one_try_and_says_why(
         started = time.monotonic()
         problem = follower.finish(int(time.time() * 1000))
         assert time.monotonic() - started < 30, "not after the 60 s allowance"
-    finally:
-        control(emulator_url, "faults", {})
     assert problem is not None and "Throttling" in problem
     # The final try (a regular retry may fall due in between on a slow host: its backoff is 0.5 s or more).
     assert 1 <= control(emulator_url, "stats")["calls"]["logs"]["GetLogEvents"] - before <= 2
     assert emitted.lines() == []
+
+
+def test_a_logs_that_answers_every_call_slowly_still_gives_the_last_lines(
+    hook: BatchRunnerHook, logs: Any, emulator_url: str
+) -> None:
+    """Every answer takes 2.5 s (a loaded host, a distant region): longer than the final read's 2 s patience
+    alone, but the follower has seen Logs answer that slowly all along and waits for the final read's answer."""
+    write(logs, "job/main/1", "early")
+    with faults(emulator_url, {"logs:GetLogEvents": {"delay": 2.5}}):
+        emitted = Emitted()
+        follower = LogFollower(hook, interval=0.05, allowance=0.1, emit=emitted)
+        follower.follow("job/main/1")
+        helpers.wait_until(lambda: emitted.lines() == ["early"], timeout=30)
+        write(logs, "job/main/1", "last")
+        problem = follower.finish(int(time.time() * 1000))
+    assert problem is None
+    assert emitted.lines() == ["early", "last"]
