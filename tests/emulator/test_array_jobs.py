@@ -4,6 +4,7 @@ ArrayPropertiesDetail, ListJobs arrayJobId, TerminateJob, CancelJob) describe th
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,14 +121,18 @@ def test_parent_is_pending_while_children_run_and_listjobs_by_array_id(batch: An
             assert child["statusReason"] == "enough"
 
 
-def test_parent_fails_once_every_child_has_ended_when_one_fails(batch: Any, ec2_queue: str) -> None:
+def test_parent_fails_once_every_child_has_ended_when_one_fails(
+    batch: Any, ec2_queue: str, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"  # the other children run until the test lets them end
     definition = _ecs_definition(
-        batch, 'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" = 1 ]; then exit 7; fi; sleep 2'
+        batch, f'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" = 1 ]; then exit 7; fi; until [ -e {release} ]; do sleep 0.05; done'
     )
     parent_id = helpers.submit(batch, ec2_queue, definition, arrayProperties={"size": 3})
     failed = helpers.wait_for_status(batch, f"{parent_id}:1")
     assert failed["status"] == "FAILED"
     assert helpers.describe(batch, parent_id)["status"] == "PENDING"  # the others still run
+    release.touch()
     parent = helpers.wait_for_status(batch, parent_id)
     assert parent["status"] == "FAILED"
     assert parent["arrayProperties"]["statusSummary"] == _summary(SUCCEEDED=2, FAILED=1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +20,21 @@ def _definition(batch: Any, script: str) -> str:
     return arn
 
 
-def test_dependent_job_stays_pending_until_its_dependency_succeeds(batch: Any, ec2_queue: str) -> None:
-    first = helpers.submit(batch, ec2_queue, _definition(batch, "sleep 1.5"))
+def test_dependent_job_stays_pending_until_its_dependency_succeeds(
+    batch: Any, ec2_queue: str, tmp_path: Path
+) -> None:
+    # The dependency runs until the test lets it end (the emulator runs its command on this host).
+    release = tmp_path / "release"
+    first = helpers.submit(batch, ec2_queue, _definition(batch, f"until [ -e {release} ]; do sleep 0.05; done"))
     second = helpers.submit(batch, ec2_queue, _definition(batch, "true"), dependsOn=[{"jobId": first}])
     helpers.wait_for_status(batch, first, ["RUNNING"])
+    # PENDING one emulator step after SUBMITTED, and there while its dependency runs (else this times out).
+    helpers.wait_for_status(batch, second, ["PENDING"])
     assert helpers.describe(batch, second)["status"] == "PENDING"
+    release.touch()
     job, seen = helpers.watch_job(batch, second)
     assert job["status"] == "SUCCEEDED"
-    assert seen[0] == "PENDING" and "RUNNABLE" in seen
+    assert "RUNNABLE" in seen
     assert job["dependsOn"] == [{"jobId": first}]
     assert job["startedAt"] >= helpers.describe(batch, first)["stoppedAt"]
 
