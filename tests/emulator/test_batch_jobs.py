@@ -70,12 +70,15 @@ def test_three_container_job_shares_a_volume_streams_logs_and_fails_with_the_exi
         assert time.monotonic() < deadline, f"job still {job['status']}; seen {seen}"
         time.sleep(0.005)
 
-    assert seen == ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "FAILED"]
+    # In lifecycle order. A status that lasts one emulator step can pass between two looks on a loaded host; the
+    # whole sequence is in the job's state change events (test_events.py), which miss none.
+    lifecycle = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "FAILED"]
+    assert seen == [status for status in lifecycle if status in seen] and {"SUBMITTED", "RUNNING"} <= set(seen), seen
     assert writer_lines_while_running == ["writer wrote the file"], "the writer's log was not readable while running"
     assert job["statusReason"] == "Essential container in task exited"
     assert job["stoppedAt"] - job["startedAt"] >= 2000
     # startedAt is when the job went from STARTING to RUNNING.
-    assert "startedAt" not in first_seen["STARTING"]
+    assert "startedAt" not in first_seen.get("STARTING", first_seen["SUBMITTED"])
     assert first_seen["RUNNING"]["startedAt"] == job["startedAt"] == job["attempts"][0]["startedAt"]
     assert "stoppedAt" not in first_seen["RUNNING"]
 
@@ -218,10 +221,23 @@ def test_cancel_job_fails_a_queued_job_but_not_a_running_one(batch: Any, ec2_que
     assert job["isCancelled"] is False
 
 
-def test_job_on_a_disabled_queue_stays_runnable_until_the_queue_is_enabled(batch: Any, ec2_queue: str) -> None:
+def test_job_on_a_disabled_queue_stays_runnable_until_the_queue_is_enabled(
+    batch: Any, ec2_queue: str, tmp_path: Path
+) -> None:
+    # The job waits PENDING on a dependency that runs until the test lets it end (the emulator runs its command on
+    # this host), so the queue is disabled before the job could be placed, however loaded the host.
+    release = tmp_path / "release"
+    blocker_definition = helpers.register_ecs(
+        batch, [container("main", ["sh", "-c", f"until [ -e {release} ]; do sleep 0.05; done"])])
+    blocker = helpers.submit(batch, ec2_queue, blocker_definition["jobDefinitionArn"])
+    helpers.wait_for_status(batch, blocker, ["RUNNING"])
     definition = helpers.register_ecs(batch, [container("main", ["true"])])
-    job_id = helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"])
-    batch.update_job_queue(jobQueue=ec2_queue, state="DISABLED")  # three steps before the job is placed
+    job_id = helpers.submit(batch, ec2_queue, definition["jobDefinitionArn"], dependsOn=[{"jobId": blocker}])
+    helpers.wait_for_status(batch, job_id, ["PENDING"])
+    batch.update_job_queue(jobQueue=ec2_queue, state="DISABLED")
+    helpers.wait_until(lambda: batch.describe_job_queues(jobQueues=[ec2_queue])["jobQueues"][0]["status"] == "VALID")
+    release.touch()  # a disabled queue's running jobs still finish
+    assert helpers.wait_for_status(batch, blocker)["status"] == "SUCCEEDED"
     job = helpers.wait_for_status(batch, job_id, ["RUNNABLE", "SUCCEEDED"])
     assert job["status"] == "RUNNABLE"
     helpers.caught_up(batch)  # every step the job had due has been taken

@@ -142,12 +142,13 @@ def test_queue_state_must_be_enabled_or_disabled(raw_batch: Any) -> None:
     assert "ENABLED | DISABLED" in refused(raw_batch.update_job_queue, jobQueue=queue, state="JUNK")
 
 
-def test_queue_refuses_a_compute_environment_not_yet_valid(batch: Any) -> None:
-    creating = helpers.create_compute_environment(batch, wait=False)
-    message = refused(
-        batch.create_job_queue, jobQueueName="early", priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": creating}],
-    )
+def test_queue_refuses_a_compute_environment_not_yet_valid(batch: Any, emulator_url: str) -> None:
+    with helpers.held(emulator_url, "computeEnvironments"):  # CREATING until the block ends
+        creating = helpers.create_compute_environment(batch, wait=False)
+        message = refused(
+            batch.create_job_queue, jobQueueName="early", priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": creating}],
+        )
     assert "VALID" in message
     helpers.wait_until(lambda: _status(batch, creating) == "VALID")
     assert helpers.create_queue(batch, creating)
