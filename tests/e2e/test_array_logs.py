@@ -4,8 +4,10 @@ on the worker and the deferrable paths, within a small number of Batch calls and
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,17 +63,30 @@ def test_the_lines_of_running_children_reach_the_task_log_prefixed_with_their_in
 
 @pytest.mark.parametrize("deferrable", PATHS)
 def test_a_large_array_follows_at_most_the_configured_children_within_the_budget(
-    aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool
+    aws: AwsWorld, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deferrable: bool,
+    tmp_path: Path
 ) -> None:
     limit, size, rate = 3, 60, 1.0
     monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__ARRAY_LOG_CHILDREN", str(limit))
     monkeypatch.setenv("AIRFLOW__BATCH_RUNNER__LOGS_CALLS_PER_SECOND", str(rate))
-    dag = task_dag(f"array_sampled_{'deferred' if deferrable else 'worker'}", array_size=size,
-                   deferrable=deferrable, completion_check_interval=1.0,
-                   commands=['for i in 1 2 3; do echo "tick-$AWS_BATCH_JOB_ARRAY_INDEX-$i"; sleep 1; done'])
+    # The children tick for 3 s, then run on until the task's first sampling of them (a ListJobs) has been made:
+    # on a loaded host the task's first look can come after 3 s (the emulator runs the commands on this host).
+    release = tmp_path / "release"
+    name = f"array_sampled_{'deferred' if deferrable else 'worker'}"
+    dag = task_dag(name, array_size=size, deferrable=deferrable, completion_check_interval=1.0,
+                   commands=['for i in 1 2 3; do echo "tick-$AWS_BATCH_JOB_ARRAY_INDEX-$i"; sleep 1; done',
+                             f"until [ -e {release} ]; do sleep 0.2; done"])
     before_batch, before_logs = aws.calls(), aws.calls("logs")
+    own_listings: list[int] = []  # the releaser's ListJobs calls, not the task's
+    releaser = threading.Thread(target=_release_after_a_sampling, args=(aws, name, release, own_listings),
+                                daemon=True)
+    releaser.start()
     started = time.monotonic()
-    result = run_dag(dag, capsys)
+    try:
+        result = run_dag(dag, capsys)
+    finally:
+        release.touch()
+        releaser.join()
     elapsed = time.monotonic() - started
     assert result.state == "success", result.output[-3000:]
     batch, logs = calls_during(aws, before_batch), calls_during(aws, before_logs, "logs")
@@ -85,7 +100,7 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
         assert words == [f"tick-{index}-{i}" for i in (1, 2, 3)], (index, words)
     # The samplings: one ListJobs each (fewer than 100 running: one page), beside the 2 at the end (SUCCEEDED,
     # FAILED); the first, a few quick looks while there is room, then one per period.
-    samplings = batch.get("ListJobs", 0) - 2
+    samplings = batch.get("ListJobs", 0) - 2 - len(own_listings)
     assert 1 <= samplings <= 1 + QUICK_LOOKS + elapsed / SAMPLE_PERIOD, (batch, elapsed)
     if deferrable:
         assert logs.get("FilterLogEvents", 0) <= elapsed * rate + 1, (logs, elapsed)
@@ -93,6 +108,32 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
         # About one read a second for the array (each a call, two when it found lines), and each child's final read.
         assert logs.get("GetLogEvents", 0) <= 2 * elapsed + 2 * len(shown) + 4, (logs, elapsed)
     assert "Could not read the last lines" not in result.output
+
+
+def _release_after_a_sampling(aws: AwsWorld, dag_id: str, release: Path, own_listings: list[int]) -> None:
+    """Create ``release`` once the task has listed the array's children (a sampling) while every child ran; one
+    item in ``own_listings`` for each ListJobs call made here."""
+    deadline = time.monotonic() + 300
+
+    def every_child_runs() -> bool:
+        batch = aws.client("batch")
+        queues = batch.describe_job_queues()["jobQueues"]
+        if not queues:
+            return False
+        own_listings.append(1)
+        listed = batch.list_jobs(jobQueue=queues[0]["jobQueueArn"],
+                                 filters=[{"name": "JOB_NAME", "values": [f"{dag_id}-shell-*"]}])["jobSummaryList"]
+        if not listed:
+            return False
+        job = batch.describe_jobs(jobs=[listed[0]["jobId"]])["jobs"][0]
+        return bool(job["arrayProperties"].get("statusSummary", {}).get("RUNNING") == job["arrayProperties"]["size"])
+
+    while not release.exists() and time.monotonic() < deadline and not every_child_runs():
+        time.sleep(0.2)
+    listed = aws.calls().get("ListJobs", 0)  # every caller's: the_job's own included, and no more of them now
+    while not release.exists() and time.monotonic() < deadline and aws.calls().get("ListJobs", 0) == listed:
+        time.sleep(0.2)
+    release.touch()
 
 
 @pytest.mark.parametrize("deferrable", PATHS)
