@@ -178,6 +178,9 @@ def test_stats_count_the_calls_still_unanswered(emulator_url: str) -> None:
     put = threading.Thread(target=s3.put_object, kwargs={"Bucket": "held", "Key": "k", "Body": b"x"})
     put.start()
     helpers.wait_until(lambda: control(emulator_url, "stats")["in_flight"] == 1)
+    # Counted from its arrival; it takes effect a moment later (later still on a loaded host), then is held.
+    listed = helpers.wait_until(lambda: s3.list_objects_v2(Bucket="held").get("Contents"), timeout=30)
+    assert [o["Key"] for o in listed] == ["k"]
     assert s3.get_object(Bucket="held", Key="k")["Body"].read() == b"x", "the held call took effect"
     assert control(emulator_url, "stats")["in_flight"] == 1, "still held"
     control(emulator_url, "faults", {})
