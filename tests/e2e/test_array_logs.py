@@ -16,6 +16,7 @@ from airflow_batch_runner.child_sampling import QUICK_LOOKS, SAMPLE_PERIOD
 from tests.e2e.conftest import AwsWorld, run_dag
 from tests.e2e.test_array import calls_during, manifest
 from tests.e2e.test_failures import task_dag
+from tests.emulator.helpers import until_released, wait_until
 
 CHILD_LINE = re.compile(r"^(\S+) .*\[child (\d+)\] (\S+)")
 FOLLOWING = re.compile(r"Following the lines of children ([\d, ]+) \((\d+) of (\d+) running")
@@ -75,7 +76,7 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
     name = f"array_sampled_{'deferred' if deferrable else 'worker'}"
     dag = task_dag(name, array_size=size, deferrable=deferrable, completion_check_interval=1.0,
                    commands=['for i in 1 2 3; do echo "tick-$AWS_BATCH_JOB_ARRAY_INDEX-$i"; sleep 1; done',
-                             f"until [ -e {release} ]; do sleep 0.2; done"])
+                             until_released(release)])
     before_batch, before_logs = aws.calls(), aws.calls("logs")
     own_listings: list[int] = []  # the releaser's ListJobs calls, not the task's
     releaser = threading.Thread(target=_release_after_a_sampling, args=(aws, name, release, own_listings),
@@ -113,7 +114,6 @@ def test_a_large_array_follows_at_most_the_configured_children_within_the_budget
 def _release_after_a_sampling(aws: AwsWorld, dag_id: str, release: Path, own_listings: list[int]) -> None:
     """Create ``release`` once the task has listed the array's children (a sampling) while every child ran; one
     item in ``own_listings`` for each ListJobs call made here."""
-    deadline = time.monotonic() + 300
 
     def every_child_runs() -> bool:
         batch = aws.client("batch")
@@ -128,12 +128,12 @@ def _release_after_a_sampling(aws: AwsWorld, dag_id: str, release: Path, own_lis
         job = batch.describe_jobs(jobs=[listed[0]["jobId"]])["jobs"][0]
         return bool(job["arrayProperties"].get("statusSummary", {}).get("RUNNING") == job["arrayProperties"]["size"])
 
-    while not release.exists() and time.monotonic() < deadline and not every_child_runs():
-        time.sleep(0.2)
-    listed = aws.calls().get("ListJobs", 0)  # every caller's: the_job's own included, and no more of them now
-    while not release.exists() and time.monotonic() < deadline and aws.calls().get("ListJobs", 0) == listed:
-        time.sleep(0.2)
-    release.touch()
+    try:
+        wait_until(lambda: release.exists() or every_child_runs(), timeout=300, interval=0.2)
+        listed = aws.calls().get("ListJobs", 0)  # every caller's, this thread's own included: it makes no more
+        wait_until(lambda: release.exists() or aws.calls().get("ListJobs", 0) > listed, timeout=300, interval=0.2)
+    finally:
+        release.touch()  # the children end whatever happened here
 
 
 @pytest.mark.parametrize("deferrable", PATHS)

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -51,6 +52,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def until_released(path: Path) -> str:
+    """A shell command that runs until the test creates ``path`` (the emulator runs job commands on this host):
+    a job that lasts exactly as long as the test needs, however loaded the host."""
+    return f"until [ -e {path} ]; do sleep 0.05; done"
 
 
 def client_error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:

@@ -126,7 +126,7 @@ def test_parent_fails_once_every_child_has_ended_when_one_fails(
 ) -> None:
     release = tmp_path / "release"  # the other children run until the test lets them end
     definition = _ecs_definition(
-        batch, f'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" = 1 ]; then exit 7; fi; until [ -e {release} ]; do sleep 0.05; done'
+        batch, 'if [ "$AWS_BATCH_JOB_ARRAY_INDEX" = 1 ]; then exit 7; fi; ' + helpers.until_released(release)
     )
     parent_id = helpers.submit(batch, ec2_queue, definition, arrayProperties={"size": 3})
     failed = helpers.wait_for_status(batch, f"{parent_id}:1")

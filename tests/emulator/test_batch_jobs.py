@@ -77,8 +77,8 @@ def test_three_container_job_shares_a_volume_streams_logs_and_fails_with_the_exi
     assert writer_lines_while_running == ["writer wrote the file"], "the writer's log was not readable while running"
     assert job["statusReason"] == "Essential container in task exited"
     assert job["stoppedAt"] - job["startedAt"] >= 2000
-    # startedAt is when the job went from STARTING to RUNNING.
-    assert "startedAt" not in first_seen.get("STARTING", first_seen["SUBMITTED"])
+    # startedAt is when the job went from STARTING to RUNNING: no status seen before RUNNING has it.
+    assert all("startedAt" not in first_seen[status] for status in seen[:seen.index("RUNNING")])
     assert first_seen["RUNNING"]["startedAt"] == job["startedAt"] == job["attempts"][0]["startedAt"]
     assert "stoppedAt" not in first_seen["RUNNING"]
 
@@ -228,7 +228,7 @@ def test_job_on_a_disabled_queue_stays_runnable_until_the_queue_is_enabled(
     # this host), so the queue is disabled before the job could be placed, however loaded the host.
     release = tmp_path / "release"
     blocker_definition = helpers.register_ecs(
-        batch, [container("main", ["sh", "-c", f"until [ -e {release} ]; do sleep 0.05; done"])])
+        batch, [container("main", ["sh", "-c", helpers.until_released(release)])])
     blocker = helpers.submit(batch, ec2_queue, blocker_definition["jobDefinitionArn"])
     helpers.wait_for_status(batch, blocker, ["RUNNING"])
     definition = helpers.register_ecs(batch, [container("main", ["true"])])

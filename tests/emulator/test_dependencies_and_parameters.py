@@ -25,7 +25,7 @@ def test_dependent_job_stays_pending_until_its_dependency_succeeds(
 ) -> None:
     # The dependency runs until the test lets it end (the emulator runs its command on this host).
     release = tmp_path / "release"
-    first = helpers.submit(batch, ec2_queue, _definition(batch, f"until [ -e {release} ]; do sleep 0.05; done"))
+    first = helpers.submit(batch, ec2_queue, _definition(batch, helpers.until_released(release)))
     second = helpers.submit(batch, ec2_queue, _definition(batch, "true"), dependsOn=[{"jobId": first}])
     helpers.wait_for_status(batch, first, ["RUNNING"])
     # PENDING one emulator step after SUBMITTED, and there while its dependency runs (else this times out).
